@@ -1,0 +1,35 @@
+// Package mono reads and sleeps on CLOCK_MONOTONIC, the clock every process on
+// the drone shares. The flight loop's tick grid, the referee's timestamps and
+// the hand-over's cut-over tick are all expressed on it, so two processes agree
+// on "tick N" without talking to each other.
+package mono
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Now returns CLOCK_MONOTONIC in nanoseconds.
+func Now() int64 {
+	var ts unix.Timespec
+	// CLOCK_MONOTONIC cannot fail on Linux with a valid pointer.
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// SleepUntil blocks the calling thread until CLOCK_MONOTONIC reaches t
+// nanoseconds. It uses an absolute-time clock_nanosleep, so the error does not
+// accumulate over a loop of ticks. It returns at once if t is in the past.
+func SleepUntil(t int64) {
+	ts := unix.NsecToTimespec(t)
+	for {
+		err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// Since returns the time elapsed since t (nanoseconds on CLOCK_MONOTONIC).
+func Since(t int64) time.Duration { return time.Duration(Now() - t) }

@@ -1,0 +1,118 @@
+package simbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"periph.io/x/conn/v3/physic"
+
+	"github.com/skyswap/skyswap/hw/lease"
+)
+
+// Conn is a client connection to the virtual drone's bus. It implements
+// lease.Bus: drivers use it as a periph i2c.Bus. Safe for concurrent use;
+// transactions are serialised, as on a real bus.
+type Conn struct {
+	c     net.Conn
+	path  string
+	name  string
+	epoch atomic.Uint64
+
+	mu   sync.Mutex
+	out  []byte
+	in   []byte
+	dead error
+}
+
+var _ lease.Bus = (*Conn)(nil)
+
+// Dial connects to the virtual drone's socket at path and identifies the
+// client as name (its writer identity in the referee's log).
+func Dial(ctx context.Context, path, name string) (*Conn, error) {
+	if name == "" || len(name) > 64 {
+		return nil, fmt.Errorf("simbus: client name %q must be 1..64 bytes", name)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("simbus: dial %s: %w (is drone-sim running?)", path, err)
+	}
+	conn := &Conn{c: c, path: path, name: name}
+	conn.out = appendHello(conn.out[:0], name)
+	if _, err := conn.roundTrip(nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("simbus: hello to %s: %w", path, err)
+	}
+	return conn, nil
+}
+
+// Tx implements i2c.Bus.
+func (c *Conn) Tx(addr uint16, w, r []byte) error {
+	if len(w)+16 > MaxFrame || len(r)+1 > MaxFrame {
+		return fmt.Errorf("simbus: transaction of %d+%d bytes is too large", len(w), len(r))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = appendTx(c.out[:0], addr, c.epoch.Load(), w, len(r))
+	payload, err := c.roundTrip(r)
+	if err != nil {
+		return fmt.Errorf("simbus: tx to %#02x: %w", addr, err)
+	}
+	copy(r, payload)
+	return nil
+}
+
+// roundTrip sends c.out and reads the response, which stays valid until
+// the next call. Callers hold c.mu (Dial needs no lock: c is not shared yet).
+func (c *Conn) roundTrip(r []byte) ([]byte, error) {
+	if c.dead != nil {
+		return nil, c.dead
+	}
+	if _, err := c.c.Write(c.out); err != nil {
+		return nil, c.fail(err)
+	}
+	status, payload, grown, err := readFrame(c.c, c.in)
+	c.in = grown
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("drone-sim closed the connection: %w", err)
+		}
+		return nil, c.fail(err)
+	}
+	switch status {
+	case statusOK:
+		if len(payload) != len(r) {
+			return nil, c.fail(fmt.Errorf("response of %d bytes for a %d-byte read", len(payload), len(r)))
+		}
+		return payload, nil
+	case statusStale:
+		return nil, fmt.Errorf("%w (%s)", lease.ErrStale, payload)
+	case statusNACK:
+		return nil, fmt.Errorf("%w: %s", ErrNACK, payload)
+	default:
+		return nil, fmt.Errorf("%w: drone-sim refused the request: %s", ErrNACK, payload)
+	}
+}
+
+func (c *Conn) fail(err error) error {
+	c.dead = fmt.Errorf("connection to %s lost: %w", c.path, err)
+	c.c.Close()
+	return c.dead
+}
+
+// SetEpoch implements lease.Bus.
+func (c *Conn) SetEpoch(epoch uint64) { c.epoch.Store(epoch) }
+
+// SetSpeed implements i2c.Bus; the virtual bus has no clock to set.
+func (c *Conn) SetSpeed(physic.Frequency) error { return nil }
+
+// String implements i2c.Bus.
+func (c *Conn) String() string { return "sim:" + c.path + "#" + c.name }
+
+// Close implements i2c.BusCloser.
+func (c *Conn) Close() error { return c.c.Close() }

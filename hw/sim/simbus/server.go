@@ -1,0 +1,148 @@
+package simbus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/skyswap/skyswap/hw/lease"
+)
+
+// Client identifies a connected bus client to the Handler.
+type Client struct {
+	// ID is unique per connection for the server's lifetime, from 1.
+	ID uint64
+	// Name is what the client said in its hello (its writer identity).
+	Name string
+}
+
+// Handler performs transactions for the server. Tx must fill r on success.
+// An error wrapping lease.ErrStale is reported as a fence refusal; any other
+// error as a NACK.
+type Handler interface {
+	Tx(c Client, addr uint16, epoch uint64, w, r []byte) error
+}
+
+// Server serves a Handler on a listener.
+type Server struct {
+	h      Handler
+	log    *slog.Logger
+	nextID atomic.Uint64
+
+	// Malformed counts requests refused as malformed.
+	Malformed atomic.Uint64
+}
+
+// NewServer returns a server for h. A nil logger discards logs.
+func NewServer(h Handler, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{h: h, log: log}
+}
+
+// Serve accepts connections on ln until ctx is done or ln fails, serving
+// each on its own goroutine. It closes ln and every connection on return.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+			c.Close()
+		}()
+	}
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	var (
+		client Client
+		buf    []byte
+		out    []byte
+		rbuf   []byte
+	)
+	for {
+		kind, p, grown, err := readFrame(c, buf)
+		buf = grown
+		if err != nil {
+			if errors.Is(err, errBadFrame) {
+				s.Malformed.Add(1)
+				c.Write(appendResponse(out[:0], statusBad, []byte(err.Error())))
+			}
+			return
+		}
+		var status byte
+		var payload []byte
+		switch {
+		case kind == opHello:
+			if client.ID != 0 || len(p) == 0 || len(p) > 64 || !utf8.Valid(p) {
+				status, payload = statusBad, []byte("hello must come once, first, with a 1..64 byte UTF-8 name")
+				s.Malformed.Add(1)
+				break
+			}
+			client = Client{ID: s.nextID.Add(1), Name: string(p)}
+			s.log.Info("simbus: client connected", "client", client.Name, "id", client.ID)
+		case kind == opTx && client.ID == 0:
+			status, payload = statusBad, []byte("say hello before the first tx")
+			s.Malformed.Add(1)
+		case kind == opTx:
+			req, err := parseTx(p)
+			if err != nil {
+				status, payload = statusBad, []byte(err.Error())
+				s.Malformed.Add(1)
+				break
+			}
+			if cap(rbuf) < req.rlen {
+				rbuf = make([]byte, req.rlen)
+			}
+			r := rbuf[:req.rlen]
+			clear(r)
+			switch err := s.h.Tx(client, req.addr, req.epoch, req.w, r); {
+			case err == nil:
+				payload = r
+			case errors.Is(err, lease.ErrStale):
+				status, payload = statusStale, []byte(err.Error())
+			default:
+				status, payload = statusNACK, []byte(err.Error())
+			}
+		default:
+			status, payload = statusBad, []byte("unknown op")
+			s.Malformed.Add(1)
+		}
+		out = appendResponse(out[:0], status, payload)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+

@@ -1,0 +1,255 @@
+package simbus
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/skyswap/skyswap/hw/lease"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// echo is a Handler with one register file at 0x40: a write stores bytes
+// from the pointer on, a read returns them. Epochs are fenced.
+type echo struct {
+	mu    sync.Mutex
+	regs  [256]byte
+	fence lease.Memory
+	seen  []Client
+}
+
+func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seen = append(e.seen, c)
+	if addr != 0x40 {
+		return fmt.Errorf("%w: no device at %#x", ErrNACK, addr)
+	}
+	if len(w) > 1 {
+		if err := e.fence.Admit(epoch); err != nil {
+			return err
+		}
+		copy(e.regs[w[0]:], w[1:])
+	}
+	if len(r) > 0 {
+		copy(r, e.regs[w[0]:])
+	}
+	return nil
+}
+
+func serve(t *testing.T, h Handler) (path string, srv *Server) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "sim.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = NewServer(h, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return path, srv
+}
+
+func TestWireGolden(t *testing.T) {
+	frames := []struct {
+		name string
+		b    []byte
+	}{
+		{"hello", appendHello(nil, "flight-v1")},
+		{"tx-write", appendTx(nil, 0x40, 7, []byte{0x06, 0, 0, 0x9a, 0x06}, 0)},
+		{"tx-read", appendTx(nil, 0x68, 0, []byte{0x3b}, 14)},
+		{"response-ok", appendResponse(nil, statusOK, []byte{1, 2})},
+		{"response-stale", appendResponse(nil, statusStale, []byte("stale"))},
+	}
+	var got bytes.Buffer
+	for _, f := range frames {
+		fmt.Fprintf(&got, "%s %s\n", f.name, hex.EncodeToString(f.b))
+	}
+	golden := filepath.Join("testdata", "wire.golden")
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once to create it)", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("wire format changed: old clients and drone-sim would not understand each other\ngot:\n%s\nwant:\n%s", got.Bytes(), want)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	h := &echo{}
+	path, _ := serve(t, h)
+	ctx := context.Background()
+	c, err := Dial(ctx, path, "flight-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetEpoch(1)
+	if err := c.Tx(0x40, []byte{0x10, 0xaa, 0xbb}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := make([]byte, 2)
+	if err := c.Tx(0x40, []byte{0x10}, r); err != nil {
+		t.Fatal(err)
+	}
+	if r[0] != 0xaa || r[1] != 0xbb {
+		t.Fatalf("read back % x", r)
+	}
+	if err := c.Tx(0x41, []byte{0}, r); !errors.Is(err, ErrNACK) {
+		t.Fatalf("absent device: err = %v, want ErrNACK", err)
+	}
+
+	// A second client with a newer epoch fences the first.
+	c2, err := Dial(ctx, path, "flight-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetEpoch(2)
+	if err := c2.Tx(0x40, []byte{0x10, 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Tx(0x40, []byte{0x10, 2}, nil); !errors.Is(err, lease.ErrStale) {
+		t.Fatalf("stale write: err = %v, want lease.ErrStale", err)
+	}
+	// The connection survives a refusal.
+	if err := c.Tx(0x40, []byte{0x10}, r[:1]); err != nil || r[0] != 1 {
+		t.Fatalf("read after refusal: %v, % x", err, r[:1])
+	}
+	names := map[string]uint64{}
+	for _, s := range h.seen {
+		names[s.Name] = s.ID
+	}
+	if len(names) != 2 || names["flight-v1"] == names["flight-v2"] {
+		t.Fatalf("clients not told apart: %v", names)
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	path, _ := serve(t, &echo{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Dial(context.Background(), path, fmt.Sprintf("reader-%d", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			r := make([]byte, 4)
+			for range 200 {
+				if err := c.Tx(0x40, []byte{0}, r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestMalformedRequests(t *testing.T) {
+	path, srv := serve(t, &echo{})
+	hello := appendHello(nil, "fuzz")
+	tx := appendTx(nil, 0x40, 1, []byte{0, 1}, 0)
+	truncated := append([]byte(nil), tx...)
+	binary.BigEndian.PutUint16(truncated[4+1+2+8:], 9) // declares 9 write bytes, carries 2
+	huge := binary.BigEndian.AppendUint32(nil, MaxFrame+1)
+	cases := []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"tx before hello", tx, "hello"},
+		{"unknown op", append(hello, 0, 0, 0, 1, 9), "unknown op"},
+		{"write length lies", append(hello, truncated...), "declares 9"},
+		{"empty tx", append(hello, appendTx(nil, 0x40, 1, nil, 0)...), "nothing"},
+		{"empty hello", appendHello(nil, ""), "hello"},
+		{"second hello", append(hello, appendHello(nil, "again")...), "once"},
+		{"oversized frame", huge, "frame of"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tc.b); err != nil {
+				t.Fatal(err)
+			}
+			// Skip a successful hello response if the case starts with one.
+			var status byte
+			var text []byte
+			for {
+				status, text, _, err = readFrame(c, nil)
+				if err != nil {
+					t.Fatalf("no response: %v", err)
+				}
+				if status != statusOK {
+					break
+				}
+			}
+			if status != statusBad || !strings.Contains(string(text), tc.want) {
+				t.Fatalf("status %d %q, want bad request mentioning %q", status, text, tc.want)
+			}
+		})
+	}
+	if srv.Malformed.Load() < uint64(len(cases)) {
+		t.Fatalf("Malformed = %d, want >= %d", srv.Malformed.Load(), len(cases))
+	}
+	// The server still serves well-formed clients.
+	c, err := Dial(context.Background(), path, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Tx(0x40, []byte{0}, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	if _, err := Dial(context.Background(), filepath.Join(t.TempDir(), "none.sock"), "x"); err == nil || !strings.Contains(err.Error(), "drone-sim running") {
+		t.Fatalf("dial to nothing: %v", err)
+	}
+	if _, err := Dial(context.Background(), "/nonexistent", ""); err == nil {
+		t.Fatal("empty name accepted")
+	}
+}
+
+func FuzzParseTx(f *testing.F) {
+	f.Add(appendTx(nil, 0x40, 1, []byte{0, 1}, 3)[5:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		req, err := parseTx(p)
+		if err == nil && len(req.w) == 0 && req.rlen == 0 {
+			t.Fatal("accepted an empty transaction")
+		}
+	})
+}

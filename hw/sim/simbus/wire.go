@@ -1,0 +1,126 @@
+// Package simbus carries I2C transactions between drivers and the virtual
+// drone over a unix socket. The client side is a periph i2c.Bus (plus the
+// lease epoch), so drivers run unchanged against the simulator; the server
+// side hands each transaction, tagged with the client's identity and epoch, to
+// a Handler (the virtual drone).
+//
+// Wire format (all integers big-endian), one request then one response:
+//
+//	request:  u32 n | u8 op | payload (n-1 bytes)
+//	  op 1 hello: client name (UTF-8, at most 64 bytes)
+//	  op 2 tx:    u16 addr | u64 epoch | u16 wlen | w | u16 rlen
+//	response: u32 n | u8 status | payload (n-1 bytes)
+//	  status 0 ok:    the rlen bytes read (tx) or nothing (hello)
+//	  status 1 nack:  error text (the target did not acknowledge)
+//	  status 2 stale: error text (the fence refused the epoch)
+//	  status 3 bad:   error text (the request was malformed)
+//
+// A connection must say hello before its first tx. Frames are at most
+// MaxFrame bytes; a larger length prefix closes the connection.
+package simbus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxFrame is the largest frame either side accepts, length prefix excluded.
+const MaxFrame = 8 << 10
+
+const (
+	opHello byte = 1
+	opTx    byte = 2
+)
+
+const (
+	statusOK    byte = 0
+	statusNACK  byte = 1
+	statusStale byte = 2
+	statusBad   byte = 3
+)
+
+// ErrNACK is the class of errors for a transaction the target did not
+// acknowledge: no device at the address, an unknown register, a malformed
+// request.
+var ErrNACK = errors.New("i2c: NACK")
+
+// errBadFrame is a length prefix out of range: the stream cannot be trusted
+// past it, so the connection is closed.
+var errBadFrame = errors.New("simbus: bad frame")
+
+func appendHello(b []byte, name string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(name)))
+	b = append(b, opHello)
+	return append(b, name...)
+}
+
+func appendTx(b []byte, addr uint16, epoch uint64, w []byte, rlen int) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+2+8+2+len(w)+2))
+	b = append(b, opTx)
+	b = binary.BigEndian.AppendUint16(b, addr)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(w)))
+	b = append(b, w...)
+	return binary.BigEndian.AppendUint16(b, uint16(rlen))
+}
+
+func appendResponse(b []byte, status byte, payload []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(payload)))
+	b = append(b, status)
+	return append(b, payload...)
+}
+
+// readFrame reads one length-prefixed frame into buf (grown if needed) and
+// returns its kind byte and payload.
+func readFrame(r io.Reader, buf []byte) (kind byte, payload, grown []byte, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, buf, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > MaxFrame {
+		return 0, nil, buf, fmt.Errorf("%w: frame of %d bytes (want 1..%d)", errBadFrame, n, MaxFrame)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf, err
+	}
+	return buf[0], buf[1:], buf, nil
+}
+
+// txRequest is a decoded tx payload.
+type txRequest struct {
+	addr  uint16
+	epoch uint64
+	w     []byte
+	rlen  int
+}
+
+func parseTx(p []byte) (txRequest, error) {
+	if len(p) < 2+8+2 {
+		return txRequest{}, fmt.Errorf("tx payload of %d bytes is shorter than its header", len(p))
+	}
+	req := txRequest{
+		addr:  binary.BigEndian.Uint16(p[0:2]),
+		epoch: binary.BigEndian.Uint64(p[2:10]),
+	}
+	wlen := int(binary.BigEndian.Uint16(p[10:12]))
+	p = p[12:]
+	if len(p) != wlen+2 {
+		return txRequest{}, fmt.Errorf("tx declares %d write bytes but carries %d", wlen, len(p)-2)
+	}
+	req.w = p[:wlen]
+	req.rlen = int(binary.BigEndian.Uint16(p[wlen:]))
+	if req.rlen > MaxFrame-1 {
+		return txRequest{}, fmt.Errorf("tx asks to read %d bytes (at most %d)", req.rlen, MaxFrame-1)
+	}
+	if wlen == 0 && req.rlen == 0 {
+		return txRequest{}, errors.New("tx writes and reads nothing")
+	}
+	return req, nil
+}
