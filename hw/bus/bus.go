@@ -1,0 +1,65 @@
+// Package bus opens the drone's I2C bus once, from configuration: the Pi's
+// /dev/i2c-N through periph's host drivers, or the virtual drone's socket.
+// Everything above it sees a lease.Bus and cannot tell which.
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+
+	"github.com/skyswap/skyswap/hw/lease"
+	"github.com/skyswap/skyswap/hw/sim/simbus"
+)
+
+// PCA9685Addr is the motor controller's address: the actuator whose writes
+// are fenced.
+const PCA9685Addr = 0x40
+
+// Config says which bus to open.
+type Config struct {
+	// Spec is "sim:PATH" for the virtual drone's unix socket at PATH, or a
+	// Linux I2C bus: "/dev/i2c-1" or "1". Required.
+	Spec string
+	// Name identifies this process as a writer (the referee's log names
+	// it); required for the simulator, informational on a Pi.
+	Name string
+	// LeaseFile is the shared-memory word that fences actuator writes on a
+	// Pi. Empty = /dev/shm/skyswap-lease. Unused in simulation, where the
+	// virtual drone's bus fences.
+	LeaseFile string
+}
+
+// Open opens the bus described by cfg.
+func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
+	if path, ok := strings.CutPrefix(cfg.Spec, "sim:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("bus: %q names no socket; use sim:/path/to/drone-sim.sock", cfg.Spec)
+		}
+		return simbus.Dial(ctx, path, cfg.Name)
+	}
+	name := strings.TrimPrefix(cfg.Spec, "/dev/i2c-")
+	if name == "" {
+		return nil, fmt.Errorf("bus: no bus given; use /dev/i2c-1 on a Pi or sim:/path/to/drone-sim.sock")
+	}
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("bus: periph host init: %w", err)
+	}
+	b, err := i2creg.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("bus: open I2C bus %q: %w (is i2c enabled: dtparam=i2c_arm=on, and /dev/i2c-%s passed to the container?)", cfg.Spec, err, name)
+	}
+	leaseFile := cfg.LeaseFile
+	if leaseFile == "" {
+		leaseFile = "/dev/shm/skyswap-lease"
+	}
+	f, err := lease.OpenShm(leaseFile)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return lease.Fenced(b, f, PCA9685Addr), nil
+}
