@@ -5,6 +5,7 @@
 package mono
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,3 +34,18 @@ func SleepUntil(t int64) {
 
 // Since returns the time elapsed since t (nanoseconds on CLOCK_MONOTONIC).
 func Since(t int64) time.Duration { return time.Duration(Now() - t) }
+
+// RealTime puts the calling OS thread under SCHED_FIFO at priority prio
+// (1..99), so that it preempts ordinary work the moment it wakes. The caller
+// must have called runtime.LockOSThread. It needs CAP_SYS_NICE (root, or the
+// capability granted to the container); without it, it returns an error and
+// the thread keeps its ordinary policy, so callers log and carry on.
+func RealTime(prio int) error {
+	// RESET_ON_FORK: threads the Go runtime spawns from this one (to run
+	// other goroutines) must not inherit real-time priority.
+	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w (grant CAP_SYS_NICE for real-time scheduling)", prio, err)
+	}
+	return nil
+}

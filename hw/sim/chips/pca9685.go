@@ -69,7 +69,8 @@ type PCA9685Channel struct {
 // the OCH setting (outputs change on STOP or on ACK) makes no visible
 // difference. Any write to a channel or ALL_LED register clears a pending
 // RESTART (the datasheet lists this for OCH=0; the model applies it for OCH=1
-// as well).
+// as well). Per the Device contract a read before any register pointer was
+// written is NACKed, although the real control register powers up at MODE1.
 type PCA9685 struct {
 	now Clock
 
@@ -292,7 +293,7 @@ func (p *PCA9685) Pulse(ch int) Pulse {
 	if high == 0 || high == 4096 {
 		return Pulse{}
 	}
-	tick := time.Duration(p.prescale+1) * pca9685Tick
+	tick := (time.Duration(p.prescale) + 1) * pca9685Tick
 	return Pulse{Width: time.Duration(high) * tick, Period: 4096 * tick, Present: true}
 }
 

@@ -127,7 +127,7 @@ func (q *Quad) reset() {
 	q.crashed = false
 	q.gustForce = [2]float64{}
 	q.gustTorque = [3]float64{}
-	q.gustRand = rand.New(rand.NewPCG(uint64(q.cfg.Gusts.Seed), 0x67757374)) // "gust"
+	q.gustRand = rand.New(rand.NewPCG(uint64(q.cfg.Gusts.Seed), 0x67757374))  // "gust"
 	q.noiseRand = rand.New(rand.NewPCG(uint64(q.cfg.Noise.Seed), 0x6e6f6973)) // "nois"
 }
 

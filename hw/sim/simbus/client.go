@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 
 	"periph.io/x/conn/v3/physic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skyswap/skyswap/hw/lease"
 )
@@ -18,7 +19,7 @@ import (
 // lease.Bus: drivers use it as a periph i2c.Bus. Safe for concurrent use;
 // transactions are serialised, as on a real bus.
 type Conn struct {
-	c     net.Conn
+	c     fdConn
 	path  string
 	name  string
 	epoch atomic.Uint64
@@ -37,15 +38,23 @@ func Dial(ctx context.Context, path, name string) (*Conn, error) {
 	if name == "" || len(name) > 64 {
 		return nil, fmt.Errorf("simbus: client name %q must be 1..64 bytes", name)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// A blocking socket: see fdConn. Connecting to a unix socket does not
+	// wait on the peer, so ctx is only checked up front.
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, fmt.Errorf("simbus: socket: %w", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("simbus: dial %s: %w (is drone-sim running?)", path, err)
 	}
-	conn := &Conn{c: c, path: path, name: name}
+	conn := &Conn{c: fdConn{fd}, path: path, name: name}
 	conn.out = appendHello(conn.out[:0], name)
 	if _, err := conn.roundTrip(nil); err != nil {
-		c.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("simbus: hello to %s: %w", path, err)
 	}
 	return conn, nil
@@ -101,7 +110,7 @@ func (c *Conn) roundTrip(r []byte) ([]byte, error) {
 
 func (c *Conn) fail(err error) error {
 	c.dead = fmt.Errorf("connection to %s lost: %w", c.path, err)
-	c.c.Close()
+	c.c.shutdown()
 	return c.dead
 }
 
@@ -115,4 +124,17 @@ func (c *Conn) SetSpeed(physic.Frequency) error { return nil }
 func (c *Conn) String() string { return "sim:" + c.path + "#" + c.name }
 
 // Close implements i2c.BusCloser.
-func (c *Conn) Close() error { return c.c.Close() }
+func (c *Conn) Close() error {
+	c.c.shutdown()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead == nil {
+		c.dead = fmt.Errorf("connection to %s is closed", c.path)
+	}
+	if c.c.fd < 0 {
+		return nil
+	}
+	err := unix.Close(c.c.fd)
+	c.c.fd = -1
+	return err
+}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/skyswap/skyswap/hw/lease"
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // Client identifies a connected bus client to the Handler.
@@ -35,6 +37,11 @@ type Server struct {
 
 	// Malformed counts requests refused as malformed.
 	Malformed atomic.Uint64
+
+	// RTPriority, if positive, runs each connection's thread under
+	// SCHED_FIFO at this priority (best effort): the chips answer as fast
+	// as hardware would even when the machine is busy.
+	RTPriority int
 }
 
 // NewServer returns a server for h. A nil logger discards logs.
@@ -46,45 +53,61 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails, serving
-// each on its own goroutine. It closes ln and every connection on return.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// each on its own OS thread with blocking reads (see fdConn). It closes ln
+// and every connection on return.
+func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
+	conns := map[fdConn]struct{}{}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		mu.Lock()
 		for c := range conns {
-			c.Close()
+			c.shutdown()
 		}
 		mu.Unlock()
 	})
 	defer stop()
 	defer wg.Wait()
 	for {
-		c, err := ln.Accept()
+		uc, err := ln.AcceptUnix()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		// File dups the socket; Fd puts the dup in blocking mode.
+		f, err := uc.File()
+		uc.Close()
+		if err != nil {
+			s.log.Warn("simbus: cannot take over connection", "err", err)
+			continue
+		}
+		c := fdConn{int(f.Fd())}
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if s.RTPriority > 0 {
+				if err := mono.RealTime(s.RTPriority); err != nil {
+					s.log.Debug("simbus: connection thread keeps normal priority", "err", err)
+				}
+			}
 			s.serveConn(c)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
-			c.Close()
+			f.Close()
 		}()
 	}
 }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c fdConn) {
 	var (
 		client Client
 		buf    []byte

@@ -51,7 +51,7 @@ func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
 func serve(t *testing.T, h Handler) (path string, srv *Server) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "sim.sock")
-	ln, err := net.Listen("unix", path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}

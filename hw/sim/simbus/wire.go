@@ -50,6 +50,9 @@ var ErrNACK = errors.New("i2c: NACK")
 // past it, so the connection is closed.
 var errBadFrame = errors.New("simbus: bad frame")
 
+// errEOF is the peer closing the socket.
+var errEOF = io.EOF
+
 func appendHello(b []byte, name string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(1+len(name)))
 	b = append(b, opHello)

@@ -1,0 +1,69 @@
+// Command drone-sim runs the virtual drone: the I2C bus on a unix socket
+// (SIM_SOCKET), the referee and ground truth over HTTP on loopback
+// (SIM_HTTP), physics in real time. Settings are SIM_* variables (see
+// sim.Settings). Logs are JSON on stdout.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/skyswap/skyswap/hw/sim"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	if err := run(log); err != nil {
+		log.Error("drone-sim stopped", "err", err)
+		fmt.Fprintln(os.Stderr, "drone-sim:", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	s, err := sim.LoadSettings(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("bad configuration: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cfg := s.Config()
+	cfg.Log = log
+	d := sim.New(cfg)
+	if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	errc := make(chan error, 3)
+	go func() { errc <- d.Run(ctx) }()
+	go func() { errc <- d.Serve(ctx, s.Socket) }()
+	if s.HTTP != "off" {
+		ln, err := net.Listen("tcp", s.HTTP)
+		if err != nil {
+			return fmt.Errorf("SIM_HTTP=%s: %w", s.HTTP, err)
+		}
+		srv := &http.Server{Handler: d.Handler()}
+		context.AfterFunc(ctx, func() { srv.Close() })
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("drone-sim running", "socket", s.Socket, "http", s.HTTP,
+		"gust_n", s.GustN, "noise", s.Noise, "seed", s.Seed)
+	select {
+	case <-ctx.Done():
+		log.Info("drone-sim stopping")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}

@@ -1,0 +1,99 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skyswap/skyswap/hw/sim/physics"
+)
+
+// Settings is the drone-sim command's configuration, read from SIM_*
+// variables by LoadSettings. The zero value of each field means the default
+// noted beside it.
+type Settings struct {
+	Socket  string  // SIM_SOCKET: the bus socket; "" = /run/skyswap/sim.sock
+	HTTP    string  // SIM_HTTP: referee and truth endpoint; "" = 127.0.0.1:7460; "off" disables
+	GustN   float64 // SIM_GUST_N: gust force std dev, N; 0 = calm
+	GustNm  float64 // SIM_GUST_NM: gust torque std dev, N·m; 0 = calm
+	Noise   bool    // SIM_NOISE: "1" adds realistic sensor noise; "" or "0" = exact
+	Seed    int64   // SIM_SEED: seeds gusts and noise; 0 = 1
+	TickHz  float64 // SIM_TICK_HZ: the flight loop's rate for the referee; 0 = 400
+	RefAltM float64 // SIM_REF_ALT_M: reference altitude for the referee; 0 = 2
+	// RTPriority is SIM_RT_PRIO: SCHED_FIFO priority of the physics and bus
+	// threads when permitted; 0 = ordinary scheduling (the default: with
+	// both the simulator and the flight loop under SCHED_FIFO on two cores,
+	// Go's runtime threads starve and ticks stall for tens of ms).
+	RTPriority int
+}
+
+// LoadSettings reads Settings from getenv. A malformed setting is an error
+// naming it.
+func LoadSettings(getenv func(string) string) (Settings, error) {
+	var s Settings
+	var errs []error
+	num := func(key string, dst *float64, lo, hi float64) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f > hi {
+			errs = append(errs, fmt.Errorf("%s=%q: want a number from %v to %v", key, v, lo, hi))
+			return
+		}
+		*dst = f
+	}
+	s.Socket = strings.TrimSpace(getenv("SIM_SOCKET"))
+	s.HTTP = strings.TrimSpace(getenv("SIM_HTTP"))
+	num("SIM_GUST_N", &s.GustN, 0, 20)
+	num("SIM_GUST_NM", &s.GustNm, 0, 1)
+	num("SIM_TICK_HZ", &s.TickHz, 1, 10000)
+	num("SIM_REF_ALT_M", &s.RefAltM, 0, 100)
+	var rt float64
+	num("SIM_RT_PRIO", &rt, 0, 99)
+	s.RTPriority = int(rt)
+	switch v := strings.TrimSpace(getenv("SIM_NOISE")); v {
+	case "", "0", "false":
+	case "1", "true":
+		s.Noise = true
+	default:
+		errs = append(errs, fmt.Errorf("SIM_NOISE=%q: want 1 or 0", v))
+	}
+	if v := strings.TrimSpace(getenv("SIM_SEED")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_SEED=%q: want an integer", v))
+		}
+		s.Seed = n
+	}
+	if s.Socket == "" {
+		s.Socket = "/run/skyswap/sim.sock"
+	}
+	if s.HTTP == "" {
+		s.HTTP = "127.0.0.1:7460"
+	}
+	if s.Seed == 0 {
+		s.Seed = 1
+	}
+	return s, errors.Join(errs...)
+}
+
+// Realistic sensor noise for an MPU9250 and BMP280 on a vibrating frame.
+var realisticNoise = physics.Noise{Gyro: 0.005, Accel: 0.05, Baro: 0.05}
+
+// Config turns settings into a drone configuration.
+func (s Settings) Config() Config {
+	var c Config
+	c.TickHz, c.RefAltM, c.RTPriority = s.TickHz, s.RefAltM, s.RTPriority
+	if s.GustN > 0 || s.GustNm > 0 {
+		c.Physics.Gusts = physics.Gusts{Force: s.GustN, Torque: s.GustNm, Tau: time.Second, Seed: s.Seed}
+	}
+	if s.Noise {
+		c.Physics.Noise = realisticNoise
+		c.Physics.Noise.Seed = s.Seed + 1
+	}
+	return c
+}

@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/skyswap/skyswap/hw/mono"
+)
+
+// Handler serves the referee and the ground truth over HTTP (bind it to
+// loopback):
+//
+//	GET /report?from=NS&to=NS   referee report; or ?last=10s for the last 10 s
+//	GET /writes?from=NS&to=NS   the actuator write log (at most 100000 entries)
+//	GET /state                  ground truth and the fence's epoch
+//	GET /healthz                200 once the drone runs
+//
+// Times are CLOCK_MONOTONIC nanoseconds, the clock of every process on the
+// machine.
+func (d *Drone) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
+		from, to, err := window(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, d.Report(from, to))
+	})
+	mux.HandleFunc("GET /writes", func(w http.ResponseWriter, r *http.Request) {
+		from, to, err := window(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ws := d.Writes(from, to)
+		if len(ws) > 100000 {
+			ws = ws[len(ws)-100000:]
+		}
+		writeJSON(w, ws)
+	})
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Truth()) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}
+
+func window(r *http.Request) (from, to int64, err error) {
+	q := r.URL.Query()
+	if last := q.Get("last"); last != "" {
+		d, err := time.ParseDuration(last)
+		if err != nil || d <= 0 {
+			return 0, 0, fmt.Errorf("last=%q: want a positive duration such as 10s", last)
+		}
+		now := mono.Now()
+		return now - int64(d), now, nil
+	}
+	parse := func(key string) (int64, error) {
+		v := q.Get(key)
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%s=%q: want CLOCK_MONOTONIC nanoseconds", key, v)
+		}
+		return n, nil
+	}
+	if from, err = parse("from"); err != nil {
+		return 0, 0, err
+	}
+	if to, err = parse("to"); err != nil {
+		return 0, 0, err
+	}
+	return from, to, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}

@@ -1,0 +1,362 @@
+// Package control is the flight app's control law: an attitude and altitude
+// estimator (complementary filters over the IMU and barometer), a cascaded
+// attitude/rate controller, an altitude controller, a mission (take-off,
+// hover, a gentle pattern, landing) and the X-quad mixer.
+//
+// It is pure computation on a fixed tick: no I/O, no clock, no goroutines.
+// Everything it remembers between ticks is in State, an exported plain value,
+// so that a hand-over can copy a running controller into a new process and
+// continue on the next tick as if nothing happened.
+//
+// Frames and signs: body FLU (x forward, y left, z up), world z up. Roll is
+// positive left side up, pitch positive nose down, yaw positive nose left
+// (right-handed about x, y, z). Motors: 0 front-left CW, 1 front-right CCW,
+// 2 rear-right CW, 3 rear-left CCW; this is how the airframe is wired.
+package control
+
+import (
+	"math"
+)
+
+// Airframe is the physical model the controller is tuned for. It must match
+// the aircraft (or the virtual drone's physics parameters).
+type Airframe struct {
+	MassKg     float64 // take-off mass
+	MaxThrustN float64 // one motor's thrust at full throttle
+	ArmM       float64 // centre to motor axis
+	YawCoefM   float64 // reaction torque per newton of thrust
+	Inertia    [3]float64
+}
+
+// DefaultAirframe is the project's reference quad (and the virtual drone's).
+var DefaultAirframe = Airframe{MassKg: 1.0, MaxThrustN: 6, ArmM: 0.12, YawCoefM: 0.016, Inertia: [3]float64{0.010, 0.010, 0.018}}
+
+// Gains are the controller's tuning.
+type Gains struct {
+	AttP     [3]float64 // angle error → rate setpoint (1/s), roll pitch yaw
+	RateP    [3]float64 // rate error → angular acceleration (1/s)
+	RateI    [3]float64 // integral of rate error (1/s²)
+	RateILim float64    // rad/s·s clamp of each rate integrator
+	AltP     float64    // m → m/s²
+	AltD     float64    // m/s → m/s²
+	AltI     float64    // m·s → m/s²
+	AltILim  float64    // m·s clamp
+}
+
+// DefaultGains suit DefaultAirframe at 100..1000 Hz.
+var DefaultGains = Gains{
+	AttP:     [3]float64{6, 6, 2.5},
+	RateP:    [3]float64{14, 14, 6},
+	RateI:    [3]float64{6, 6, 2},
+	RateILim: 0.5,
+	AltP:     4,
+	AltD:     3.5,
+	AltI:     1.2,
+	AltILim:  3,
+}
+
+// Mission is what the aircraft does once armed.
+type Mission struct {
+	AltM     float64 // hover altitude
+	HoverS   float64 // seconds of hover before the pattern starts
+	Pattern  string  // "hover" (none) or "box": gentle 2° tilts in four directions
+	ClimbMS  float64 // take-off climb rate, m/s
+	DescentM float64 // landing descent rate, m/s
+}
+
+// DefaultMission takes off to 2 m, hovers 5 s, then flies the box.
+var DefaultMission = Mission{AltM: 2, HoverS: 5, Pattern: "box", ClimbMS: 0.6, DescentM: 0.5}
+
+// Mode is the mission phase.
+type Mode uint8
+
+// Modes, in mission order.
+const (
+	ModeTakeoff Mode = iota + 1
+	ModeHover
+	ModePattern
+	ModeLanding
+	ModeLanded
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeTakeoff:
+		return "takeoff"
+	case ModeHover:
+		return "hover"
+	case ModePattern:
+		return "pattern"
+	case ModeLanding:
+		return "landing"
+	case ModeLanded:
+		return "landed"
+	}
+	return "unknown"
+}
+
+// Sensors is one tick's input.
+type Sensors struct {
+	Accel [3]float64 // specific force, body frame, m/s²
+	Gyro  [3]float64 // body rates, rad/s
+	// BaroAltM is the barometric altitude above the take-off point; used
+	// only when BaroValid (the barometer is read at a lower rate).
+	BaroAltM  float64
+	BaroValid bool
+}
+
+// State is everything the controller carries from one tick to the next.
+// Copying it into another Controller with the same configuration makes that
+// controller produce the same outputs from the same sensors.
+type State struct {
+	Tick uint64 `json:"tick"` // ticks since take-off
+	Mode Mode   `json:"mode"`
+	// ModeTick is the Tick at which Mode was entered.
+	ModeTick uint64 `json:"mode_tick"`
+
+	// Estimator.
+	Att [3]float64 `json:"att"` // roll, pitch, yaw, rad
+	Alt float64    `json:"alt"` // m above take-off
+	VZ  float64    `json:"vz"`  // m/s, up
+
+	// Integrators.
+	RateI [3]float64 `json:"rate_i"`
+	AltI  float64    `json:"alt_i"`
+
+	// Setpoints.
+	AttSP [3]float64 `json:"att_sp"`
+	AltSP float64    `json:"alt_sp"`
+	VZSP  float64    `json:"vz_sp"`
+
+	// Out is the last tick's motor throttles, 0..1.
+	Out [4]float64 `json:"out"`
+}
+
+// Controller turns sensor samples into motor throttles, one tick at a time.
+type Controller struct {
+	air  Airframe
+	g    Gains
+	m    Mission
+	dt   float64
+	S    State
+	gyro [3]float64 // last gyro, for telemetry only
+}
+
+// New returns a controller ticking at rateHz, on the ground, about to take
+// off.
+func New(rateHz float64, air Airframe, g Gains, m Mission) *Controller {
+	c := &Controller{air: air, g: g, m: m, dt: 1 / rateHz}
+	c.S.Mode = ModeTakeoff
+	return c
+}
+
+// Land starts a landing from wherever the aircraft is. It is idempotent.
+func (c *Controller) Land() {
+	if c.S.Mode != ModeLanding && c.S.Mode != ModeLanded {
+		c.setMode(ModeLanding)
+	}
+}
+
+// Landed reports whether the mission has ended on the ground with motors
+// idle.
+func (c *Controller) Landed() bool { return c.S.Mode == ModeLanded }
+
+func (c *Controller) setMode(m Mode) {
+	c.S.Mode = m
+	c.S.ModeTick = c.S.Tick
+}
+
+func (c *Controller) modeSeconds() float64 { return float64(c.S.Tick-c.S.ModeTick) * c.dt }
+
+// Step advances one tick and returns the motor throttles to write.
+func (c *Controller) Step(in Sensors) [4]float64 {
+	c.estimate(in)
+	c.mission()
+	out := c.control(in)
+	c.S.Out = out
+	c.S.Tick++
+	return out
+}
+
+// estimate runs the complementary filters.
+func (c *Controller) estimate(in Sensors) {
+	s := &c.S
+	dt := c.dt
+	roll, pitch := s.Att[0], s.Att[1]
+	p, q, r := in.Gyro[0], in.Gyro[1], in.Gyro[2]
+	sr, cr := math.Sincos(roll)
+	sp, cp := math.Sincos(pitch)
+	if math.Abs(cp) < 0.1 {
+		cp = math.Copysign(0.1, cp)
+	}
+	tp := sp / cp
+	// Euler angle rates from body rates (ZYX).
+	roll += (p + sr*tp*q + cr*tp*r) * dt
+	pitch += (cr*q - sr*r) * dt
+	yaw := s.Att[2] + (sr*q+cr*r)/cp*dt
+
+	// Tilt from gravity when the accelerometer reads about 1 g.
+	ax, ay, az := in.Accel[0], in.Accel[1], in.Accel[2]
+	norm := math.Sqrt(ax*ax + ay*ay + az*az)
+	if norm > 0.8*gravity && norm < 1.2*gravity {
+		const tau = 5.0 // s: trust the gyro over shorter spans
+		k := dt / (tau + dt)
+		roll += k * (math.Atan2(ay, az) - roll)
+		pitch += k * (math.Atan2(-ax, math.Hypot(ay, az)) - pitch)
+	}
+	s.Att = [3]float64{roll, pitch, wrap(yaw)}
+
+	// Vertical: integrate world-frame acceleration, correct with the baro.
+	sr, cr = math.Sincos(roll)
+	sp, cp = math.Sincos(pitch)
+	az = -sp*ax + sr*cp*ay + cr*cp*az - gravity
+	s.Alt += s.VZ*dt + 0.5*az*dt*dt
+	s.VZ += az * dt
+	if in.BaroValid {
+		// Observer poles at 3 rad/s (critically damped), applied at the
+		// barometer's rate: gains scale with the time since its last sample.
+		const k1, k2 = 6.0, 9.0
+		e := in.BaroAltM - s.Alt
+		span := c.baroSpan()
+		s.Alt += k1 * span * e
+		s.VZ += k2 * span * e
+	}
+	c.gyro = in.Gyro
+}
+
+// BaroEvery is how many ticks apart the app feeds barometer samples; the
+// observer's gains assume it.
+const BaroEvery = 8
+
+func (c *Controller) baroSpan() float64 { return BaroEvery * c.dt }
+
+// mission advances setpoints and modes.
+func (c *Controller) mission() {
+	s := &c.S
+	m := c.m
+	s.AttSP = [3]float64{0, 0, 0}
+	s.VZSP = 0
+	switch s.Mode {
+	case ModeTakeoff:
+		s.VZSP = m.ClimbMS
+		s.AltSP += m.ClimbMS * c.dt
+		if s.AltSP >= m.AltM {
+			s.AltSP, s.VZSP = m.AltM, 0
+			c.setMode(ModeHover)
+		}
+	case ModeHover:
+		s.AltSP = m.AltM
+		if m.Pattern == "box" && c.modeSeconds() >= m.HoverS {
+			c.setMode(ModePattern)
+		}
+	case ModePattern:
+		s.AltSP = m.AltM
+		s.AttSP = boxAttitude(c.modeSeconds())
+	case ModeLanding:
+		s.VZSP = -m.DescentM
+		s.AltSP -= m.DescentM * c.dt
+		// On the ground when the setpoint is well below it and the
+		// estimate has stopped falling.
+		if s.AltSP < -0.5 && s.Alt < 0.3 && math.Abs(s.VZ) < 0.3 {
+			c.setMode(ModeLanded)
+		}
+	}
+}
+
+// boxAttitude is the pattern: 2 s tilted 2° forward, 2 s level, 2 s right,
+// level, back, level, left, level; then again.
+func boxAttitude(t float64) [3]float64 {
+	const tilt = 2 * math.Pi / 180
+	dirs := [4][2]float64{{0, tilt}, {-tilt, 0}, {0, -tilt}, {tilt, 0}} // {roll, pitch}: fwd, right, back, left
+	slot := int(t/2) % 8
+	if slot%2 == 1 {
+		return [3]float64{}
+	}
+	d := dirs[slot/2]
+	return [3]float64{d[0], d[1], 0}
+}
+
+// control computes throttles from the estimate and setpoints.
+func (c *Controller) control(in Sensors) [4]float64 {
+	s := &c.S
+	if s.Mode == ModeLanded {
+		s.RateI = [3]float64{}
+		s.AltI = 0
+		return [4]float64{}
+	}
+	dt := c.dt
+	g := c.g
+	air := c.air
+
+	// Altitude → collective thrust.
+	altErr := s.AltSP - s.Alt
+	// Integrate only once off the ground: a quad sitting on the ground
+	// cannot follow, and the integrator would wind up.
+	airborne := s.Alt > 0.15 || s.AltSP > 0.3
+	if airborne {
+		s.AltI = clamp(s.AltI+altErr*dt, -g.AltILim, g.AltILim)
+	}
+	acc := g.AltP*altErr + g.AltD*(s.VZSP-s.VZ) + g.AltI*s.AltI
+	tilt := math.Cos(s.Att[0]) * math.Cos(s.Att[1])
+	if tilt < 0.7 {
+		tilt = 0.7
+	}
+	thrust := air.MassKg * (gravity + acc) / tilt
+	maxTotal := 4 * air.MaxThrustN
+	thrust = clamp(thrust, 0.05*maxTotal, 0.85*maxTotal)
+
+	// Attitude → rates → angular acceleration → torque.
+	var torque [3]float64
+	for i := range 3 {
+		e := s.AttSP[i] - s.Att[i]
+		if i == 2 {
+			e = wrap(e)
+		}
+		rateSP := g.AttP[i] * e
+		re := rateSP - in.Gyro[i]
+		if airborne {
+			s.RateI[i] = clamp(s.RateI[i]+re*dt, -g.RateILim, g.RateILim)
+		}
+		alpha := g.RateP[i]*re + g.RateI[i]*s.RateI[i]
+		torque[i] = air.Inertia[i] * alpha
+	}
+	return mix(air, thrust, torque)
+}
+
+// Mixer sign vectors: motor i's lever on roll (its y), pitch (its x) and
+// its spin's yaw reaction.
+var (
+	signY   = [4]float64{+1, -1, -1, +1}
+	signX   = [4]float64{+1, +1, -1, -1}
+	signYaw = [4]float64{+1, -1, +1, -1}
+)
+
+// mix shares thrust and torque among the motors and converts thrust to
+// throttle (thrust grows with the square of throttle).
+func mix(air Airframe, thrust float64, torque [3]float64) [4]float64 {
+	d := air.ArmM / math.Sqrt2
+	var t [4]float64
+	for i := range 4 {
+		t[i] = thrust/4 + torque[0]/(4*d)*signY[i] - torque[1]/(4*d)*signX[i] + torque[2]/(4*air.YawCoefM)*signYaw[i]
+	}
+	var out [4]float64
+	for i := range 4 {
+		out[i] = math.Sqrt(clamp(t[i], 0, air.MaxThrustN) / air.MaxThrustN)
+	}
+	return out
+}
+
+const gravity = 9.80665
+
+func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
+
+// wrap maps an angle to (-π, π].
+func wrap(a float64) float64 {
+	for a > math.Pi {
+		a -= 2 * math.Pi
+	}
+	for a <= -math.Pi {
+		a += 2 * math.Pi
+	}
+	return a
+}
