@@ -39,8 +39,10 @@ type Config struct {
 	LeaseFile string  // FLIGHT_LEASE_FILE: the shared epoch word on a Pi; "" = /dev/shm/skyswap-lease
 	LogEvery  float64 // FLIGHT_LOG_S: seconds between status logs; 0 = 1
 	// RTPriority is FLIGHT_RT_PRIO: SCHED_FIFO priority of the control
-	// thread, 1..99, when permitted (CAP_SYS_NICE); "0" = ordinary
-	// scheduling; unset = 30.
+	// thread, 1..99, when permitted (CAP_SYS_NICE); 0 = ordinary
+	// scheduling, the default. On a Pi set it (deploy/ uses 50). On the
+	// 2-vCPU development VM, SCHED_FIFO here stalled the simulator's
+	// replies by 50-300 ms, so simulation runs without it.
 	RTPriority int
 }
 
@@ -94,8 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	str("FLIGHT_LEASE_FILE", &c.LeaseFile)
 	num("FLIGHT_LOG_S", &c.LogEvery, 0.05, 3600)
-	c.RTPriority = 30
-	rt := float64(c.RTPriority)
+	var rt float64
 	num("FLIGHT_RT_PRIO", &rt, 0, 99)
 	c.RTPriority = int(rt)
 	return c.withDefaults(), errors.Join(errs...)
