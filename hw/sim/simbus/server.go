@@ -168,4 +168,3 @@ func (s *Server) serveConn(c fdConn) {
 		}
 	}
 }
-
