@@ -62,8 +62,8 @@ func Dial(ctx context.Context, path, name string) (*Conn, error) {
 
 // Tx implements i2c.Bus.
 func (c *Conn) Tx(addr uint16, w, r []byte) error {
-	if len(w)+16 > MaxFrame || len(r)+1 > MaxFrame {
-		return fmt.Errorf("simbus: transaction of %d+%d bytes is too large", len(w), len(r))
+	if 1+2+8+2+len(w)+2 > MaxFrame || 1+len(r) > MaxFrame {
+		return fmt.Errorf("%w: simbus: transaction of %d+%d bytes is too large for one frame", ErrNACK, len(w), len(r))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,0 +1,49 @@
+# skyswap: in-flight container updates for Raspberry Pi drones.
+#   make demo    fly the virtual drone (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
+#   make test    every test (installs qemu-user-static for the arm64 test when root)
+#   make bench   referee-measured figures, one JSON object per line
+#   make build   host binaries into bin/
+#   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
+
+SHELL   := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FLIGHT_VERSION ?= v1
+LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
+CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench
+TESTFLAGS ?=
+
+.PHONY: all build cross test demo bench deps vet clean
+
+all: build
+
+deps:
+	@scripts/dev-setup.sh go
+
+build: deps
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(CMDS)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/flight ./images/flight
+
+cross: deps
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -o bin/linux-arm64/ ./cmd/drone-sim
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/flight ./images/flight
+	@file bin/linux-arm64/* 2>/dev/null || ls -l bin/linux-arm64/
+
+vet: deps
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+
+test: deps
+	@scripts/dev-setup.sh qemu
+	$(MAKE) --no-print-directory vet
+	$(GO) test -count=1 $(TESTFLAGS) ./...
+
+demo: build
+	bin/skyswap-demo
+
+bench: build
+	bin/skyswap-bench
+
+clean:
+	rm -rf bin/

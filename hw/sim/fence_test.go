@@ -1,0 +1,143 @@
+package sim_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/skyswap/skyswap/hw/lease"
+	"github.com/skyswap/skyswap/hw/motors"
+	"github.com/skyswap/skyswap/hw/sim"
+)
+
+// TestFencingThroughSocket proves the virtual motor controller fences
+// writers by lease epoch across real socket clients, as the hand-over relies
+// on: the holder of epoch 1 drives the motors until a client with epoch 2
+// writes once, after which every write of epoch 1 (and any write of epoch 0,
+// which holds no lease) is refused with lease.ErrStale, leaves the pulses
+// untouched, and is counted exactly once by the referee, while reads stay
+// open to everyone and the refused clients' connections keep working.
+func TestFencingThroughSocket(t *testing.T) {
+	d := sim.New(sim.Config{})
+	run(t, d)
+	path := serve(t, d)
+	ctx := testCtx(t, 10*time.Second)
+
+	v1 := dial(t, path, "v1")
+	v1.SetEpoch(1)
+	m1, err := motors.Init(ctx, v1, &motors.Opts{ArmTime: time.Millisecond})
+	if err != nil {
+		t.Fatalf("v1 Init: %v", err)
+	}
+	for range 3 {
+		if err := m1.Set([motors.N]float64{0.3, 0.3, 0.3, 0.3}); err != nil {
+			t.Fatalf("v1 Set before the hand-over: %v", err)
+		}
+	}
+
+	v2 := dial(t, path, "v2")
+	v2.SetEpoch(2)
+	m2, err := motors.Attach(v2, nil)
+	if err != nil {
+		t.Fatalf("v2 Attach: %v", err)
+	}
+	if err := m2.Set([motors.N]float64{0.6, 0.6, 0.6, 0.6}); err != nil {
+		t.Fatalf("v2's first write (epoch 2) refused: %v", err)
+	}
+	if got := d.Truth().Epoch; got != 2 {
+		t.Fatalf("fence epoch %d after v2's write, want 2", got)
+	}
+
+	rogue := dial(t, path, "rogue") // epoch 0: no lease
+	mr, err := motors.Attach(rogue, nil)
+	if err != nil {
+		t.Fatalf("rogue Attach (reads only): %v", err)
+	}
+
+	reader, err := motors.Attach(d.Bus("reader"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := reader.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refusals := []struct {
+		name   string
+		writer string
+		write  func() error
+	}{
+		{"v1 Set after fencing", "v1", func() error { return m1.Set([motors.N]float64{0.9, 0.9, 0.9, 0.9}) }},
+		{"v1 Stop after fencing", "v1", m1.Stop},
+		{"v1 raw MODE1 sleep", "v1", func() error { return v1.Tx(0x40, []byte{0x00, 0x31}, nil) }},
+		{"rogue Set at epoch 0", "rogue", func() error { return mr.Set([motors.N]float64{1, 1, 1, 1}) }},
+		{"rogue ALL_LED full off at epoch 0", "rogue", func() error { return rogue.Tx(0x40, []byte{0xFA, 0, 0, 0, 0x10}, nil) }},
+	}
+	for _, r := range refusals {
+		err := r.write()
+		if !errors.Is(err, lease.ErrStale) {
+			t.Fatalf("%s: err = %v, want lease.ErrStale", r.name, err)
+		}
+	}
+
+	after, err := reader.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("refused writes changed the throttles: %v before, %v after", before, after)
+	}
+	for i := range after {
+		if math.Abs(after[i]-0.6) > 0.002 {
+			t.Fatalf("throttles %v, want v2's 0.6", after)
+		}
+	}
+
+	// The refused clients can still read: the fence guards writes only.
+	for name, m := range map[string]*motors.Dev{"v1": m1, "rogue": mr} {
+		if _, err := m.Read(); err != nil {
+			t.Fatalf("%s read after its writes were refused: %v", name, err)
+		}
+	}
+
+	rep := d.Report(0, 0)
+	if rep.StaleRefused != len(refusals) {
+		t.Fatalf("referee counts %d refused writes, want exactly %d", rep.StaleRefused, len(refusals))
+	}
+	if got := d.Truth().Epoch; got != 2 {
+		t.Fatalf("fence epoch %d after the refusals, want 2", got)
+	}
+	if len(rep.Writers) != 2 || rep.Writers[0] != "v1" || rep.Writers[1] != "v2" {
+		t.Fatalf("motor updates by %v, want v1 then v2 only", rep.Writers)
+	}
+
+	// Each refusal is logged with its writer, its epoch and the pulses
+	// it left in place.
+	var refused []int
+	ws := d.Writes(0, 0)
+	var v2Pulses [4]uint16
+	for i, w := range ws {
+		if w.Writer == "v2" && !w.Refused {
+			v2Pulses = w.Pulses
+		}
+		if w.Refused {
+			refused = append(refused, i)
+		}
+	}
+	if len(refused) != len(refusals) {
+		t.Fatalf("%d refused writes in the log, want %d", len(refused), len(refusals))
+	}
+	for k, i := range refused {
+		w := ws[i]
+		wantEpoch := uint64(1)
+		if refusals[k].writer == "rogue" {
+			wantEpoch = 0
+		}
+		if w.Writer != refusals[k].writer || w.Epoch != wantEpoch || w.Update || w.Pulses != v2Pulses {
+			t.Errorf("refusal %d (%s) logged as %+v, want writer %s, epoch %d, no update, pulses %v", k, refusals[k].name, w, refusals[k].writer, wantEpoch, v2Pulses)
+		}
+	}
+	t.Logf("v2 pulses %v µs held through %d refused writes", v2Pulses, len(refusals))
+}
