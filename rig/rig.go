@@ -31,22 +31,50 @@ type Binaries struct {
 // Build compiles drone-sim and flight into dir for goarch ("" = host),
 // flight stamped with version. It needs the Go toolchain on PATH.
 func Build(ctx context.Context, dir, goarch, version string) (Binaries, error) {
-	b := Binaries{Sim: filepath.Join(dir, "drone-sim"), Flight: filepath.Join(dir, "flight")}
-	builds := []struct{ out, pkg, ldflags string }{
-		{b.Sim, "github.com/skyswap/skyswap/cmd/drone-sim", ""},
-		{b.Flight, "github.com/skyswap/skyswap/images/flight", "-X github.com/skyswap/skyswap/images/flight/app.Version=" + version},
+	b := Binaries{Sim: filepath.Join(dir, "drone-sim")}
+	if err := goBuild(ctx, b.Sim, "github.com/skyswap/skyswap/cmd/drone-sim", goarch, "", ""); err != nil {
+		return b, err
 	}
-	for _, x := range builds {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", x.ldflags, "-o", x.out, x.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if goarch != "" {
-			cmd.Env = append(cmd.Env, "GOARCH="+goarch, "GOOS=linux")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("rig: go build %s: %w\n%s", x.pkg, err, out)
-		}
+	var err error
+	b.Flight, err = BuildFlight(ctx, dir, FlightBuild{Version: version, GOARCH: goarch})
+	return b, err
+}
+
+// FlightBuild is one build of the flight app.
+type FlightBuild struct {
+	Version string // stamped into the binary; the file is flight-<Version>
+	GOARCH  string // "" = host
+	// Accepts overrides the state schemas it hydrates from (comma
+	// separated); "" = the build's own.
+	Accepts string
+	// Faults builds in the FLIGHT_FAULT switch (tests only).
+	Faults bool
+}
+
+// BuildFlight compiles one flight build into dir and returns its path.
+func BuildFlight(ctx context.Context, dir string, fb FlightBuild) (string, error) {
+	out := filepath.Join(dir, "flight-"+fb.Version)
+	ld := "-X github.com/skyswap/skyswap/images/flight/app.Version=" + fb.Version
+	if fb.Accepts != "" {
+		ld += " -X github.com/skyswap/skyswap/images/flight/app.Accepts=" + fb.Accepts
 	}
-	return b, nil
+	tags := ""
+	if fb.Faults {
+		tags = "skyswap_faults"
+	}
+	return out, goBuild(ctx, out, "github.com/skyswap/skyswap/images/flight", fb.GOARCH, ld, tags)
+}
+
+func goBuild(ctx context.Context, out, pkg, goarch, ldflags, tags string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", tags, "-ldflags", ldflags, "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if goarch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+goarch, "GOOS=linux")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("rig: go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
 }
 
 // FreeAddr returns a loopback TCP address that was free a moment ago.

@@ -23,14 +23,33 @@ const (
 	// StartAttach adopts running chips and only reads them: an observer
 	// that estimates the attitude and never writes an actuator.
 	StartAttach Start = "attach"
+	// StartCandidate adopts running chips read-only, shadows the owner's
+	// state frames and takes over when the owner hands over (needs
+	// FLIGHT_NATS).
+	StartCandidate Start = "candidate"
+	// StartResume adopts running chips and drives them at once with no
+	// state, assuming a hover at FLIGHT_ALT_M: an update without state
+	// transfer (the baselines).
+	StartResume Start = "resume"
 )
+
+// Schema is the id of the controller state this build publishes.
+const Schema = "flight.state/1"
+
+// Accepts lists the state schemas this build hydrates from, comma
+// separated; set at build time like Version. The image declares it in a
+// label.
+var Accepts = Schema
 
 // Config is the app's configuration; Load fills it from FLIGHT_* variables.
 // The zero value of each field means the default noted beside it.
 type Config struct {
 	Bus       string  // FLIGHT_BUS: "sim:/path/drone-sim.sock" or "/dev/i2c-1" (required)
 	Instance  string  // FLIGHT_INSTANCE: writer identity; "" = flight-<version>-<pid>
-	Start     Start   // FLIGHT_START: cold | attach; "" = cold
+	Start     Start   // FLIGHT_START: cold | attach | candidate | resume; "" = cold
+	NATS      string  // FLIGHT_NATS: on-board NATS URL; "" = no hand-over (required for candidate and resume)
+	App       string  // FLIGHT_APP: hand-over namespace; "" = flight
+	OnTerm    string  // FLIGHT_ON_TERM: land | exit (hold the outputs and exit; a stateless app); "" = land
 	Epoch     uint64  // FLIGHT_EPOCH: lease epoch for writes; 0 = 1
 	RateHz    float64 // FLIGHT_RATE_HZ: control rate, 50..1000; 0 = 400
 	AltM      float64 // FLIGHT_ALT_M: hover altitude, 0.5..20 m; 0 = 2
@@ -72,10 +91,21 @@ func Load(getenv func(string) string) (Config, error) {
 	var start string
 	str("FLIGHT_START", &start)
 	switch Start(start) {
-	case "", StartCold, StartAttach:
+	case "", StartCold, StartAttach, StartCandidate, StartResume:
 		c.Start = Start(start)
 	default:
-		errs = append(errs, fmt.Errorf("FLIGHT_START=%q: want cold or attach", start))
+		errs = append(errs, fmt.Errorf("FLIGHT_START=%q: want cold, attach, candidate or resume", start))
+	}
+	str("FLIGHT_NATS", &c.NATS)
+	if (c.Start == StartCandidate || c.Start == StartResume) && c.NATS == "" {
+		errs = append(errs, fmt.Errorf("FLIGHT_NATS is not set: FLIGHT_START=%s needs the on-board NATS URL (nats://127.0.0.1:4222)", c.Start))
+	}
+	str("FLIGHT_APP", &c.App)
+	str("FLIGHT_ON_TERM", &c.OnTerm)
+	switch c.OnTerm {
+	case "", "land", "exit":
+	default:
+		errs = append(errs, fmt.Errorf("FLIGHT_ON_TERM=%q: want land or exit", c.OnTerm))
 	}
 	if v := strings.TrimSpace(getenv("FLIGHT_EPOCH")); v != "" {
 		e, err := strconv.ParseUint(v, 10, 64)
@@ -120,6 +150,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Pattern == "" {
 		c.Pattern = "box"
+	}
+	if c.App == "" {
+		c.App = "flight"
+	}
+	if c.OnTerm == "" {
+		c.OnTerm = "land"
 	}
 	if c.LogEvery == 0 {
 		c.LogEvery = 1

@@ -29,7 +29,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := Config{Bus: "/dev/i2c-1", Instance: "v2", Start: StartAttach, Epoch: 7, RateHz: 250, AltM: 3.5,
-			HoverS: 0, Pattern: "hover", RTPriority: 50, LogEvery: 0.5}
+			HoverS: 0, Pattern: "hover", RTPriority: 50, LogEvery: 0.5, App: "flight", OnTerm: "land"}
 		if c != want {
 			t.Fatalf("got %+v\nwant %+v", c, want)
 		}
@@ -40,11 +40,16 @@ func TestLoad(t *testing.T) {
 	bad := []struct{ key, val string }{
 		{"FLIGHT_RATE_HZ", "10"}, {"FLIGHT_RATE_HZ", "x"}, {"FLIGHT_ALT_M", "50"}, {"FLIGHT_HOVER_S", "-2"},
 		{"FLIGHT_EPOCH", "-1"}, {"FLIGHT_EPOCH", "0"}, {"FLIGHT_START", "hot"}, {"FLIGHT_PATTERN", "flip"},
-		{"FLIGHT_RT_PRIO", "100"}, {"FLIGHT_LOG_S", "0"},
+		{"FLIGHT_RT_PRIO", "100"}, {"FLIGHT_LOG_S", "0"}, {"FLIGHT_ON_TERM", "crash"},
+		{"FLIGHT_NATS", ""}, // with FLIGHT_START=candidate below
 	}
 	for _, b := range bad {
 		t.Run(b.key+"="+b.val, func(t *testing.T) {
-			_, err := Load(env(map[string]string{"FLIGHT_BUS": "sim:/s", b.key: b.val}))
+			kv := map[string]string{"FLIGHT_BUS": "sim:/s", b.key: b.val}
+			if b.key == "FLIGHT_NATS" {
+				kv["FLIGHT_START"] = "candidate"
+			}
+			_, err := Load(env(kv))
 			if err == nil || !strings.Contains(err.Error(), b.key) {
 				t.Fatalf("err = %v, want one naming %s", err, b.key)
 			}

@@ -2,13 +2,18 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"runtime"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/hw/baro"
 	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/imu"
@@ -25,7 +30,7 @@ var ErrFenced = errors.New("flight: fenced out by a newer lease holder")
 // hardware is the flight app's view of the drone.
 type hardware struct {
 	bus    lease.Bus
-	motors *motors.Dev // nil when observing
+	motors *motors.Dev // nil when only observing
 	imu    *imu.Dev
 	baro   *baro.Dev
 	p0     float64 // take-off pressure, Pa
@@ -52,17 +57,20 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 				h.motors, err = motors.Init(ctx, b, mo)
 			}
 		}
-	case StartAttach:
-		log.Info("attaching to running chips, read-only")
+	default:
+		log.Info("attaching to running chips; writing nothing", "start", cfg.Start)
 		if h.imu, err = imu.Attach(b, nil); err == nil {
-			h.baro, err = baro.Attach(b, nil)
+			if h.baro, err = baro.Attach(b, nil); err == nil && cfg.Start != StartAttach {
+				h.motors, err = motors.Attach(b, mo)
+			}
 		}
 	}
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
-	// The take-off pressure: average a few samples.
+	// The reference pressure: averaged at take-off; in the air (resume)
+	// chosen so that here is the mission altitude.
 	var sum float64
 	const n = 8
 	for range n {
@@ -75,12 +83,16 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 		time.Sleep(2 * time.Millisecond)
 	}
 	h.p0 = sum / n
+	if cfg.Start == StartResume {
+		h.p0 = h.p0 / math.Pow(1-2.25577e-5*cfg.AltM, 5.25588)
+	}
 	return h, nil
 }
 
-// Run flies until ctx is done, then lands and returns nil once the motors
-// idle on the ground. It returns an error if the hardware cannot be opened
-// or this instance is fenced out.
+// Run flies until ctx is done, then (as the owner) lands and returns nil
+// once the motors idle on the ground. A candidate or standby returns at
+// once, and a retired one when told. It returns an error if the hardware
+// cannot be opened or this instance is fenced out with no hand-over.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("instance", cfg.Instance, "version", Version)
 	// Opening and arming must finish even if a stop is requested meanwhile:
@@ -90,17 +102,68 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer h.bus.Close()
-	l := &loop{cfg: cfg, log: log, hw: h,
-		ctl: control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission())}
+	ctl := control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission())
+	l := &loop{cfg: cfg, log: log, hw: h, ctl: ctl, period: int64(math.Round(1e9 / cfg.RateHz))}
+	if cfg.NATS != "" {
+		nc, p, err := l.join(ctx)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		defer p.Close()
+		l.p = p
+	}
 	return l.run(ctx)
+}
+
+// join connects to the on-board NATS and joins the hand-over.
+func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, error) {
+	nc, err := nats.Connect(l.cfg.NATS, nats.Name(l.cfg.Instance), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("flight: FLIGHT_NATS=%s: %w", l.cfg.NATS, err)
+	}
+	role, epoch := handoff.RoleOwner, l.cfg.Epoch
+	if l.cfg.Start == StartCandidate || l.cfg.Start == StartAttach {
+		role, epoch = handoff.RoleCandidate, 0
+	}
+	p, err := handoff.NewParticipant(ctx, nc, model{l.cfg}, handoff.ParticipantConfig{
+		App: l.cfg.App, Instance: l.cfg.Instance, Version: Version, Schema: Schema,
+		Accepts: strings.Split(Accepts, ","), Role: role, Epoch: epoch,
+		Period: time.Duration(l.period), Log: l.log,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, p, nil
+}
+
+// model replays the control law for the participant's shadow check.
+type model struct{ cfg Config }
+
+func (m model) Replay(state, sample json.RawMessage) ([]float64, error) {
+	c := control.New(m.cfg.RateHz, control.DefaultAirframe, control.DefaultGains, m.cfg.Mission())
+	if err := json.Unmarshal(state, &c.S); err != nil {
+		return nil, fmt.Errorf("flight: state: %w", err)
+	}
+	var in control.Sensors
+	if err := json.Unmarshal(sample, &in); err != nil {
+		return nil, fmt.Errorf("flight: sample: %w", err)
+	}
+	out := c.Step(in)
+	out = faults.replay(out)
+	return out[:], nil
 }
 
 // loop is the control loop's state.
 type loop struct {
-	cfg Config
-	log *slog.Logger
-	hw  *hardware
-	ctl *control.Controller
+	cfg    Config
+	log    *slog.Logger
+	hw     *hardware
+	ctl    *control.Controller
+	p      *handoff.Participant // nil without FLIGHT_NATS
+	period int64
 
 	missed   uint64 // ticks skipped because a tick overran
 	sensorEr uint64 // failed sensor reads
@@ -118,26 +181,43 @@ func (l *loop) run(ctx context.Context) error {
 		}
 	}
 
-	period := int64(math.Round(1e9 / l.cfg.RateHz))
+	period := l.period
 	next := (mono.Now()/period + 1) * period
 	logEvery := uint64(math.Max(1, l.cfg.LogEvery*l.cfg.RateHz))
-	observe := l.hw.motors == nil
+	standalone := l.p == nil && l.hw.motors != nil // flies without a hand-over
+	epoch := uint64(0)
 	landStart := time.Time{}
+	resumed := false
 	l.log.Info("control loop running", "rate_hz", l.cfg.RateHz, "start", l.cfg.Start,
-		"epoch", l.cfg.Epoch, "first_tick", next/period)
+		"epoch", l.cfg.Epoch, "first_tick", next/period, "handoff", l.p != nil)
 
 	var in control.Sensors
 	for n := uint64(0); ; n++ {
 		mono.SleepUntil(next)
+		tick := next / period
 		start := mono.Now()
-		if ctx.Err() != nil && landStart.IsZero() {
-			landStart = time.Now()
-			if observe {
-				l.log.Info("stop requested; observer exits")
+
+		d := handoff.Decision{Write: standalone, Epoch: l.cfg.Epoch}
+		if l.p != nil {
+			d = l.p.Tick(tick)
+			if d.Retire {
+				l.log.Info("retired: exiting without touching the actuators")
 				return nil
 			}
+		}
+		if ctx.Err() != nil && landStart.IsZero() {
+			if !d.Write || l.cfg.OnTerm == "exit" {
+				l.log.Info("stop requested; not driving the motors, exiting", "writing", d.Write)
+				return nil
+			}
+			landStart = time.Now()
 			l.log.Info("stop requested: landing before exit", "alt_m", l.ctl.S.Alt)
 			l.ctl.Land()
+		}
+		if d.Hydrate != nil {
+			if err := json.Unmarshal(d.Hydrate, &l.ctl.S); err != nil {
+				l.log.Warn("cannot load the owner's state", "err", err)
+			}
 		}
 
 		s, err := l.hw.imu.Read()
@@ -151,7 +231,11 @@ func (l *loop) run(ctx context.Context) error {
 		} else {
 			in.Accel, in.Gyro = s.Accel, s.Gyro
 		}
-		in.BaroValid = n%control.BaroEvery == 0
+		if l.cfg.Start == StartResume && !resumed {
+			l.ctl.Resume(in.Accel)
+			resumed = true
+		}
+		in.BaroValid = tick%control.BaroEvery == 0
 		if in.BaroValid {
 			if p, _, err := l.hw.baro.Read(); err == nil {
 				in.BaroAltM = baro.Altitude(p, l.hw.p0)
@@ -162,13 +246,23 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		out := l.ctl.Step(in)
 
-		if !observe {
-			if err := l.hw.motors.Set(out); err != nil {
-				if errors.Is(err, lease.ErrStale) {
+		if d.Write && l.hw.motors != nil {
+			if d.Epoch != epoch {
+				l.hw.bus.SetEpoch(d.Epoch)
+				epoch = d.Epoch
+			}
+			written := faults.drive(out, l.cfg.Start)
+			if err := l.hw.motors.Set(written); err != nil {
+				if !errors.Is(err, lease.ErrStale) {
+					l.log.Warn("motor write failed", "err", err)
+				} else if l.p == nil {
 					l.log.Error("motor write refused: a newer instance holds the lease", "err", err)
 					return fmt.Errorf("%w: %v", ErrFenced, err)
+				} else {
+					l.p.Fenced()
 				}
-				l.log.Warn("motor write failed", "err", err)
+			} else if l.p != nil {
+				l.publish(tick, in, written)
 			}
 			if l.ctl.Landed() {
 				l.log.Info("landed; motors idle", "tick", l.ctl.S.Tick)
@@ -183,13 +277,7 @@ func (l *loop) run(ctx context.Context) error {
 		busy := time.Duration(mono.Now() - start)
 		l.maxBusy = max(l.maxBusy, busy)
 		if n%logEvery == 0 {
-			st := l.ctl.S
-			l.log.Info("status", "tick", st.Tick, "mode", st.Mode.String(),
-				"alt_m", round(st.Alt, 3), "vz", round(st.VZ, 3),
-				"roll_deg", round(st.Att[0]*180/math.Pi, 2), "pitch_deg", round(st.Att[1]*180/math.Pi, 2),
-				"yaw_deg", round(st.Att[2]*180/math.Pi, 1), "out", roundAll(out),
-				"missed", l.missed, "sensor_errors", l.sensorEr, "max_busy_us", l.maxBusy.Microseconds())
-			l.maxBusy = 0
+			l.status(tick, out)
 		}
 
 		next += period
@@ -200,6 +288,36 @@ func (l *loop) run(ctx context.Context) error {
 			next += skip * period
 		}
 	}
+}
+
+// publish sends the tick's frame (the participant drops it unless owner).
+func (l *loop) publish(tick int64, in control.Sensors, out [4]float64) {
+	state, err := json.Marshal(&l.ctl.S)
+	if err != nil {
+		return
+	}
+	sample, _ := json.Marshal(&in)
+	st := l.ctl.S
+	h := handoff.Health{RollDeg: st.Att[0] * 180 / math.Pi, PitchDeg: st.Att[1] * 180 / math.Pi, AltM: st.Alt}
+	if err := l.p.Publish(tick, state, sample, out[:], h); err != nil {
+		l.log.Warn("publish frame", "err", err)
+	}
+}
+
+func (l *loop) status(tick int64, out [4]float64) {
+	st := l.ctl.S
+	role := "owner"
+	if l.p != nil {
+		role = string(l.p.Role())
+	} else if l.hw.motors == nil {
+		role = "observer"
+	}
+	l.log.Info("status", "tick", tick, "role", role, "mode", st.Mode.String(),
+		"alt_m", round(st.Alt, 3), "vz", round(st.VZ, 3),
+		"roll_deg", round(st.Att[0]*180/math.Pi, 2), "pitch_deg", round(st.Att[1]*180/math.Pi, 2),
+		"yaw_deg", round(st.Att[2]*180/math.Pi, 1), "out", roundAll(out),
+		"missed", l.missed, "sensor_errors", l.sensorEr, "max_busy_us", l.maxBusy.Microseconds())
+	l.maxBusy = 0
 }
 
 // landingDeadline bounds a landing: the descent at the mission's rate

@@ -97,12 +97,12 @@ func (m Mode) String() string {
 
 // Sensors is one tick's input.
 type Sensors struct {
-	Accel [3]float64 // specific force, body frame, m/s²
-	Gyro  [3]float64 // body rates, rad/s
+	Accel [3]float64 `json:"accel"` // specific force, body frame, m/s²
+	Gyro  [3]float64 `json:"gyro"`  // body rates, rad/s
 	// BaroAltM is the barometric altitude above the take-off point; used
 	// only when BaroValid (the barometer is read at a lower rate).
-	BaroAltM  float64
-	BaroValid bool
+	BaroAltM  float64 `json:"baro_alt_m"`
+	BaroValid bool    `json:"baro_valid"`
 }
 
 // State is everything the controller carries from one tick to the next.
@@ -148,6 +148,16 @@ func New(rateHz float64, air Airframe, g Gains, m Mission) *Controller {
 	c := &Controller{air: air, g: g, m: m, dt: 1 / rateHz}
 	c.S.Mode = ModeTakeoff
 	return c
+}
+
+// Resume makes a controller that knows nothing of the flight so far take
+// over in the air: it assumes it is hovering at the mission altitude, levels
+// from the accelerometer, and holds. It is what an update without state
+// transfer can do (the stop-start and start-then-stop baselines).
+func (c *Controller) Resume(accel [3]float64) {
+	c.S = State{Mode: ModeHover, Alt: c.m.AltM, AltSP: c.m.AltM}
+	c.S.Att[0] = math.Atan2(accel[1], accel[2])
+	c.S.Att[1] = math.Atan2(-accel[0], math.Hypot(accel[1], accel[2]))
 }
 
 // Land starts a landing from wherever the aircraft is. It is idempotent.

@@ -1,0 +1,41 @@
+// Package handoff hands a running control loop from one process to another
+// over NATS, at a control-tick boundary, without a missed or doubled tick.
+//
+// Names: the owner holds the hardware lease and drives the actuators; a
+// candidate is the new instance; after cut-over the old owner is the
+// standby. Epochs only grow; the fence in hw/lease refuses stale writers.
+//
+// Subjects, for an app named A (e.g. "flight"):
+//
+//	skyswap.A.frames           state frames from the owner, one per tick;
+//	                           captured by the JetStream stream SKYSWAP_A
+//	                           (memory, the last few seconds) so that a late
+//	                           candidate hydrates from the newest one
+//	skyswap.A.status.<inst>    each participant's status, ~20 Hz
+//	skyswap.A.ctl.<inst>       requests to one participant (handover, retire)
+//	skyswap.A.events           the coordinator's phase changes
+//
+// The protocol:
+//
+//  1. prepare: the coordinator starts the candidate (Runtime.Start). It
+//     attaches the hardware read-only and follows the frames.
+//  2. shadow: for every pair of consecutive frames k-1, k the candidate
+//     replays its own control law from frame k-1's state on frame k's sensor
+//     sample and compares with the outputs the owner wrote at k. K ticks in a
+//     row within tolerance, fresh and without a sequence gap, is "synced".
+//  3. cut-over: the coordinator asks the owner to hand over at tick T (a few
+//     ticks ahead) with epoch E+1. The owner stamps its frames with the
+//     hand-over, writes ticks < T and stops. The candidate, holding the
+//     stamped frame T-1, loads its state and writes tick T at epoch E+1. The
+//     frame is the commitment: without a stamped frame T-1 in hand at tick T
+//     the candidate does not write, so nothing stale is ever driven.
+//  4. probation: the new owner publishes frames; the standby shadows it. If
+//     the new owner falls silent for a few ticks the standby takes back on
+//     its own at the fallback epoch E+2, which fences the old candidate out.
+//     If the coordinator judges the probation unhealthy it hands back the same
+//     way as step 3.
+//  5. commit: the coordinator retires the standby, which exits (it holds no
+//     lease), and stops it.
+//
+// Every message is JSON; malformed ones are counted and ignored.
+package handoff

@@ -1,0 +1,145 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ServerConfig configures the embedded on-board NATS server. The zero value
+// listens on a free loopback port with JetStream in a temporary directory.
+type ServerConfig struct {
+	Port     int    // TCP port on 127.0.0.1; 0 = any free port
+	StoreDir string // JetStream store; "" = a new temporary directory, removed on Shutdown
+}
+
+// Server is an embedded NATS server for the on-board queue. It listens on
+// loopback only.
+type Server struct {
+	ns      *server.Server
+	tempDir string
+}
+
+// StartServer starts the embedded server and waits until it accepts
+// connections.
+func StartServer(cfg ServerConfig) (*Server, error) {
+	s := &Server{}
+	dir := cfg.StoreDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "skyswap-nats-")
+		if err != nil {
+			return nil, fmt.Errorf("handoff: nats store: %w", err)
+		}
+		dir, s.tempDir = d, d
+	}
+	port := cfg.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      port,
+		JetStream: true,
+		StoreDir:  dir,
+		NoSigs:    true,
+		NoLog:     true,
+	})
+	if err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("handoff: nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		s.cleanup()
+		return nil, errors.New("handoff: embedded nats server did not start within 10 s")
+	}
+	s.ns = ns
+	return s, nil
+}
+
+// URL is the client URL, nats://127.0.0.1:PORT.
+func (s *Server) URL() string { return s.ns.ClientURL() }
+
+// Shutdown stops the server and removes a temporary store.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	s.cleanup()
+}
+
+func (s *Server) cleanup() {
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+}
+
+// StreamKeep is how long the frame stream keeps frames: long enough for a
+// candidate that starts late to hydrate from the newest one.
+const StreamKeep = 5 * time.Second
+
+var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// CheckApp validates an app name (it becomes part of subject and stream
+// names).
+func CheckApp(app string) error {
+	if !appName.MatchString(app) {
+		return fmt.Errorf("handoff: app name %q: use 1-32 of a-z 0-9 _ -, starting with a letter or digit", app)
+	}
+	return nil
+}
+
+// EnsureStream creates or updates app's frame stream: memory storage, the
+// last StreamKeep of frames.
+func EnsureStream(ctx context.Context, nc *nats.Conn, app string) error {
+	if err := CheckApp(app); err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("handoff: jetstream: %w", err)
+	}
+	sub := SubjectsFor(app)
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      sub.Stream(),
+		Subjects:  []string{sub.Frames()},
+		Storage:   jetstream.MemoryStorage,
+		MaxAge:    StreamKeep,
+		MaxMsgs:   8192,
+		Discard:   jetstream.DiscardOld,
+		Retention: jetstream.LimitsPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("handoff: stream %s: %w (is JetStream enabled on the NATS server?)", sub.Stream(), err)
+	}
+	return nil
+}
+
+// LastFrame returns the newest frame kept in app's stream, or nil if there
+// is none.
+func LastFrame(ctx context.Context, nc *nats.Conn, app string) ([]byte, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: jetstream: %w", err)
+	}
+	sub := SubjectsFor(app)
+	st, err := js.Stream(ctx, sub.Stream())
+	if err != nil {
+		return nil, fmt.Errorf("handoff: stream %s: %w", sub.Stream(), err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, sub.Frames())
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handoff: last frame: %w", err)
+	}
+	return m.Data, nil
+}
