@@ -96,9 +96,9 @@ func (f *fleet) update(plan handoff.Plan, bin string, env ...string) (handoff.Re
 // report is the referee over [from, to].
 func (f *fleet) report(from, to int64) (r struct {
 	MaxGapMs, P99GapMs, AttP99, AttMax float64
-	Double, Stale           int
-	Crashed, Airborne       bool
-	Writers                 []string
+	Double, Stale                      int
+	Crashed, Airborne                  bool
+	Writers                            []string
 }) {
 	f.t.Helper()
 	rep, err := f.sim.Report(context.Background(), from, to)
