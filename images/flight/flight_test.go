@@ -18,7 +18,12 @@ import (
 // These tests fly the real binaries as separate processes against
 // drone-sim, as production does.
 
-var bins rig.Binaries
+var (
+	bins rig.Binaries
+	// v2Bin is flight v2; faultBin a v2 with the FLIGHT_FAULT switch;
+	// incompatBin a v3 that only reads state schema flight.state/2.
+	v2Bin, faultBin, incompatBin string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "flight-test")
@@ -26,7 +31,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bins, err = rig.Build(context.Background(), dir, "", "v1")
+	ctx := context.Background()
+	bins, err = rig.Build(ctx, dir, "", "v1")
+	if err == nil {
+		v2Bin, err = rig.BuildFlight(ctx, dir, rig.FlightBuild{Version: "v2"})
+	}
+	if err == nil {
+		faultBin, err = rig.BuildFlight(ctx, dir, rig.FlightBuild{Version: "v2-faulty", Faults: true})
+	}
+	if err == nil {
+		incompatBin, err = rig.BuildFlight(ctx, dir, rig.FlightBuild{Version: "v3", Accepts: "flight.state/2"})
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

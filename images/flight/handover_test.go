@@ -20,6 +20,8 @@ import (
 // embedded NATS server, drone-sim, the process runtime and a coordinator.
 type fleet struct {
 	t     *testing.T
+	ns    *handoff.Server
+	hooks *hookedRuntime
 	sim   *rig.Sim
 	rt    *rig.Runtime
 	nc    *nats.Conn
@@ -38,6 +40,7 @@ func newFleet(t *testing.T, simEnv ...string) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
+	f.ns = ns
 	if f.sim, err = rig.StartSim(ctx, bins.Sim, t.TempDir(), simEnv, f.logs); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +61,8 @@ func newFleet(t *testing.T, simEnv ...string) *fleet {
 	}
 	t.Cleanup(f.nc.Close)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	if f.coord, err = handoff.NewCoordinator(f.nc, "flight", f.rt, log); err != nil {
+	f.hooks = &hookedRuntime{Runtime: f.rt}
+	if f.coord, err = handoff.NewCoordinator(f.nc, "flight", f.hooks, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.coord.Close)
@@ -68,6 +72,20 @@ func newFleet(t *testing.T, simEnv ...string) *fleet {
 		}
 	})
 	return f
+}
+
+// hookedRuntime lets a test act just before the coordinator stops an
+// instance.
+type hookedRuntime struct {
+	*rig.Runtime
+	beforeStop func(instance string)
+}
+
+func (h *hookedRuntime) Stop(ctx context.Context, instance string) error {
+	if h.beforeStop != nil {
+		h.beforeStop(instance)
+	}
+	return h.Runtime.Stop(ctx, instance)
 }
 
 type testWriter struct{ t *testing.T }
@@ -115,10 +133,7 @@ func (f *fleet) report(from, to int64) (r struct {
 // gap at a cut-over beyond one tick on top of the steady state's jitter.
 func TestConsecutiveHandovers(t *testing.T) {
 	f := newFleet(t, "SIM_GUST_N=0.3", "SIM_NOISE=1")
-	v2, err := rig.BuildFlight(context.Background(), t.TempDir(), rig.FlightBuild{Version: "v2"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2 := v2Bin
 	time.Sleep(time.Second)
 	steadyFrom := mono.Now()
 	time.Sleep(2 * time.Second)

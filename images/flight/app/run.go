@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // join connects to the on-board NATS and joins the hand-over.
 func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, error) {
 	nc, err := nats.Connect(l.cfg.NATS, nats.Name(l.cfg.Instance), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, nil, fmt.Errorf("flight: FLIGHT_NATS=%s: %w", l.cfg.NATS, err)
 	}
