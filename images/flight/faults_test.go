@@ -19,8 +19,8 @@ import (
 func (f *fleet) flyingUnder(from, to int64, writer string, maxGap float64) {
 	f.t.Helper()
 	r := f.report(from, to)
-	if r.Crashed || !r.Airborne || r.Double != 0 {
-		f.t.Fatalf("crashed=%v airborne=%v double drive=%d", r.Crashed, r.Airborne, r.Double)
+	if r.Crashed || !r.Airborne || r.DoubleDrive != 0 {
+		f.t.Fatalf("crashed=%v airborne=%v double drive=%d", r.Crashed, r.Airborne, r.DoubleDrive)
 	}
 	if len(r.Writers) != 1 || r.Writers[0] != writer {
 		f.t.Fatalf("writers %v, want only %s", r.Writers, writer)
@@ -39,12 +39,12 @@ const gapBound = 40
 func TestAbortCandidateKilledWhileShadowing(t *testing.T) {
 	f := newFleet(t)
 	from := mono.Now()
-	f.coord.OnEvent = func(e handoff.Event) {
+	f.Coord.OnEvent = func(e handoff.Event) {
 		if e.Phase == "shadow" {
 			go func() {
 				// Well before the ~250 ms of matching ticks it needs to sync.
 				time.Sleep(100 * time.Millisecond)
-				if p := f.rt.Proc("v2-1"); p != nil {
+				if p := f.RT.Proc("v2-1"); p != nil {
 					p.Kill()
 				}
 			}()
@@ -88,8 +88,8 @@ func TestRevertOnDivergence(t *testing.T) {
 	t.Logf("reverted after %.0f ms: %s, epoch now %d", res.ToCommitMs, res.Reason, res.Epoch)
 	time.Sleep(500 * time.Millisecond)
 	r := f.report(from, mono.Now())
-	if r.Crashed || r.Double != 0 || len(r.Writers) != 2 {
-		t.Fatalf("crashed %v double %d writers %v", r.Crashed, r.Double, r.Writers)
+	if r.Crashed || r.DoubleDrive != 0 || len(r.Writers) != 2 {
+		t.Fatalf("crashed %v double %d writers %v", r.Crashed, r.DoubleDrive, r.Writers)
 	}
 	f.flyingUnder(mono.Now()-int64(400*time.Millisecond), mono.Now(), "v1-0", gapBound)
 }
@@ -102,11 +102,11 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 	f := newFleet(t)
 	woke := make(chan struct{})
 	var frozeAt int64
-	f.coord.OnEvent = func(e handoff.Event) {
+	f.Coord.OnEvent = func(e handoff.Event) {
 		if e.Phase == "probation" {
 			go func() {
 				time.Sleep(300 * time.Millisecond)
-				p := f.rt.Proc("v2-1")
+				p := f.RT.Proc("v2-1")
 				frozeAt = mono.Now()
 				syscall.Kill(p.Pid(), syscall.SIGSTOP)
 				time.Sleep(200 * time.Millisecond)
@@ -115,7 +115,7 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 			}()
 		}
 	}
-	f.hooks.beforeStop = func(instance string) {
+	f.BeforeStop = func(instance string) {
 		if instance == "v2-1" {
 			<-woke
 			time.Sleep(300 * time.Millisecond) // let it try to write
@@ -127,7 +127,7 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	to := mono.Now()
-	writes, err := f.sim.Writes(context.Background(), frozeAt-int64(50*time.Millisecond), to)
+	writes, err := f.Sim.Writes(context.Background(), frozeAt-int64(50*time.Millisecond), to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +155,8 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 		t.Fatal("the woken candidate's writes were not refused (none seen)")
 	}
 	r := f.report(frozeAt-int64(time.Second), to)
-	if r.Double != 0 || r.Crashed || r.Stale == 0 {
-		t.Fatalf("double %d crashed %v stale %d", r.Double, r.Crashed, r.Stale)
+	if r.DoubleDrive != 0 || r.Crashed || r.StaleRefused == 0 {
+		t.Fatalf("double %d crashed %v stale %d", r.DoubleDrive, r.Crashed, r.StaleRefused)
 	}
 }
 
@@ -165,7 +165,7 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 // once the path recovers it syncs and the cut-over happens on fresh state.
 func TestNoCutoverOnStaleState(t *testing.T) {
 	f := newFleet(t)
-	proxy, err := rig.NewDelayProxy(strings.TrimPrefix(f.ns.URL(), "nats://"))
+	proxy, err := rig.NewDelayProxy(strings.TrimPrefix(f.NATS.URL(), "nats://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +187,8 @@ func TestNoCutoverOnStaleState(t *testing.T) {
 	}
 	t.Logf("cut-over %.0f ms after the path healed", float64(res.CutoverNs-healedAt)/1e6)
 	r := f.report(from, mono.Now())
-	if r.Double != 0 || r.Crashed || r.MaxGapMs > gapBound {
-		t.Fatalf("double %d crashed %v gap %.2f", r.Double, r.Crashed, r.MaxGapMs)
+	if r.DoubleDrive != 0 || r.Crashed || r.MaxGapMs > gapBound {
+		t.Fatalf("double %d crashed %v gap %.2f", r.DoubleDrive, r.Crashed, r.MaxGapMs)
 	}
 }
 
@@ -202,7 +202,7 @@ func TestSchemaMismatchRefused(t *testing.T) {
 	if !errors.Is(err, handoff.ErrIncompatible) || res.Outcome != handoff.OutcomeRefused {
 		t.Fatalf("outcome %q, err %v; want refused as incompatible", res.Outcome, err)
 	}
-	if f.rt.Proc("v3-1") != nil {
+	if f.RT.Proc("v3-1") != nil {
 		t.Fatal("the refused candidate was started")
 	}
 	t.Logf("refused: %v", err)
