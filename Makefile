@@ -11,6 +11,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
+LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench
 TESTFLAGS ?=
 
@@ -24,10 +25,12 @@ deps:
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(CMDS)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/flight ./images/flight
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/flight-v2 ./images/flight
 
 cross: deps
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -o bin/linux-arm64/ ./cmd/drone-sim
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/flight ./images/flight
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/linux-arm64/flight-v2 ./images/flight
 	@file bin/linux-arm64/* 2>/dev/null || ls -l bin/linux-arm64/
 
 vet: deps

@@ -401,7 +401,7 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 			unhealthy, res.TakenBack = "the new owner fell silent; the standby took back", true
 			return true, nil
 		}
-		f, ok := c.fresh(plan.Candidate, 100*time.Millisecond)
+		f, ok := c.fresh(plan.Candidate, 250*time.Millisecond)
 		switch {
 		case !ok:
 			unhealthy = "the new owner stopped publishing frames"

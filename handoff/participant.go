@@ -42,7 +42,9 @@ type ParticipantConfig struct {
 	Tolerance float64       // largest output difference that matches; 0 = 0.01
 	MaxLag    time.Duration // frames older than this are stale; 0 = 8 ticks
 	// TakebackTicks is how many ticks without an owner frame make a standby
-	// take back; 0 = 4.
+	// take back; 0 = 16 (40 ms at 400 Hz: the motor controller holds the
+	// last outputs meanwhile, and a busy machine can delay a frame by
+	// 10-20 ms without anything being wrong).
 	TakebackTicks int
 	// FrameWait bounds how long Tick waits for frame T-1 when a hand-over
 	// to this instance at T is pending; 0 = half a tick.
@@ -76,7 +78,7 @@ func (c ParticipantConfig) withDefaults() (ParticipantConfig, error) {
 		c.MaxLag = 8 * c.Period
 	}
 	if c.TakebackTicks == 0 {
-		c.TakebackTicks = 4
+		c.TakebackTicks = 16
 	}
 	if c.FrameWait == 0 {
 		c.FrameWait = c.Period / 2

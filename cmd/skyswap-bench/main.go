@@ -2,17 +2,22 @@
 // prints one JSON object per benchmark on stdout. The binaries are taken
 // from the directory this program is in (make bench builds them into bin/).
 //
-//	hover: 20 s of hover in gusts with sensor noise after take-off.
+//	hover:    20 s of hover in gusts with sensor noise after take-off.
+//	handoff:  one line per strategy: 20 consecutive v1 <-> v2 hand-overs
+//	          (handoff), 6 stateless updates each for the baselines
+//	          (stop-start, start-then-stop), same simulator settings.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 
+	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -30,24 +35,80 @@ func run() error {
 	}
 	dir := filepath.Dir(self)
 	bins := rig.Binaries{Sim: filepath.Join(dir, "drone-sim"), Flight: filepath.Join(dir, "flight")}
+	v2 := filepath.Join(dir, "flight-v2")
+	for _, b := range []string{bins.Sim, bins.Flight, v2} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s is missing: run make bench (it builds bin/ first)", b)
+		}
+	}
+	logFile := filepath.Join(os.TempDir(), "skyswap-bench.log")
+	logs, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	fmt.Fprintln(os.Stderr, "skyswap-bench: process logs in", logFile)
+	coordLog := slog.New(slog.NewJSONHandler(logs, nil))
 	ctx := context.Background()
+	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
 
 	const seconds = 20
 	res, err := rig.FlyHover(ctx, bins, rig.HoverOpts{
 		Seconds:   seconds,
-		SimEnv:    []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
+		SimEnv:    simEnv,
 		FlightEnv: []string{"FLIGHT_PATTERN=hover"},
+		Logs:      logs,
 	})
 	if err != nil {
 		return fmt.Errorf("hover: %w", err)
 	}
 	w := res.Window
-	return emit(hoverLine{
+	if err := emit(hoverLine{
 		Bench: "hover", RateHz: 400, Seconds: r3(w.Seconds), Updates: w.Updates,
 		SteadyMaxGapMs: r3(w.MaxGapMs), P99GapMs: r3(w.P99GapMs), MeanGapMs: r3(w.MeanGapMs),
 		AttErrP99Deg: r3(w.AttErrP99Deg), AltErrP99M: r3(w.AltErrP99M),
 		TakeoffS: r3(res.TakeoffS), Crashed: res.Flight.Crashed,
-	})
+	}); err != nil {
+		return err
+	}
+
+	for _, st := range []struct {
+		s handoff.Strategy
+		n int
+	}{{handoff.StrategyHandoff, 20}, {handoff.StrategyStopStart, 6}, {handoff.StrategyStartThenStop, 6}} {
+		r, err := rig.Series(ctx, rig.SeriesConfig{
+			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
+				Logs: logs, Log: coordLog},
+			V2:    v2, Strategy: st.s, N: st.n,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.s, err)
+		}
+		if err := emit(handoffLine{
+			Bench: "handoff", Strategy: r.Strategy, RateHz: 400, Handoffs: r.N,
+			MaxGapMs: r3(r.MaxGapMs), SteadyMaxGapMs: r3(r.SteadyMaxGapMs), DoubleDrive: r.DoubleDrive,
+			StaleRefused: r.StaleRefused, AttRatio: r3(r.AttRatio), CutoverToCommitMs: r3(r.CutoverToCommitMs),
+			Crashed: r.Crashed,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handoffLine is one strategy's hand-over benchmark, fields in print order.
+type handoffLine struct {
+	Bench             string  `json:"bench"`
+	Strategy          string  `json:"strategy"`
+	RateHz            int     `json:"rate_hz"`
+	Handoffs          int     `json:"handoffs"`
+	MaxGapMs          float64 `json:"max_gap_ms"`
+	SteadyMaxGapMs    float64 `json:"steady_max_gap_ms"`
+	DoubleDrive       int     `json:"double_drive"`
+	StaleRefused      int     `json:"stale_refused"`
+	AttRatio          float64 `json:"att_ratio"`
+	CutoverToCommitMs float64 `json:"cutover_to_commit_ms"`
+	Crashed           bool    `json:"crashed"`
 }
 
 // hoverLine is the hover benchmark's output, fields in print order.

@@ -48,10 +48,11 @@ type Loop struct {
 	period   int64
 	ledger   *Ledger
 
-	term atomic.Bool
-	kill chan struct{}
-	done chan struct{}
-	once sync.Once
+	term   atomic.Bool
+	paused atomic.Bool
+	kill   chan struct{}
+	done   chan struct{}
+	once   sync.Once
 
 	mu      sync.Mutex
 	state   State
@@ -93,6 +94,11 @@ func (l *Loop) run() {
 		if l.killed() {
 			l.end(ExitKilled)
 			return
+		}
+		if l.paused.Load() {
+			// A stalled loop: the grid goes on, the loop does nothing.
+			next += l.period
+			continue
 		}
 		tick := next / l.period
 		d := l.p.Tick(tick)
@@ -170,6 +176,15 @@ func (l *Loop) Terminate(grace time.Duration) Exit {
 	}
 	return l.Exit()
 }
+
+// Pause stalls the loop: from its next tick on it neither calls Tick nor
+// writes nor publishes, until Resume. Paused ticks are not counted as
+// skipped.
+func (l *Loop) Pause() { l.paused.Store(true) }
+
+// Resume ends a Pause: the loop carries on at the next grid tick with the
+// state it had.
+func (l *Loop) Resume() { l.paused.Store(false) }
 
 // Kill ends the loop at once (before its next Tick) and waits for it.
 func (l *Loop) Kill() {

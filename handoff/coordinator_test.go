@@ -1,0 +1,313 @@
+package handoff_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/handofftest"
+)
+
+// TestHandoverAtTickBoundary proves the hand-over itself, in process: the
+// owner and the candidate run their own loops on the tick grid and write to
+// a fenced ledger; the coordinator prepares, shadows, cuts over, holds
+// probation and commits. Every tick of the run has exactly one writer (a tick
+// may be missing only where the responsible loop overran and skipped it;
+// never two writers), the candidate's first tick is the cut-over tick, the
+// owner's last is the one before, the candidate's first output is computed
+// from the owner's state after its last tick, and the old owner retires: its
+// loop ends on Decision.Retire.
+func TestHandoverAtTickBoundary(t *testing.T) {
+	f := newFixture(t)
+	owner := f.startOwner("a")
+	f.candidates(nil, nil)
+	c := f.coordinator()
+	var ev events
+	c.OnEvent = ev.add
+
+	res, err := c.Run(context.Background(), handoff.Plan{
+		Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
+	})
+	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+		t.Fatalf("Run = %+v, %v; want committed", res, err)
+	}
+	if res.Owner != "b" || res.Epoch != 2 || res.CutoverTick == 0 || res.TakenBack {
+		t.Fatalf("result %+v", res)
+	}
+	want := []string{"prepare", "shadow", "synced", "cutover", "probation", "commit"}
+	if got := ev.phases(); !slices.Equal(got, want) {
+		t.Fatalf("phases %v, want %v", got, want)
+	}
+
+	// The old owner was retired, then stopped: its loop ended on Retire.
+	if stopped, exit := f.rt.Stopped("a"); !stopped || exit != handofftest.ExitRetired {
+		t.Fatalf("old owner stopped %v, exit %q; want stopped after retiring", stopped, exit)
+	}
+	if r := owner.P.Role(); r != handoff.RoleRetired {
+		t.Fatalf("old owner's role %s", r)
+	}
+	cand := f.instance("b")
+	sleepTicks(40) // the new owner flies on alone
+	cand.Stop()
+
+	T := res.CutoverTick
+	ta, tb := f.ledger.Ticks("a"), f.ledger.Ticks("b")
+	if len(ta) == 0 || len(tb) == 0 {
+		t.Fatalf("owner wrote %d ticks, candidate %d", len(ta), len(tb))
+	}
+	if last := ta[len(ta)-1]; last != T-1 {
+		t.Fatalf("the owner's last tick is %d; cut-over at %d", last, T)
+	}
+	if tb[0] != T {
+		t.Fatalf("the candidate's first tick is %d; cut-over at %d", tb[0], T)
+	}
+	checkOneWriter(t, f, ta[0], tb[len(tb)-1], T, owner, cand)
+	if r := f.ledger.Refused(); len(r) != 0 {
+		t.Fatalf("the fence refused %d writes: %+v", len(r), r)
+	}
+	before, after := f.ledger.At(T - 1)[0], f.ledger.At(T)[0]
+	if before.Epoch != 1 || after.Epoch != 2 || after.X != before.X+1 {
+		t.Fatalf("cut-over: tick %d %+v, tick %d %+v; want epochs 1 then 2 and the state carried over (x+1)", T-1, before, T, after)
+	}
+	t.Logf("start %.1f ms, synced %.0f ms after start, cut-over at tick %d, probation to commit %.0f ms; owner skipped %d ticks, candidate %d",
+		res.StartMs, res.SyncMs, T, res.ToCommitMs, len(owner.Loop.Skipped()), len(cand.Loop.Skipped()))
+}
+
+// checkOneWriter fails unless every tick in [from, to] has exactly one
+// write: by owner before cut, by cand from cut on. A tick without a write is
+// allowed only if the loop responsible for it skipped it.
+func checkOneWriter(t *testing.T, f *fixture, from, to, cut int64, owner, cand *handofftest.Instance) {
+	t.Helper()
+	if d := f.ledger.Doubles(); len(d) != 0 {
+		t.Fatalf("ticks with two writers: %v", d)
+	}
+	skippedA, skippedB := owner.Loop.Skipped(), cand.Loop.Skipped()
+	for tick := from; tick <= to; tick++ {
+		who, skipped := owner, skippedA
+		if tick >= cut {
+			who, skipped = cand, skippedB
+		}
+		ws := f.ledger.At(tick)
+		switch {
+		case len(ws) == 0 && !slices.Contains(skipped, tick):
+			t.Fatalf("tick %d has no writer and %s's loop did not skip it", tick, who.Name)
+		case len(ws) == 1 && ws[0].Instance != who.Name:
+			t.Fatalf("tick %d written by %s, want %s", tick, ws[0].Instance, who.Name)
+		}
+	}
+}
+
+// TestCandidateKilledInProbation proves the standby's own take-back: the
+// candidate crashes right after the cut-over (its loop ends and its
+// connection drops when probation begins); the standby notices that frames
+// stopped and writes at the fallback epoch within TakebackTicks+2 ticks of
+// the candidate's last write (plus any ticks its own loop skipped), with the
+// state it kept stepping; the coordinator reports a revert with TakenBack,
+// and no tick is ever written twice.
+func TestCandidateKilledInProbation(t *testing.T) {
+	f := newFixture(t)
+	owner := f.startOwner("a")
+	f.candidates(nil, nil)
+	c := f.coordinator()
+	var ev events
+	c.OnEvent = func(e handoff.Event) {
+		ev.add(e)
+		if e.Phase == "probation" {
+			f.instance("b").Kill()
+		}
+	}
+	res, err := c.Run(context.Background(), handoff.Plan{
+		Owner: "a", Candidate: "b", Probation: 2 * time.Second, SyncTimeout: 5 * time.Second,
+	})
+	if err == nil || res.Outcome != handoff.OutcomeReverted || !res.TakenBack {
+		t.Fatalf("Run = %+v, %v; want reverted, taken back", res, err)
+	}
+	if res.Owner != "a" || res.Epoch != 3 {
+		t.Fatalf("result %+v; want a at the fallback epoch 3", res)
+	}
+	if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 3 || !s.TakenBack {
+		t.Fatalf("standby status %+v; want owner at epoch 3, taken back", s)
+	}
+	cand := f.instance("b")
+	if e := cand.Loop.Exit(); e != handofftest.ExitKilled {
+		t.Fatalf("candidate loop exit %q", e)
+	}
+	from := currentTick()
+	sleepTicks(60)
+	checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
+
+	tb := f.ledger.Ticks("b")
+	if len(tb) == 0 || tb[0] != res.CutoverTick {
+		t.Fatalf("candidate ticks %v; cut-over %d", tb, res.CutoverTick)
+	}
+	lastB := tb[len(tb)-1]
+	back := int64(0)
+	for _, tick := range f.ledger.Ticks("a") {
+		if ws := f.ledger.At(tick); tick > lastB && ws[0].Epoch == 3 {
+			back = tick
+			break
+		}
+	}
+	if back == 0 {
+		t.Fatal("no write at the fallback epoch in the ledger")
+	}
+	gap := back - lastB
+	skipped := owner.Loop.SkippedIn(lastB+1, back)
+	if gap < 1 || gap > int64(testTakeback+2+skipped) {
+		t.Fatalf("took back at tick %d, %d ticks after the candidate's last write %d; want within %d+2 (+%d skipped)",
+			back, gap, lastB, testTakeback, skipped)
+	}
+	if d := f.ledger.Doubles(); len(d) != 0 {
+		t.Fatalf("ticks with two writers: %v", d)
+	}
+	if r := f.ledger.Refused(); len(r) != 0 {
+		t.Fatalf("the fence refused %d writes: %+v", len(r), r)
+	}
+	if a, b := f.ledger.At(back)[0], f.ledger.At(lastB)[0]; skipped == 0 && a.X != b.X+float64(gap) {
+		t.Fatalf("take-back state x=%v at tick %d; the candidate had x=%v at %d: the standby did not keep stepping", a.X, back, b.X, lastB)
+	}
+	if got := ev.phases(); !slices.Equal(got, []string{"prepare", "shadow", "synced", "cutover", "probation", "revert", "done"}) {
+		t.Fatalf("phases %v", got)
+	}
+	t.Logf("candidate wrote ticks %d..%d (%d); standby took back at %d: %d ticks later (%d skipped); reason %q",
+		tb[0], lastB, len(tb), back, gap, skipped, res.Reason)
+}
+
+// TestAbortLeavesOwnerUntouched proves that an update stopped before the
+// cut-over never touches the owner: it keeps writing every tick at its
+// epoch, with no hand-over pending, whether the candidate never comes up
+// (abort at the sync timeout, the candidate stopped), declares schemas the
+// owner does not publish (refused with ErrIncompatible before the runtime is
+// asked to start anything), or the named owner does not exist.
+func TestAbortLeavesOwnerUntouched(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		plan    handoff.Plan
+		outcome string
+		errIs   error
+		reason  string
+		phases  []string
+		started bool
+	}{
+		{
+			name:    "candidate never reports",
+			plan:    handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second},
+			outcome: handoff.OutcomeAborted, reason: "no sync within",
+			phases: []string{"prepare", "shadow", "abort"}, started: true,
+		},
+		{
+			name:    "candidate accepts another schema",
+			plan:    handoff.Plan{Owner: "a", Candidate: "b", Accepts: []string{"other/9"}, SyncTimeout: time.Second},
+			outcome: handoff.OutcomeRefused, errIs: handoff.ErrIncompatible, reason: "other/9",
+			phases: []string{"refused"},
+		},
+		{
+			name:    "no such owner",
+			plan:    handoff.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second},
+			outcome: handoff.OutcomeRefused, reason: "publishes no frames",
+			phases: []string{"refused"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			owner := f.startOwner("a")
+			c := f.coordinator() // the runtime's Start does nothing
+			var ev events
+			c.OnEvent = ev.add
+			from := currentTick()
+			res, err := c.Run(context.Background(), tc.plan)
+			if err == nil || res.Outcome != tc.outcome || !strings.Contains(res.Reason, tc.reason) {
+				t.Fatalf("Run = %+v, %v; want %s, reason with %q", res, err, tc.outcome, tc.reason)
+			}
+			if tc.errIs != nil && !errors.Is(err, tc.errIs) {
+				t.Fatalf("error %v is not %v", err, tc.errIs)
+			}
+			if got := ev.phases(); !slices.Equal(got, tc.phases) {
+				t.Fatalf("phases %v, want %v", got, tc.phases)
+			}
+			if got := f.rt.Started("b"); got != tc.started {
+				t.Fatalf("runtime started the candidate: %v, want %v (calls %+v)", got, tc.started, f.rt.Calls())
+			}
+			if stopped, _ := f.rt.Stopped("b"); stopped != tc.started {
+				t.Fatalf("runtime stopped the candidate: %v, want %v", stopped, tc.started)
+			}
+			if stopped, _ := f.rt.Stopped("a"); stopped {
+				t.Fatal("the runtime stopped the owner")
+			}
+			sleepTicks(40)
+			if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 1 {
+				t.Fatalf("owner status %+v", s)
+			}
+			checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
+			if fr := lastFrame(t, f.bus.Connect("check")); fr.Instance != "a" || fr.Epoch != 1 || fr.Handover != nil {
+				t.Fatalf("newest frame %+v; want the owner's at epoch 1 without a hand-over", fr)
+			}
+		})
+	}
+}
+
+// TestOwnerRefusesBadHandover proves that the owner refuses, over its
+// control subject, every hand-over it cannot honour (a tick that is not
+// ahead of its current tick, epochs that do not grow, no other instance to
+// hand to, a second one while one is pending) and a retire, and that a
+// refused request changes nothing: it keeps writing every tick at its epoch
+// with no hand-over stamped on its frames.
+func TestOwnerRefusesBadHandover(t *testing.T) {
+	f := newFixture(t)
+	owner := f.startOwner("a")
+	nc := f.bus.Connect("requester")
+	from := currentTick()
+	ho := func(tick int64, to string, epoch, fallback uint64) []byte {
+		return mustJSON(t, handoff.Control{Op: "handover", Handover: &handoff.Handover{Tick: tick, To: to, Epoch: epoch, Fallback: fallback}})
+	}
+	// The owner's last written tick is never after its current one, so a
+	// hand-over at it or the next tick is not ahead, however the owner's
+	// loop is scheduled.
+	lastWritten := func() int64 { ts := f.ledger.Ticks("a"); return ts[len(ts)-1] }
+	far := func() int64 { return currentTick() + 100000 }
+	for _, tc := range []struct {
+		name   string
+		ctl    func() []byte
+		errHas string
+	}{
+		{"tick in the past", func() []byte { return ho(lastWritten()-100, "b", 2, 3) }, "not ahead"},
+		{"tick is the current tick", func() []byte { return ho(lastWritten(), "b", 2, 3) }, "not ahead"},
+		{"tick is the next tick", func() []byte { return ho(lastWritten()+1, "b", 2, 3) }, "not ahead"},
+		{"epoch not above the owner's", func() []byte { return ho(far(), "b", 1, 3) }, "epochs must grow"},
+		{"fallback not above the new epoch", func() []byte { return ho(far(), "b", 2, 2) }, "epochs must grow"},
+		{"to itself", func() []byte { return ho(far(), "a", 2, 3) }, "malformed"},
+		{"to nobody", func() []byte { return ho(far(), "", 2, 3) }, "malformed"},
+		{"retire the owner", func() []byte { return []byte(`{"op":"retire"}`) }, "cannot retire"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, nc, "a", tc.ctl())
+			if r.OK || !strings.Contains(r.Error, tc.errHas) {
+				t.Fatalf("reply %+v; want refused with %q", r, tc.errHas)
+			}
+		})
+	}
+	sleepTicks(40)
+	if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 1 {
+		t.Fatalf("owner status %+v", s)
+	}
+	checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
+	if fr := lastFrame(t, nc); fr.Handover != nil {
+		t.Fatalf("a refused hand-over was stamped on frame %+v", fr)
+	}
+
+	// One accepted far ahead; a second is refused while it is pending.
+	if r := request(t, nc, "a", ho(far(), "b", 2, 3)); !r.OK {
+		t.Fatalf("valid hand-over refused: %+v", r)
+	}
+	if r := request(t, nc, "a", ho(far(), "c", 2, 3)); r.OK || !strings.Contains(r.Error, "already pending") {
+		t.Fatalf("second hand-over: reply %+v; want refused as pending", r)
+	}
+	waitFor(t, 5*time.Second, "the pending hand-over is stamped on the frames", func() bool {
+		fr := lastFrame(t, nc)
+		return fr.Handover != nil && fr.Handover.To == "b"
+	})
+}
