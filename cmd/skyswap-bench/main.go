@@ -79,7 +79,7 @@ func run() error {
 		r, err := rig.Series(ctx, rig.SeriesConfig{
 			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
 				Logs: logs, Log: coordLog},
-			V2:    v2, Strategy: st.s, N: st.n,
+			V2: v2, Strategy: st.s, N: st.n,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.s, err)
