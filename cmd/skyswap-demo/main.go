@@ -1,9 +1,13 @@
-// Command skyswap-demo flies the virtual drone on this machine: it starts
-// drone-sim (gusts and sensor noise on) and flight v1 as processes, shows the
-// drone live once a second, and after DEMO_SECONDS (default 20; 0 = until
-// Ctrl-C) or on Ctrl-C lands it and prints the referee's figures as a final
-// JSON line {"demo":"summary",...}. The binaries are taken from the
-// directory this program is in (make demo builds them into bin/).
+// Command skyswap-demo flies the virtual drone on this machine and updates
+// its flight app in the air. It starts the on-board NATS server, drone-sim
+// (gusts and sensor noise on) and flight v1 as processes; v1 takes off,
+// hovers and flies its pattern; after 6 s it hands the running control loop
+// to flight v2 (shadow, cut-over at a tick boundary, probation, commit);
+// after DEMO_SECONDS (default 20; 0 = until Ctrl-C) or on Ctrl-C the owner
+// lands. The drone and every hand-over phase are shown as JSON lines, then
+// the referee's figures as a final line {"demo":"summary",...}. The
+// binaries are taken from the directory this program is in (make demo
+// builds them into bin/).
 package main
 
 import (
@@ -17,8 +21,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
-	"github.com/skyswap/skyswap/hw/sim"
+	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -45,8 +51,8 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	dir := filepath.Dir(self)
-	bins := rig.Binaries{Sim: filepath.Join(dir, "drone-sim"), Flight: filepath.Join(dir, "flight")}
-	for _, b := range []string{bins.Sim, bins.Flight} {
+	sim, v1, v2 := filepath.Join(dir, "drone-sim"), filepath.Join(dir, "flight"), filepath.Join(dir, "flight-v2")
+	for _, b := range []string{sim, v1, v2} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%s is missing: run make demo (it builds bin/ first)", b)
 		}
@@ -60,32 +66,102 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	defer logs.Close()
-	log.Info("demo starting: drone-sim with gusts, flight v1 cold start, take-off to 2 m",
+	log.Info("demo starting: on-board NATS, drone-sim with gusts, flight v1 cold start, take-off to 2 m",
 		"seconds", seconds, "process_logs", logFile)
-	res, err := rig.FlyHover(ctx, bins, rig.HoverOpts{
-		Seconds: seconds,
-		SimEnv:  []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
-		Logs:    logs,
-		Every: func(t sim.Truth) {
-			log.Info("drone", "alt_m", round(t.Pos[2]), "roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg),
-				"yaw_deg", round(t.YawDeg), "motors", [4]float64{round(t.Motors[0]), round(t.Motors[1]), round(t.Motors[2]), round(t.Motors[3])},
-				"airborne", t.Airborne, "epoch", t.Epoch)
-		},
+	start := mono.Now()
+	f, err := rig.StartFleet(ctx, rig.FleetConfig{
+		Sim: sim, Flight: v1, SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
+		Logs: logs, Log: slog.New(slog.NewJSONHandler(logs, nil)),
 	})
 	if err != nil {
 		return fmt.Errorf("%w (process logs: %s)", err, logFile)
 	}
-	w := res.Window
-	summary := summaryLine{
-		Demo: "summary", TakeoffS: round(res.TakeoffS), HoverS: round(w.Seconds), MotorUpdates: w.Updates,
-		SteadyMaxGapMs: round(w.MaxGapMs), P99GapMs: round(w.P99GapMs),
-		AttErrP99Deg: round(w.AttErrP99Deg), AltErrP99M: round(w.AltErrP99M),
-		DoubleDrive: w.DoubleDrive, StaleRefused: w.StaleRefused, Writers: w.Writers,
-		Landed: res.LandErr == nil && !res.Final.Airborne, Crashed: res.Flight.Crashed,
+	defer f.Close()
+	f.Coord.OnEvent = func(e handoff.Event) {
+		log.Info("update", "phase", e.Phase, "from", e.From, "to", e.To, "epoch", e.Epoch, "tick", e.Tick, "err", e.Error)
 	}
-	b, _ := json.Marshal(summary)
+	hover := f.Hover
+	log.Info("hovering", "takeoff_s", round(float64(hover-start)/1e9))
+
+	show := func() {
+		t, err := f.Sim.Truth(ctx)
+		if err != nil {
+			return
+		}
+		log.Info("drone", "owner", f.Owner(), "epoch", t.Epoch, "alt_m", round(t.Pos[2]), "roll_deg", round(t.RollDeg),
+			"pitch_deg", round(t.PitchDeg), "yaw_deg", round(t.YawDeg),
+			"motors", [4]float64{round(t.Motors[0]), round(t.Motors[1]), round(t.Motors[2]), round(t.Motors[3])})
+	}
+	var end <-chan time.Time
+	if seconds > 0 {
+		end = time.After(time.Duration(seconds * float64(time.Second)))
+	}
+	update := time.After(6 * time.Second)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var res *handoff.Result
+	var steady, window [2]int64
+fly:
+	for {
+		select {
+		case <-ctx.Done():
+			break fly
+		case <-end:
+			break fly
+		case <-tick.C:
+			show()
+		case <-update:
+			steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
+			r, err := f.Update(ctx, handoff.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
+			res = &r
+			if err != nil {
+				log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)
+			}
+			window = [2]int64{r.CutoverNs - int64(500*time.Millisecond), r.CutoverNs + int64(500*time.Millisecond)}
+		}
+	}
+	end2 := mono.Now()
+	bg := context.WithoutCancel(ctx)
+	flight, err := f.Report(bg, hover, end2)
+	if err != nil {
+		return err
+	}
+	log.Info("landing", "owner", f.Owner())
+	landErr := f.Land()
+	time.Sleep(300 * time.Millisecond)
+	final, err := f.Sim.Truth(bg)
+	if err != nil {
+		return err
+	}
+	total, err := f.Report(bg, start, 0)
+	if err != nil {
+		return err
+	}
+
+	s := summaryLine{
+		Demo: "summary", TakeoffS: round(float64(hover-start) / 1e9), FlownS: round(flight.Seconds),
+		MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
+		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M),
+		DoubleDrive: total.DoubleDrive, StaleRefused: total.StaleRefused, Writers: flight.Writers,
+		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
+	}
+	if res != nil {
+		s.Update = &updateFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
+			StartMs: round(res.StartMs), SyncMs: round(res.SyncMs), CutoverTick: res.CutoverTick,
+			CutoverToCommitMs: round(res.ToCommitMs), Reason: res.Reason}
+		if res.CutoverNs > 0 {
+			w, err := f.Report(bg, window[0], window[1])
+			if err == nil {
+				st, _ := f.Report(bg, steady[0], steady[1])
+				s.Update.WindowMaxGapMs, s.Update.SteadyMaxGapMs = round(w.MaxGapMs), round(st.MaxGapMs)
+				s.Update.WindowTiltMaxDeg, s.Update.SteadyTiltP99Deg = round(w.AttErrMaxDeg), round(st.AttErrP99Deg)
+				s.Update.DoubleDrive = w.DoubleDrive
+			}
+		}
+	}
+	b, _ := json.Marshal(s)
 	fmt.Println(string(b))
-	if res.Flight.Crashed {
+	if total.Crashed {
 		return fmt.Errorf("the drone crashed (process logs: %s)", logFile)
 	}
 	return nil
@@ -93,19 +169,40 @@ func run(log *slog.Logger) error {
 
 // summaryLine is the demo's final line, fields in print order.
 type summaryLine struct {
-	Demo           string   `json:"demo"`
-	TakeoffS       float64  `json:"takeoff_s"`
-	HoverS         float64  `json:"hover_s"`
-	MotorUpdates   int      `json:"motor_updates"`
-	SteadyMaxGapMs float64  `json:"steady_max_gap_ms"`
-	P99GapMs       float64  `json:"p99_gap_ms"`
-	AttErrP99Deg   float64  `json:"att_err_p99_deg"`
-	AltErrP99M     float64  `json:"alt_err_p99_m"`
-	DoubleDrive    int      `json:"double_drive"`
-	StaleRefused   int      `json:"stale_refused"`
-	Writers        []string `json:"writers"`
-	Landed         bool     `json:"landed"`
-	Crashed        bool     `json:"crashed"`
+	Demo         string         `json:"demo"`
+	TakeoffS     float64        `json:"takeoff_s"`
+	FlownS       float64        `json:"flown_s"`
+	MotorUpdates int            `json:"motor_updates"`
+	MaxGapMs     float64        `json:"max_gap_ms"`
+	P99GapMs     float64        `json:"p99_gap_ms"`
+	AttErrP99Deg float64        `json:"att_err_p99_deg"`
+	AltErrP99M   float64        `json:"alt_err_p99_m"`
+	DoubleDrive  int            `json:"double_drive"`
+	StaleRefused int            `json:"stale_refused"`
+	Writers      []string       `json:"writers"`
+	Update       *updateFigures `json:"update,omitempty"`
+	Landed       bool           `json:"landed"`
+	Crashed      bool           `json:"crashed"`
+}
+
+// updateFigures describe the v1 -> v2 hand-over: the phase timings and the
+// referee over ±500 ms around the cut-over tick against the second before
+// the update began.
+type updateFigures struct {
+	Outcome           string  `json:"outcome"`
+	Strategy          string  `json:"strategy"`
+	From              string  `json:"from"`
+	To                string  `json:"to"`
+	StartMs           float64 `json:"start_ms"`
+	SyncMs            float64 `json:"sync_ms"`
+	CutoverTick       int64   `json:"cutover_tick"`
+	CutoverToCommitMs float64 `json:"cutover_to_commit_ms"`
+	WindowMaxGapMs    float64 `json:"window_max_gap_ms"`
+	SteadyMaxGapMs    float64 `json:"steady_max_gap_ms"`
+	WindowTiltMaxDeg  float64 `json:"window_tilt_max_deg"`
+	SteadyTiltP99Deg  float64 `json:"steady_tilt_p99_deg"`
+	DoubleDrive       int     `json:"double_drive"`
+	Reason            string  `json:"reason,omitempty"`
 }
 
 func round(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -33,7 +33,7 @@ type hardware struct {
 	motors *motors.Dev // nil when only observing
 	imu    *imu.Dev
 	baro   *baro.Dev
-	p0     float64 // take-off pressure, Pa
+	p0     float64 // take-off pressure, Pa (cold start only)
 }
 
 func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware, error) {
@@ -69,8 +69,12 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 		b.Close()
 		return nil, err
 	}
-	// The reference pressure: averaged at take-off; in the air (resume)
-	// chosen so that here is the mission altitude.
+	if cfg.Start != StartCold {
+		return h, nil
+	}
+	// The reference pressure, averaged on the ground before take-off. In
+	// the air it comes with the owner's state (or, for resume, is chosen so
+	// that here is the mission altitude).
 	var sum float64
 	const n = 8
 	for range n {
@@ -83,9 +87,6 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 		time.Sleep(2 * time.Millisecond)
 	}
 	h.p0 = sum / n
-	if cfg.Start == StartResume {
-		h.p0 = h.p0 / math.Pow(1-2.25577e-5*cfg.AltM, 5.25588)
-	}
 	return h, nil
 }
 
@@ -102,7 +103,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer h.bus.Close()
-	ctl := control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission())
+	ctl := control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission(), h.p0)
 	l := &loop{cfg: cfg, log: log, hw: h, ctl: ctl, period: int64(math.Round(1e9 / cfg.RateHz))}
 	if cfg.NATS != "" {
 		nc, p, err := l.join(ctx)
@@ -143,7 +144,7 @@ func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, erro
 type model struct{ cfg Config }
 
 func (m model) Replay(state, sample json.RawMessage) ([]float64, error) {
-	c := control.New(m.cfg.RateHz, control.DefaultAirframe, control.DefaultGains, m.cfg.Mission())
+	c := control.New(m.cfg.RateHz, control.DefaultAirframe, control.DefaultGains, m.cfg.Mission(), 0)
 	if err := json.Unmarshal(state, &c.S); err != nil {
 		return nil, fmt.Errorf("flight: state: %w", err)
 	}
@@ -231,18 +232,19 @@ func (l *loop) run(ctx context.Context) error {
 		} else {
 			in.Accel, in.Gyro = s.Accel, s.Gyro
 		}
-		if l.cfg.Start == StartResume && !resumed {
-			l.ctl.Resume(in.Accel)
-			resumed = true
-		}
-		in.BaroValid = tick%control.BaroEvery == 0
+		needResume := l.cfg.Start == StartResume && !resumed
+		in.BaroValid = tick%control.BaroEvery == 0 || needResume
 		if in.BaroValid {
 			if p, _, err := l.hw.baro.Read(); err == nil {
-				in.BaroAltM = baro.Altitude(p, l.hw.p0)
+				in.BaroPa = p
 			} else {
 				in.BaroValid = false
 				l.sensorEr++
 			}
+		}
+		if needResume && in.BaroValid {
+			l.ctl.Resume(in.Accel, in.BaroPa)
+			resumed = true
 		}
 		out := l.ctl.Step(in)
 

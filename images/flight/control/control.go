@@ -16,6 +16,8 @@ package control
 
 import (
 	"math"
+
+	"github.com/skyswap/skyswap/hw/baro"
 )
 
 // Airframe is the physical model the controller is tuned for. It must match
@@ -99,9 +101,9 @@ func (m Mode) String() string {
 type Sensors struct {
 	Accel [3]float64 `json:"accel"` // specific force, body frame, m/s²
 	Gyro  [3]float64 `json:"gyro"`  // body rates, rad/s
-	// BaroAltM is the barometric altitude above the take-off point; used
-	// only when BaroValid (the barometer is read at a lower rate).
-	BaroAltM  float64 `json:"baro_alt_m"`
+	// BaroPa is the barometric pressure; used only when BaroValid (the
+	// barometer is read at a lower rate).
+	BaroPa    float64 `json:"baro_pa"`
 	BaroValid bool    `json:"baro_valid"`
 }
 
@@ -115,7 +117,11 @@ type State struct {
 	ModeTick uint64 `json:"mode_tick"`
 
 	// Estimator.
-	Att [3]float64 `json:"att"` // roll, pitch, yaw, rad
+	// BaroRefPa is the pressure at altitude 0 (the take-off point): the
+	// barometer's reference travels with the state, since a process that
+	// starts in the air cannot measure it.
+	BaroRefPa float64    `json:"baro_ref_pa"`
+	Att       [3]float64 `json:"att"` // roll, pitch, yaw, rad
 	Alt float64    `json:"alt"` // m above take-off
 	VZ  float64    `json:"vz"`  // m/s, up
 
@@ -143,10 +149,12 @@ type Controller struct {
 }
 
 // New returns a controller ticking at rateHz, on the ground, about to take
-// off.
-func New(rateHz float64, air Airframe, g Gains, m Mission) *Controller {
+// off. groundPa is the pressure at the take-off point (altitude 0); 0
+// leaves the barometer unused until a state with a reference is loaded.
+func New(rateHz float64, air Airframe, g Gains, m Mission, groundPa float64) *Controller {
 	c := &Controller{air: air, g: g, m: m, dt: 1 / rateHz}
 	c.S.Mode = ModeTakeoff
+	c.S.BaroRefPa = groundPa
 	return c
 }
 
@@ -154,8 +162,9 @@ func New(rateHz float64, air Airframe, g Gains, m Mission) *Controller {
 // over in the air: it assumes it is hovering at the mission altitude, levels
 // from the accelerometer, and holds. It is what an update without state
 // transfer can do (the stop-start and start-then-stop baselines).
-func (c *Controller) Resume(accel [3]float64) {
+func (c *Controller) Resume(accel [3]float64, pressurePa float64) {
 	c.S = State{Mode: ModeHover, Alt: c.m.AltM, AltSP: c.m.AltM}
+	c.S.BaroRefPa = pressurePa / math.Pow(1-2.25577e-5*c.m.AltM, 5.25588)
 	c.S.Att[0] = math.Atan2(accel[1], accel[2])
 	c.S.Att[1] = math.Atan2(-accel[0], math.Hypot(accel[1], accel[2]))
 }
@@ -222,11 +231,11 @@ func (c *Controller) estimate(in Sensors) {
 	az = -sp*ax + sr*cp*ay + cr*cp*az - gravity
 	s.Alt += s.VZ*dt + 0.5*az*dt*dt
 	s.VZ += az * dt
-	if in.BaroValid {
+	if in.BaroValid && s.BaroRefPa > 0 {
 		// Observer poles at 3 rad/s (critically damped), applied at the
 		// barometer's rate: gains scale with the time since its last sample.
 		const k1, k2 = 6.0, 9.0
-		e := in.BaroAltM - s.Alt
+		e := baro.Altitude(in.BaroPa, s.BaroRefPa) - s.Alt
 		span := c.baroSpan()
 		s.Alt += k1 * span * e
 		s.VZ += k2 * span * e

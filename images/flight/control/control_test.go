@@ -55,19 +55,19 @@ func fly(t *testing.T, cfg physics.Config, m Mission, seconds float64, check fun
 	t.Helper()
 	const rate = 400
 	q := physics.New(cfg)
-	c := New(rate, DefaultAirframe, DefaultGains, m)
+	p0, _ := q.Baro()
+	c := New(rate, DefaultAirframe, DefaultGains, m, p0)
 	pulse := func(u float64) physics.Pulse {
 		return physics.Pulse{Width: time.Duration(1000+1000*u) * time.Microsecond, Period: 2457600 * time.Nanosecond, Present: true}
 	}
 	dt := time.Second / rate
-	p0, _ := q.Baro()
 	out := [4]float64{}
 	for tick := 0; tick < int(seconds*rate); tick++ {
 		accel, gyro := q.IMU()
 		in := Sensors{Accel: accel, Gyro: gyro}
 		if tick%BaroEvery == 0 {
 			p, _ := q.Baro()
-			in.BaroAltM, in.BaroValid = baro.Altitude(p, p0), true
+			in.BaroPa, in.BaroValid = p, true
 		}
 		out = c.Step(in)
 		q.Step(dt, [4]physics.Pulse{pulse(out[0]), pulse(out[1]), pulse(out[2]), pulse(out[3])})
@@ -139,12 +139,12 @@ func TestLandingEndsLanded(t *testing.T) {
 // TestStateCopyContinues: a controller built from another's State produces
 // the same outputs from the same sensors. The hand-over depends on it.
 func TestStateCopyContinues(t *testing.T) {
-	a := New(400, DefaultAirframe, DefaultGains, DefaultMission)
-	in := Sensors{Accel: [3]float64{0.1, -0.2, 9.7}, Gyro: [3]float64{0.01, 0.02, -0.01}, BaroAltM: 0.5, BaroValid: true}
+	a := New(400, DefaultAirframe, DefaultGains, DefaultMission, baro.SeaLevelPa)
+	in := Sensors{Accel: [3]float64{0.1, -0.2, 9.7}, Gyro: [3]float64{0.01, 0.02, -0.01}, BaroPa: baro.SeaLevelPa - 6, BaroValid: true}
 	for range 1000 {
 		a.Step(in)
 	}
-	b := New(400, DefaultAirframe, DefaultGains, DefaultMission)
+	b := New(400, DefaultAirframe, DefaultGains, DefaultMission, 0)
 	b.S = a.S
 	for i := range 100 {
 		in.BaroValid = i%BaroEvery == 0
