@@ -136,9 +136,7 @@ func TestCandidateKilledInProbation(t *testing.T) {
 	if e := cand.Loop.Exit(); e != handofftest.ExitKilled {
 		t.Fatalf("candidate loop exit %q", e)
 	}
-	from := currentTick()
-	sleepTicks(60)
-	checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
+	checkOwnerWroteEveryTick(t, f, owner, currentTick(), 60)
 
 	tb := f.ledger.Ticks("b")
 	if len(tb) == 0 || tb[0] != res.CutoverTick {
@@ -238,11 +236,10 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 			if stopped, _ := f.rt.Stopped("a"); stopped {
 				t.Fatal("the runtime stopped the owner")
 			}
-			sleepTicks(40)
+			checkOwnerWroteEveryTick(t, f, owner, from, 40)
 			if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 1 {
 				t.Fatalf("owner status %+v", s)
 			}
-			checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
 			if fr := lastFrame(t, f.bus.Connect("check")); fr.Instance != "a" || fr.Epoch != 1 || fr.Handover != nil {
 				t.Fatalf("newest frame %+v; want the owner's at epoch 1 without a hand-over", fr)
 			}
@@ -290,11 +287,10 @@ func TestOwnerRefusesBadHandover(t *testing.T) {
 			}
 		})
 	}
-	sleepTicks(40)
+	checkOwnerWroteEveryTick(t, f, owner, from, 40)
 	if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 1 {
 		t.Fatalf("owner status %+v", s)
 	}
-	checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
 	if fr := lastFrame(t, nc); fr.Handover != nil {
 		t.Fatalf("a refused hand-over was stamped on frame %+v", fr)
 	}

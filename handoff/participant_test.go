@@ -26,19 +26,20 @@ func TestLateJoin(t *testing.T) {
 
 	// Stall the owner so that the stream's last frame is the newest frame.
 	owner.Loop.Pause()
-	sleepTicks(20)
 	nc := f.bus.Connect("b")
-	data, err := handoff.LastFrame(context.Background(), nc, testApp)
-	if err != nil || data == nil {
-		t.Fatalf("LastFrame = %q, %v; want the owner's newest frame", data, err)
-	}
-	last, err := handoff.DecodeFrame(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ticks := f.ledger.Ticks("a"); last.Tick != ticks[len(ticks)-1] {
-		t.Fatalf("the stream's last frame is tick %d; the owner last wrote %d", last.Tick, ticks[len(ticks)-1])
-	}
+	ticks := f.ledger.Ticks("a")
+	newest := ticks[len(ticks)-1]
+	var last *handoff.Frame
+	waitFor(t, 5*time.Second, "the stream holds the owner's newest frame", func() bool {
+		data, err := handoff.LastFrame(context.Background(), nc, testApp)
+		if err != nil || data == nil {
+			t.Fatalf("LastFrame = %q, %v; want the owner's newest frame", data, err)
+		}
+		if last, err = handoff.DecodeFrame(data); err != nil {
+			t.Fatal(err)
+		}
+		return last.Tick == newest
+	})
 
 	cand, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, f.cfg("b", handoff.RoleCandidate, 0))
 	if err != nil {
@@ -111,7 +112,9 @@ func TestMalformedIgnored(t *testing.T) {
 		[]byte(`{"schema":"handofftest.state/1","instance":"a","epoch":"1"}`),
 		bad(func(fr *handoff.Frame) { fr.Epoch = 0 }),
 		bad(func(fr *handoff.Frame) { fr.Out = nil }),
-		bad(func(fr *handoff.Frame) { fr.Handover = &handoff.Handover{Tick: fr.Tick + 5, To: "b", Epoch: 1, Fallback: 2} }),
+		bad(func(fr *handoff.Frame) {
+			fr.Handover = &handoff.Handover{Tick: fr.Tick + 5, To: "b", Epoch: 1, Fallback: 2}
+		}),
 	}
 	m0a, m0b := owner.P.Status().Malformed, cand.P.Status().Malformed
 	for _, b := range frames {
@@ -163,13 +166,11 @@ func TestMalformedIgnored(t *testing.T) {
 
 	// Both keep working: the owner writes on, at its epoch, without a
 	// pending hand-over; the candidate is (again) synced and never wrote.
-	from := currentTick()
-	sleepTicks(100)
+	checkOwnerWroteEveryTick(t, f, owner, currentTick(), 100)
 	if s := owner.P.Status(); s.Role != handoff.RoleOwner || s.Epoch != 1 {
 		t.Fatalf("owner status %+v", s)
 	}
 	waitFor(t, 5*time.Second, "the candidate is synced", func() bool { return cand.P.Status().Synced })
-	checkOwnerWroteEveryTick(t, f, owner, from, currentTick()-2)
 	if ws := f.ledger.Ticks("b"); len(ws) != 0 {
 		t.Fatalf("the candidate wrote ticks %v", ws)
 	}
@@ -300,13 +301,20 @@ func TestStaleEpochIgnored(t *testing.T) {
 	}
 }
 
-// checkOwnerWroteEveryTick fails unless every tick in [from, to] has
-// exactly one write, by owner, except ticks its loop skipped.
-func checkOwnerWroteEveryTick(t *testing.T, f *fixture, owner *handofftest.Instance, from, to int64) {
+// checkOwnerWroteEveryTick waits until owner's loop has run n ticks past
+// from, then fails unless every tick from from on that the loop has reached
+// has exactly one write, by owner, except ticks its loop skipped.
+func checkOwnerWroteEveryTick(t *testing.T, f *fixture, owner *handofftest.Instance, from int64, n int) {
 	t.Helper()
-	if to-from < 10 {
-		t.Fatalf("window [%d, %d] too short", from, to)
+	lastDecided := func() int64 {
+		ds := owner.Loop.Decisions()
+		if len(ds) == 0 {
+			return 0
+		}
+		return ds[len(ds)-1].Tick
 	}
+	waitFor(t, 5*time.Second, "the owner's loop moves on", func() bool { return lastDecided() >= from+int64(n) })
+	to := lastDecided()
 	skipped := map[int64]bool{}
 	for _, s := range owner.Loop.Skipped() {
 		skipped[s] = true

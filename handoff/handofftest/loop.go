@@ -51,6 +51,7 @@ type Loop struct {
 	term   atomic.Bool
 	paused atomic.Bool
 	kill   chan struct{}
+	ack    chan struct{} // the loop saw a Pause
 	done   chan struct{}
 	once   sync.Once
 
@@ -66,7 +67,7 @@ type Loop struct {
 // writing to ledger. The first tick is the next grid point.
 func StartLoop(p *handoff.Participant, instance string, period time.Duration, ledger *Ledger) *Loop {
 	l := &Loop{p: p, instance: instance, period: int64(period), ledger: ledger,
-		kill: make(chan struct{}), done: make(chan struct{})}
+		kill: make(chan struct{}), ack: make(chan struct{}, 1), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -97,10 +98,17 @@ func (l *Loop) run() {
 		}
 		if l.paused.Load() {
 			// A stalled loop: the grid goes on, the loop does nothing.
+			select {
+			case l.ack <- struct{}{}:
+			default:
+			}
 			next += l.period
 			continue
 		}
 		tick := next / l.period
+		// Read the stop request before Tick: a Retire that was decided
+		// before the request must win over it.
+		stop := l.term.Load()
 		d := l.p.Tick(tick)
 		rec := Decided{Tick: tick, Write: d.Write, Epoch: d.Epoch, Hydrated: d.Hydrate != nil, Retire: d.Retire}
 		if d.Retire {
@@ -108,7 +116,7 @@ func (l *Loop) run() {
 			l.end(ExitRetired)
 			return
 		}
-		if l.term.Load() {
+		if stop {
 			// Told to stop: end at this tick boundary without writing.
 			l.record(rec)
 			l.end(ExitStopped)
@@ -178,9 +186,19 @@ func (l *Loop) Terminate(grace time.Duration) Exit {
 }
 
 // Pause stalls the loop: from its next tick on it neither calls Tick nor
-// writes nor publishes, until Resume. Paused ticks are not counted as
-// skipped.
-func (l *Loop) Pause() { l.paused.Store(true) }
+// writes nor publishes, until Resume. It returns once the tick in progress
+// is over (or the loop has ended). Paused ticks are not counted as skipped.
+func (l *Loop) Pause() {
+	select {
+	case <-l.ack: // a stale acknowledgement of an earlier Pause
+	default:
+	}
+	l.paused.Store(true)
+	select {
+	case <-l.ack:
+	case <-l.done:
+	}
+}
 
 // Resume ends a Pause: the loop carries on at the next grid tick with the
 // state it had.

@@ -122,8 +122,8 @@ type State struct {
 	// starts in the air cannot measure it.
 	BaroRefPa float64    `json:"baro_ref_pa"`
 	Att       [3]float64 `json:"att"` // roll, pitch, yaw, rad
-	Alt float64    `json:"alt"` // m above take-off
-	VZ  float64    `json:"vz"`  // m/s, up
+	Alt       float64    `json:"alt"` // m above take-off
+	VZ        float64    `json:"vz"`  // m/s, up
 
 	// Integrators.
 	RateI [3]float64 `json:"rate_i"`
