@@ -1,12 +1,9 @@
 package sim
 
 import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/hw/sim/physics"
 )
 
@@ -32,53 +29,20 @@ type Settings struct {
 // LoadSettings reads Settings from getenv. A malformed setting is an error
 // naming it.
 func LoadSettings(getenv func(string) string) (Settings, error) {
-	var s Settings
-	var errs []error
-	num := func(key string, dst *float64, lo, hi float64) {
-		v := strings.TrimSpace(getenv(key))
-		if v == "" {
-			return
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < lo || f > hi {
-			errs = append(errs, fmt.Errorf("%s=%q: want a number from %v to %v", key, v, lo, hi))
-			return
-		}
-		*dst = f
-	}
-	s.Socket = strings.TrimSpace(getenv("SIM_SOCKET"))
-	s.HTTP = strings.TrimSpace(getenv("SIM_HTTP"))
-	num("SIM_GUST_N", &s.GustN, 0, 20)
-	num("SIM_GUST_NM", &s.GustNm, 0, 1)
-	num("SIM_TICK_HZ", &s.TickHz, 1, 10000)
-	num("SIM_REF_ALT_M", &s.RefAltM, 0, 100)
-	var rt float64
-	num("SIM_RT_PRIO", &rt, 0, 99)
+	s := Settings{Socket: "/run/skyswap/sim.sock", HTTP: "127.0.0.1:7460", Seed: 1}
+	r := envconf.New(getenv)
+	r.String("SIM_SOCKET", &s.Socket)
+	r.String("SIM_HTTP", &s.HTTP)
+	r.Float("SIM_GUST_N", &s.GustN, 0, 20)
+	r.Float("SIM_GUST_NM", &s.GustNm, 0, 1)
+	r.Float("SIM_TICK_HZ", &s.TickHz, 1, 10000)
+	r.Float("SIM_REF_ALT_M", &s.RefAltM, 0, 100)
+	var rt int64
+	r.Int("SIM_RT_PRIO", &rt, 0, 99)
 	s.RTPriority = int(rt)
-	switch v := strings.TrimSpace(getenv("SIM_NOISE")); v {
-	case "", "0", "false":
-	case "1", "true":
-		s.Noise = true
-	default:
-		errs = append(errs, fmt.Errorf("SIM_NOISE=%q: want 1 or 0", v))
-	}
-	if v := strings.TrimSpace(getenv("SIM_SEED")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("SIM_SEED=%q: want an integer", v))
-		}
-		s.Seed = n
-	}
-	if s.Socket == "" {
-		s.Socket = "/run/skyswap/sim.sock"
-	}
-	if s.HTTP == "" {
-		s.HTTP = "127.0.0.1:7460"
-	}
-	if s.Seed == 0 {
-		s.Seed = 1
-	}
-	return s, errors.Join(errs...)
+	r.Bool("SIM_NOISE", &s.Noise)
+	r.Int("SIM_SEED", &s.Seed, -1<<62, 1<<62)
+	return s, r.Err()
 }
 
 // Realistic sensor noise for an MPU9250 and BMP280 on a vibrating frame.

@@ -4,12 +4,10 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/images/flight/control"
 )
 
@@ -68,68 +66,32 @@ type Config struct {
 // Load reads the configuration from getenv (os.Getenv in production). A
 // missing or malformed setting is an error that names it.
 func Load(getenv func(string) string) (Config, error) {
-	var c Config
-	var errs []error
-	str := func(key string, dst *string) { *dst = strings.TrimSpace(getenv(key)) }
-	num := func(key string, dst *float64, lo, hi float64) {
-		v := strings.TrimSpace(getenv(key))
-		if v == "" {
-			return
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < lo || f > hi {
-			errs = append(errs, fmt.Errorf("%s=%q: want a number from %v to %v", key, v, lo, hi))
-			return
-		}
-		*dst = f
-	}
-	str("FLIGHT_BUS", &c.Bus)
-	if c.Bus == "" {
-		errs = append(errs, errors.New("FLIGHT_BUS is not set: use /dev/i2c-1 on a Pi or sim:/path/to/drone-sim.sock"))
-	}
-	str("FLIGHT_INSTANCE", &c.Instance)
+	c := Config{HoverS: -1}
+	r := envconf.New(getenv)
+	r.Required("FLIGHT_BUS", &c.Bus, "use /dev/i2c-1 on a Pi or sim:/path/to/drone-sim.sock")
+	r.String("FLIGHT_INSTANCE", &c.Instance)
 	var start string
-	str("FLIGHT_START", &start)
-	switch Start(start) {
-	case "", StartCold, StartAttach, StartCandidate, StartResume:
-		c.Start = Start(start)
-	default:
-		errs = append(errs, fmt.Errorf("FLIGHT_START=%q: want cold, attach, candidate or resume", start))
-	}
-	str("FLIGHT_NATS", &c.NATS)
+	r.OneOf("FLIGHT_START", &start, string(StartCold), string(StartAttach), string(StartCandidate), string(StartResume))
+	c.Start = Start(start)
+	r.String("FLIGHT_NATS", &c.NATS)
 	if (c.Start == StartCandidate || c.Start == StartResume) && c.NATS == "" {
-		errs = append(errs, fmt.Errorf("FLIGHT_NATS is not set: FLIGHT_START=%s needs the on-board NATS URL (nats://127.0.0.1:4222)", c.Start))
+		r.Fail("FLIGHT_NATS is not set: FLIGHT_START=%s needs the on-board NATS URL (nats://127.0.0.1:4222)", c.Start)
 	}
-	str("FLIGHT_APP", &c.App)
-	str("FLIGHT_ON_TERM", &c.OnTerm)
-	switch c.OnTerm {
-	case "", "land", "exit":
-	default:
-		errs = append(errs, fmt.Errorf("FLIGHT_ON_TERM=%q: want land or exit", c.OnTerm))
-	}
-	if v := strings.TrimSpace(getenv("FLIGHT_EPOCH")); v != "" {
-		e, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || e == 0 {
-			errs = append(errs, fmt.Errorf("FLIGHT_EPOCH=%q: want a positive integer", v))
-		}
-		c.Epoch = e
-	}
-	num("FLIGHT_RATE_HZ", &c.RateHz, 50, 1000)
-	num("FLIGHT_ALT_M", &c.AltM, 0.5, 20)
-	c.HoverS = -1
-	num("FLIGHT_HOVER_S", &c.HoverS, 0, 86400)
-	str("FLIGHT_PATTERN", &c.Pattern)
-	switch c.Pattern {
-	case "", "hover", "box":
-	default:
-		errs = append(errs, fmt.Errorf("FLIGHT_PATTERN=%q: want hover or box", c.Pattern))
-	}
-	str("FLIGHT_LEASE_FILE", &c.LeaseFile)
-	num("FLIGHT_LOG_S", &c.LogEvery, 0.05, 3600)
-	var rt float64
-	num("FLIGHT_RT_PRIO", &rt, 0, 99)
+	r.String("FLIGHT_APP", &c.App)
+	r.OneOf("FLIGHT_ON_TERM", &c.OnTerm, "land", "exit")
+	var epoch int64
+	r.Int("FLIGHT_EPOCH", &epoch, 1, 1<<62)
+	c.Epoch = uint64(epoch)
+	r.Float("FLIGHT_RATE_HZ", &c.RateHz, 50, 1000)
+	r.Float("FLIGHT_ALT_M", &c.AltM, 0.5, 20)
+	r.Float("FLIGHT_HOVER_S", &c.HoverS, 0, 86400)
+	r.OneOf("FLIGHT_PATTERN", &c.Pattern, "hover", "box")
+	r.String("FLIGHT_LEASE_FILE", &c.LeaseFile)
+	r.Float("FLIGHT_LOG_S", &c.LogEvery, 0.05, 3600)
+	var rt int64
+	r.Int("FLIGHT_RT_PRIO", &rt, 0, 99)
 	c.RTPriority = int(rt)
-	return c.withDefaults(), errors.Join(errs...)
+	return c.withDefaults(), r.Err()
 }
 
 func (c Config) withDefaults() Config {
