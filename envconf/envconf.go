@@ -24,7 +24,9 @@ func New(getenv func(string) string) *Reader { return &Reader{Getenv: getenv} }
 func (r *Reader) get(key string) string { return strings.TrimSpace(r.Getenv(key)) }
 
 // Fail records a problem with a setting.
-func (r *Reader) Fail(format string, args ...any) { r.errs = append(r.errs, fmt.Errorf(format, args...)) }
+func (r *Reader) Fail(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
+}
 
 // Err returns every problem recorded, joined, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }
