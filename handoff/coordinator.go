@@ -187,7 +187,7 @@ func NewCoordinator(nc *nats.Conn, app string, rt Runtime, log *slog.Logger) (*C
 			TickNs   int64  `json:"tick_ns"`
 			Health   Health `json:"health"`
 		}
-		if json.Unmarshal(m.Data, &f) != nil || f.Instance == "" || f.Epoch == 0 {
+		if json.Unmarshal(m.Data, &f) != nil || f.Instance == "" || f.Schema == "" || f.Epoch == 0 || f.Tick <= 0 || f.TickNs <= 0 {
 			return
 		}
 		c.mu.Lock()
@@ -288,10 +288,13 @@ func (c *Coordinator) request(ctx context.Context, instance string, ctl Control)
 		return fmt.Errorf("handoff: %s to %s: bad reply: %w", ctl.Op, instance, err)
 	}
 	if !r.OK {
-		return fmt.Errorf("handoff: %s refused by %s: %s", ctl.Op, instance, r.Error)
+		return fmt.Errorf("handoff: %s refused by %s: %s: %w", ctl.Op, instance, r.Error, errRefused)
 	}
 	return nil
 }
+
+// errRefused marks a participant's refusal (as opposed to no answer).
+var errRefused = errors.New("refused")
 
 // Run performs one update. It returns the result, and an error when the
 // update did not commit (the result says what state it left).
@@ -439,7 +442,13 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 
 	// 5. commit
 	if err := c.request(ctx, plan.Owner, Control{Op: "retire"}); err != nil {
-		c.log.Warn("standby did not accept retire; stopping it", "err", err)
+		if errors.Is(err, errRefused) {
+			// It took back an instant before: it owns the hardware and the
+			// candidate is fenced out. Revert, do not stop it.
+			res.TakenBack = true
+			return c.revert(ctx, plan, res, ev, h, cutAt, "the standby took back before it was retired")
+		}
+		c.log.Warn("standby did not answer retire; stopping it", "err", err)
 	}
 	if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Owner); err != nil {
 		c.log.Warn("stopping the retired standby", "err", err)

@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,12 +69,18 @@ func DecodeFrame(data []byte) (*Frame, error) {
 		return nil, fmt.Errorf("%w: frame without schema or instance", ErrMalformed)
 	case f.Epoch == 0 || f.Seq == 0 || f.Tick <= 0:
 		return nil, fmt.Errorf("%w: frame with zero epoch, seq or tick", ErrMalformed)
-	case len(f.State) == 0 || len(f.Sample) == 0 || len(f.Out) == 0:
+	case missing(f.State) || missing(f.Sample) || len(f.Out) == 0:
 		return nil, fmt.Errorf("%w: frame without state, sample or outputs", ErrMalformed)
-	case f.Handover != nil && (f.Handover.To == "" || f.Handover.Epoch <= f.Epoch || f.Handover.Fallback <= f.Handover.Epoch):
+	case f.Handover != nil && (f.Handover.To == "" || f.Handover.Tick <= f.Tick || f.Handover.Epoch <= f.Epoch || f.Handover.Fallback <= f.Handover.Epoch):
 		return nil, fmt.Errorf("%w: frame with an inconsistent handover", ErrMalformed)
 	}
 	return &f, nil
+}
+
+// missing reports whether a raw JSON value is absent or null.
+func missing(r json.RawMessage) bool {
+	t := bytes.TrimSpace(r)
+	return len(t) == 0 || bytes.Equal(t, []byte("null"))
 }
 
 // Status is a participant's periodic report.
@@ -93,8 +100,11 @@ type Status struct {
 	// Incompatible counts frames of a schema it does not accept.
 	Malformed    uint64 `json:"malformed"`
 	Incompatible uint64 `json:"incompatible"`
-	TakenBack    bool   `json:"taken_back"` // it took the hardware back as standby
-	T            int64  `json:"t"`          // when sent, CLOCK_MONOTONIC ns
+	// Stale counts frames from an epoch older than the newest seen: a
+	// fenced instance that has not noticed yet.
+	Stale     uint64 `json:"stale"`
+	TakenBack bool   `json:"taken_back"` // it took the hardware back as standby
+	T         int64  `json:"t"`          // when sent, CLOCK_MONOTONIC ns
 }
 
 // Control is a request to one participant.

@@ -113,6 +113,7 @@ type Participant struct {
 
 	curTick atomic.Int64
 	frameCh chan struct{} // a frame arrived
+	frameMu sync.Mutex    // serialises onFrame (the live subscription and the late-join fetch)
 	kick    chan struct{} // publish status now
 	subs    []*nats.Subscription
 	done    chan struct{}
@@ -325,8 +326,15 @@ func (p *Participant) onFrame(data []byte) {
 	if f.Instance == p.cfg.Instance {
 		return
 	}
+	p.frameMu.Lock()
+	defer p.frameMu.Unlock()
 	now := mono.Now()
 	p.mu.Lock()
+	if l := p.latest; l != nil && l.Instance == f.Instance && f.Tick <= l.Tick {
+		// Older than what we hold (the late-join fetch raced a live frame).
+		p.mu.Unlock()
+		return
+	}
 	if !slices.Contains(p.cfg.Accepts, f.Schema) {
 		p.counts.incompatible++
 		p.mu.Unlock()
@@ -456,10 +464,10 @@ func (p *Participant) Status() Status {
 		Instance: p.cfg.Instance, Version: p.cfg.Version, Role: p.role, Epoch: p.epoch,
 		Accepts: p.cfg.Accepts, Streak: p.streak, LagMs: float64(p.lagNs) / 1e6,
 		Diverged: p.counts.diverged, Gaps: p.counts.gaps, Malformed: p.counts.malformed,
-		Incompatible: p.counts.incompatible, TakenBack: p.taken, T: now,
+		Incompatible: p.counts.incompatible, Stale: p.counts.staleFrames, TakenBack: p.taken, T: now,
+		LastTick: p.lastTick,
 	}
 	if p.latest != nil {
-		s.LastTick = p.latest.Tick
 		fresh := now-p.latest.TickNs <= int64(p.cfg.MaxLag)
 		s.Synced = p.role != RoleOwner && p.streak >= p.cfg.SyncTicks && fresh && p.lagNs <= int64(p.cfg.MaxLag)
 	}
