@@ -4,6 +4,7 @@
 #   make bench   referee-measured figures, one JSON object per line
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
+#   make images  flight:v1 and :v2, multi-arch OCI, no Docker: REGISTRY=host:port pushes, else images/out
 
 SHELL   := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -12,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
-CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench
+CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl
 TESTFLAGS ?=
 
 .PHONY: all build cross test demo bench deps vet clean
@@ -49,6 +50,19 @@ demo: build
 
 bench: build
 	bin/skyswap-bench
+
+.PHONY: images
+images: deps
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/skyswap-images
+	@set -e; for v in v1 v2; do \
+		if [ -n "$(REGISTRY)" ]; then \
+			echo "bin/skyswap-images -version $$v -push $(REGISTRY)/flight:$$v"; \
+			bin/skyswap-images -version $$v -push $(REGISTRY)/flight:$$v; \
+		else \
+			echo "bin/skyswap-images -version $$v -layout images/out"; \
+			bin/skyswap-images -version $$v -layout images/out; \
+		fi; \
+	done
 
 clean:
 	rm -rf bin/
