@@ -39,7 +39,7 @@ vet: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 test: deps
-	@scripts/dev-setup.sh qemu
+	@scripts/dev-setup.sh qemu containerd
 	$(MAKE) --no-print-directory vet
 	$(GO) test -count=1 $(TESTFLAGS) $$($(GO) list ./... | grep -v '/images/flight$$')
 	@# The end-to-end flights run alone: they judge timing on a 2-core machine.

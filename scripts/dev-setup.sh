@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs or checks what `make demo` and `make test` need on Debian/Ubuntu.
-# Usage: scripts/dev-setup.sh [go] [qemu]
-#   go    a Go toolchain new enough for go.mod (Go >= 1.21 fetches the exact
-#         toolchain through the module proxy by itself)
-#   qemu  qemu-user-static + binfmt_misc, to run arm64 binaries (tests)
+# Usage: scripts/dev-setup.sh [go] [qemu] [containerd]
+#   go          a Go toolchain new enough for go.mod (Go >= 1.21 fetches the
+#               exact toolchain through the module proxy by itself)
+#   qemu        qemu-user-static + binfmt_misc, to run arm64 binaries (tests)
+#   containerd  containerd + runc installed and a daemon answering on
+#               /run/containerd/containerd.sock (started if none answers)
 # As root it installs with apt-get; otherwise it says what is missing.
 set -euo pipefail
 
@@ -51,6 +53,48 @@ need_qemu() {
 	if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
 		missing+=("binfmt_misc registration for qemu-aarch64 (as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && update-binfmts --enable qemu-aarch64); the arm64 test will skip without it")
 	fi
+}
+
+# need_containerd: containerd + runc installed, and a daemon answering on
+# /run/containerd/containerd.sock (started in the background if none does,
+# logging to /var/log/containerd-skyswap.log). The agent/containers tests
+# skip without it, unless CI is set: then they fail.
+need_containerd() {
+	local sock=/run/containerd/containerd.sock log=/var/log/containerd-skyswap.log i
+	# ctr waits for an absent socket until its timeout: test the socket first.
+	containerd_answers() { [ -S "$sock" ] && timeout 3 ctr --address "$sock" version >/dev/null 2>&1; }
+	if ! command -v containerd >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v ctr >/dev/null 2>&1; then
+		apt_install containerd runc || return 0
+	fi
+	if containerd_answers; then
+		return 0
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		if [ -S "$sock" ]; then
+			missing+=("root to reach containerd on $sock (the agent/containers tests run as root only)")
+		else
+			missing+=("a containerd daemon on $sock (as root: scripts/dev-setup.sh containerd, or systemctl start containerd)")
+		fi
+		return 0
+	fi
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl start containerd >/dev/null 2>&1 || true
+	fi
+	if ! containerd_answers; then
+		echo "dev-setup: starting containerd (log: $log)" >&2
+		# setsid: its own session, so that ending the caller's process
+		# group (a make or CI job) does not end the daemon.
+		setsid nohup containerd >>"$log" 2>&1 </dev/null &
+	fi
+	for i in $(seq 1 50); do
+		if containerd_answers; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "dev-setup: containerd did not answer on $sock within 10 s; the end of $log:" >&2
+	tail -n 20 "$log" >&2 || true
+	return 1
 }
 
 for what in "${@:-go}"; do
