@@ -34,7 +34,11 @@ type SeriesResult struct {
 	StaleRefused   int     `json:"stale_refused"`
 	// AttRatio is the peak tilt in the hand-over windows over the steady
 	// tilt p99 (the mean of the steady windows' p99).
-	AttRatio          float64 `json:"att_ratio"`
+	AttRatio float64 `json:"att_ratio"`
+	// SteadyAttRatio is the same statistic over the steady windows: the
+	// floor that gusts alone give a peak-over-p99 ratio in this many
+	// windows.
+	SteadyAttRatio    float64 `json:"steady_att_ratio"`
 	CutoverToCommitMs float64 `json:"cutover_to_commit_ms"` // mean
 	Crashed           bool    `json:"crashed"`
 }
@@ -66,7 +70,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 	defer f.Close()
 	start := mono.Now()
 	time.Sleep(time.Second) // settle after take-off
-	var peak, steadyP99Sum, commitSum float64
+	var peak, steadyPeak, steadyP99Sum, commitSum float64
 	w := int64(cfg.Window)
 	for i := 1; i <= cfg.N; i++ {
 		bin, name := cfg.V2, fmt.Sprintf("v2-%d", i)
@@ -92,6 +96,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 		res.SteadyMaxGapMs = math.Max(res.SteadyMaxGapMs, steady.MaxGapMs)
 		peak = math.Max(peak, win.AttErrMaxDeg)
 		steadyP99Sum += steady.AttErrP99Deg
+		steadyPeak = math.Max(steadyPeak, steady.AttErrMaxDeg)
 		commitSum += r.ToCommitMs
 		if win.Crashed {
 			break
@@ -105,6 +110,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 	res.DoubleDrive, res.StaleRefused, res.Crashed = all.DoubleDrive, all.StaleRefused, all.Crashed
 	if steadyP99Sum > 0 {
 		res.AttRatio = peak / (steadyP99Sum / float64(cfg.N))
+		res.SteadyAttRatio = steadyPeak / (steadyP99Sum / float64(cfg.N))
 	}
 	res.CutoverToCommitMs = commitSum / float64(cfg.N)
 	return res, nil

@@ -87,7 +87,7 @@ func run() error {
 		if err := emit(handoffLine{
 			Bench: "handoff", Strategy: r.Strategy, RateHz: 400, Handoffs: r.N,
 			MaxGapMs: r3(r.MaxGapMs), SteadyMaxGapMs: r3(r.SteadyMaxGapMs), DoubleDrive: r.DoubleDrive,
-			StaleRefused: r.StaleRefused, AttRatio: r3(r.AttRatio), CutoverToCommitMs: r3(r.CutoverToCommitMs),
+			StaleRefused: r.StaleRefused, AttRatio: r3(r.AttRatio), SteadyAttRatio: r3(r.SteadyAttRatio), CutoverToCommitMs: r3(r.CutoverToCommitMs),
 			Crashed: r.Crashed,
 		}); err != nil {
 			return err
@@ -107,6 +107,7 @@ type handoffLine struct {
 	DoubleDrive       int     `json:"double_drive"`
 	StaleRefused      int     `json:"stale_refused"`
 	AttRatio          float64 `json:"att_ratio"`
+	SteadyAttRatio    float64 `json:"steady_att_ratio"`
 	CutoverToCommitMs float64 `json:"cutover_to_commit_ms"`
 	Crashed           bool    `json:"crashed"`
 }
