@@ -1,6 +1,6 @@
 # skyswap: in-flight container updates for Raspberry Pi drones.
-#   make demo    fly the virtual drone (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
-#   make test    every test (installs qemu-user-static for the arm64 test when root)
+#   make demo    fly the virtual drone and hand v1 over to v2 (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
+#   make test    every test (as root installs qemu-user-static, containerd and runc, starts containerd)
 #   make bench   referee-measured figures, one JSON object per line
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
@@ -9,14 +9,13 @@
 SHELL   := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl
 TESTFLAGS ?=
 
-.PHONY: all build cross test demo bench deps vet clean
+.PHONY: all build cross test demo bench deps vet clean images
 
 all: build
 
@@ -51,7 +50,6 @@ demo: build
 bench: build
 	bin/skyswap-bench
 
-.PHONY: images
 images: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/skyswap-images
 	@set -e; for v in v1 v2; do \
