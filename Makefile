@@ -1,6 +1,6 @@
 # skyswap: in-flight container updates for Raspberry Pi drones.
 #   make demo    fly the virtual drone and hand v1 over to v2 (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
-#   make test    every test (as root installs qemu-user-static, containerd and runc, starts containerd)
+#   make test    every test (as root installs qemu-user-static, containerd, runc and mosquitto, starts containerd)
 #   make bench   referee-measured figures, one JSON object per line
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
@@ -38,7 +38,7 @@ vet: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 test: deps
-	@scripts/dev-setup.sh qemu containerd
+	@scripts/dev-setup.sh qemu containerd mosquitto
 	$(MAKE) --no-print-directory vet
 	$(GO) test -count=1 $(TESTFLAGS) $$($(GO) list ./... | grep -v '/images/flight$$')
 	@# The end-to-end flights run alone: they judge timing on a 2-core machine.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs or checks what `make demo` and `make test` need on Debian/Ubuntu.
-# Usage: scripts/dev-setup.sh [go] [qemu] [containerd]
+# Usage: scripts/dev-setup.sh [go] [qemu] [containerd] [mosquitto]
 #   go          a Go toolchain new enough for go.mod (Go >= 1.21 fetches the
 #               exact toolchain through the module proxy by itself)
 #   qemu        qemu-user-static + binfmt_misc, to run arm64 binaries (tests)
 #   containerd  containerd + runc installed and a daemon answering on
 #               /run/containerd/containerd.sock (started if none answers)
+#   mosquitto   the mosquitto broker and mosquitto_passwd (the agent/broker
+#               tests start their own broker; none is left running)
 # As root it installs with apt-get; otherwise it says what is missing.
 set -euo pipefail
 
@@ -95,6 +97,40 @@ need_containerd() {
 	echo "dev-setup: containerd did not answer on $sock within 10 s; the end of $log:" >&2
 	tail -n 20 "$log" >&2 || true
 	return 1
+}
+
+# need_mosquitto: the mosquitto broker and mosquitto_passwd (both in the
+# mosquitto package), for the agent/broker tests. They start their own
+# broker on a free loopback port, so an install must not leave a
+# system-wide broker running: a policy-rc.d refuses the package's service
+# start, and under systemd the unit is disabled and stopped. A mosquitto
+# that was already installed is left as it is. The tests skip without
+# mosquitto, unless CI is set: then they fail.
+need_mosquitto() {
+	local policy=/usr/sbin/policy-rc.d ours="" rc=0
+	if { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } &&
+		{ command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ]; }; then
+		return 0
+	fi
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		missing+=("mosquitto (as root: scripts/dev-setup.sh mosquitto, or apt-get install mosquitto); the agent/broker tests skip without it")
+		return 0
+	fi
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# dev-setup: no service starts while it installs mosquitto\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		ours=1
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt_install mosquitto || rc=$?
+	if [ -n "$ours" ]; then
+		rm -f "$policy"
+		trap - EXIT
+	fi
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
+	fi
+	return "$rc"
 }
 
 for what in "${@:-go}"; do
