@@ -1,0 +1,122 @@
+// Package instances runs an app's instances as containers for the
+// hand-over coordinator: it is the handoff.Runtime of the drone agent, over
+// the containerd adapter. An instance is one container of one release (an
+// image pinned by digest); its role in the hand-over is given by the
+// FLIGHT_START and FLIGHT_EPOCH it is started with.
+package instances
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/handoff"
+)
+
+// Containers is what this package needs of the container runtime
+// (implemented by *containers.Runtime).
+type Containers interface {
+	Start(ctx context.Context, s containers.Spec) error
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	Remove(ctx context.Context, id string) error
+}
+
+var _ Containers = (*containers.Runtime)(nil)
+
+// Config is what every instance of the app gets. The zero value of each
+// optional field means the default noted beside it.
+type Config struct {
+	// Env is given to every instance: FLIGHT_BUS, FLIGHT_NATS, mission
+	// settings. The runtime adds FLIGHT_INSTANCE, FLIGHT_START and, when
+	// it has one, FLIGHT_EPOCH.
+	Env     []string
+	Mounts  []containers.Mount
+	Devices []string
+	// Grace is how long Stop waits after SIGTERM before SIGKILL; 0 = 30 s
+	// (an owner lands first).
+	Grace time.Duration
+	// Labels are put on every container; the runtime adds
+	// io.skyswap.instance.
+	Labels map[string]string
+}
+
+// Runtime starts and stops instances. It implements handoff.Runtime.
+type Runtime struct {
+	c   Containers
+	cfg Config
+
+	mu     sync.Mutex
+	images map[string]string // instance -> pinned image
+}
+
+var _ handoff.Runtime = (*Runtime)(nil)
+
+// New returns a runtime over c.
+func New(c Containers, cfg Config) *Runtime {
+	if cfg.Grace == 0 {
+		cfg.Grace = 30 * time.Second
+	}
+	return &Runtime{c: c, cfg: cfg, images: map[string]string{}}
+}
+
+// Prepare says which image (pulled, pinned by digest) instance runs.
+func (r *Runtime) Prepare(instance, image string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.images[instance] = image
+}
+
+// StartOwner cold-starts instance as the first owner at epoch 1: on the
+// ground, it initialises the chips and takes off.
+func (r *Runtime) StartOwner(ctx context.Context, instance string) error {
+	return r.start(ctx, instance, "FLIGHT_START=cold", "FLIGHT_EPOCH=1")
+}
+
+// Start implements handoff.Runtime.
+func (r *Runtime) Start(ctx context.Context, s handoff.Spec) error {
+	env := []string{"FLIGHT_START=" + string(s.Mode)}
+	if s.Epoch > 0 {
+		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
+	}
+	return r.start(ctx, s.Instance, env...)
+}
+
+func (r *Runtime) start(ctx context.Context, instance string, env ...string) error {
+	r.mu.Lock()
+	image, ok := r.images[instance]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("instances: no image prepared for %q", instance)
+	}
+	labels := map[string]string{"io.skyswap.instance": instance}
+	for k, v := range r.cfg.Labels {
+		labels[k] = v
+	}
+	all := append(append(append([]string{}, r.cfg.Env...), "FLIGHT_INSTANCE="+instance), env...)
+	err := r.c.Start(ctx, containers.Spec{
+		ID: instance, Image: image, Env: all, Mounts: r.cfg.Mounts, Devices: r.cfg.Devices, Labels: labels,
+	})
+	if err != nil {
+		return fmt.Errorf("instances: start %s: %w", instance, err)
+	}
+	return nil
+}
+
+// Stop implements handoff.Runtime: SIGTERM, SIGKILL after the grace
+// period, then the container is removed. An absent instance is not an
+// error.
+func (r *Runtime) Stop(ctx context.Context, instance string) error {
+	errStop := r.c.Stop(ctx, instance, r.cfg.Grace)
+	errRemove := r.c.Remove(ctx, instance)
+	r.mu.Lock()
+	delete(r.images, instance)
+	r.mu.Unlock()
+	if err := errors.Join(errStop, errRemove); err != nil {
+		return fmt.Errorf("instances: stop %s: %w", instance, err)
+	}
+	return nil
+}
