@@ -198,20 +198,28 @@ func (j *Journal) Phase(phase string) error {
 }
 
 // Commit ends the update: its target release is committed and its instance
-// owns the hardware; the release before is kept as previous.
-func (j *Journal) Commit() error {
-	return j.change(func(s *State) error {
+// owns the hardware; the release before is kept as previous. It returns the
+// release that stopped being previous (its image may go), if any.
+func (j *Journal) Commit() (dropped *Release, err error) {
+	err = j.change(func(s *State) error {
 		u := s.Update
 		if u == nil {
 			return errors.New("journal: no update in progress")
 		}
 		if cur, ok := s.Committed[u.App]; ok && cur.ID != u.To.Release.ID {
+			if prev, ok := s.Previous[u.App]; ok && prev.ID != u.To.Release.ID && prev.Image != cur.Image && prev.Image != u.To.Release.Image {
+				dropped = &prev
+			}
 			s.Previous[u.App] = cur
 		}
 		s.Committed[u.App], s.Owner[u.App] = u.To.Release, u.To.ID
 		s.Update = nil
 		return nil
 	})
+	if err != nil {
+		dropped = nil
+	}
+	return dropped, err
 }
 
 // End ends the update without committing (aborted, reverted, refused):

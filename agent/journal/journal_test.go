@@ -53,8 +53,8 @@ func TestLifecycleSurvivesReopen(t *testing.T) {
 	if st.Update == nil || st.Update.Phase != "probation" || st.Owner["flight"] != "flight-v1" {
 		t.Fatalf("reopened: %+v", st)
 	}
-	if err := j2.Commit(); err != nil {
-		t.Fatal(err)
+	if dropped, err := j2.Commit(); err != nil || dropped != nil {
+		t.Fatalf("commit: dropped %v, %v", dropped, err)
 	}
 	st = j2.State()
 	if st.Update != nil || st.Owner["flight"] != "flight-v2" || st.Committed["flight"].ID != v2.Release.ID || st.Previous["flight"].ID != v1.Release.ID {
@@ -72,6 +72,15 @@ func TestLifecycleSurvivesReopen(t *testing.T) {
 	}
 	if err := j2.Phase("x"); err == nil {
 		t.Fatal("Phase with no update in progress")
+	}
+	// A third committed release pushes v1 out of "previous": its image may go.
+	v3 := Instance{ID: "flight-v3", Release: rel("v3")}
+	if err := j2.Begin(Update{Command: "c4", App: "flight", From: v2, To: v3}); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := j2.Commit()
+	if err != nil || dropped == nil || dropped.ID != v1.Release.ID {
+		t.Fatalf("commit of v3 dropped %v, %v; want v1", dropped, err)
 	}
 }
 

@@ -1,0 +1,286 @@
+// Package agent is the drone agent's update logic: a signed command in,
+// verified and deduplicated; the image pulled for this drone's platform;
+// the release started cold (first deploy) or handed over to by the
+// coordinator; the outcome recorded in the journal and reported as events
+// and retained state. The transports are small interfaces this package
+// owns; cmd/drone-agent wires MQTT (agent/broker), containerd
+// (agent/containers, agent/instances) and NATS (handoff) into them.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skyswap/skyswap/agent/command"
+	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/handoff"
+)
+
+// Publisher reports to the ground (implemented by *broker.Client).
+type Publisher interface {
+	PublishState(ctx context.Context, payload []byte) error
+	PublishEvent(ctx context.Context, payload []byte) error
+}
+
+// Images pulls and removes images (implemented by *containers.Runtime).
+type Images interface {
+	Pull(ctx context.Context, ref string, progress func(containers.Progress)) (containers.Image, error)
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// Instances starts and stops app instances (implemented by
+// *instances.Runtime).
+type Instances interface {
+	handoff.Runtime
+	Prepare(instance, image string)
+	StartOwner(ctx context.Context, instance string) error
+}
+
+// Updater runs a hand-over (implemented by *handoff.Coordinator).
+type Updater interface {
+	Run(ctx context.Context, plan handoff.Plan) (handoff.Result, error)
+}
+
+// Config is the agent's behaviour. The zero value of each optional field
+// means the default noted beside it.
+type Config struct {
+	Drone    string           // required: this drone's id
+	Verifier command.Verifier // its Drone is set from Drone
+	// Probation of a hand-over; 0 = 5 s.
+	Probation time.Duration
+	// SyncTimeout for a candidate; 0 = 15 s.
+	SyncTimeout time.Duration
+	Log         *slog.Logger // nil = discard
+	Now         func() time.Time
+}
+
+// Agent handles commands one at a time.
+type Agent struct {
+	cfg     Config
+	pub     Publisher
+	images  Images
+	inst    Instances
+	updater Updater
+	seen    *command.Seen
+	j       *journal.Journal
+	log     *slog.Logger
+
+	mu      sync.Mutex // one command at a time
+	current atomic.Pointer[command.Command] // the command being handled, for coordinator events
+}
+
+// New returns an agent. All dependencies are required.
+func New(cfg Config, pub Publisher, images Images, inst Instances, updater Updater, seen *command.Seen, j *journal.Journal) (*Agent, error) {
+	if cfg.Drone == "" {
+		return nil, errors.New("agent: the drone id is not set")
+	}
+	cfg.Verifier.Drone = cfg.Drone
+	if cfg.Probation == 0 {
+		cfg.Probation = 5 * time.Second
+	}
+	if cfg.SyncTimeout == 0 {
+		cfg.SyncTimeout = 15 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Agent{cfg: cfg, pub: pub, images: images, inst: inst, updater: updater, seen: seen, j: j, log: cfg.Log}, nil
+}
+
+// Event is one line on fleet/<drone>/events.
+type Event struct {
+	Drone   string `json:"drone"`
+	Command string `json:"command,omitempty"` // the command's id, when known
+	App     string `json:"app,omitempty"`
+	Phase   string `json:"phase"` // refused, pulling, pulled, deployed, prepare, shadow, synced, cutover, probation, commit, revert, abort, done, failed, recovered
+	Outcome string `json:"outcome,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Tick    int64  `json:"tick,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"` // pulled
+	Error   string `json:"error,omitempty"`
+	Time    string `json:"time"`
+}
+
+func (a *Agent) emit(ctx context.Context, e Event) {
+	e.Drone = a.cfg.Drone
+	e.Time = a.cfg.Now().UTC().Format(time.RFC3339Nano)
+	a.log.Info("event", "phase", e.Phase, "command", e.Command, "app", e.App, "outcome", e.Outcome, "err", e.Error)
+	b, _ := json.Marshal(e)
+	if err := a.pub.PublishEvent(ctx, b); err != nil {
+		a.log.Warn("publish event", "err", err)
+	}
+}
+
+// HandleEvent forwards a coordinator phase change (set it as the
+// coordinator's OnEvent).
+func (a *Agent) HandleEvent(e handoff.Event) {
+	cur := a.current.Load()
+	ev := Event{App: e.App, Phase: e.Phase, From: e.From, To: e.To, Epoch: e.Epoch, Tick: e.Tick, Error: e.Error}
+	if cur != nil {
+		ev.Command = cur.ID
+	}
+	if err := a.j.Phase(e.Phase); err != nil {
+		a.log.Debug("journal phase", "err", err)
+	}
+	a.emit(context.Background(), ev)
+}
+
+// StateReport is the retained fleet/<drone>/state.
+type StateReport struct {
+	Drone     string            `json:"drone"`
+	Online    bool              `json:"online"`
+	Committed map[string]string `json:"committed"` // app -> image
+	Owner     map[string]string `json:"owner"`     // app -> instance
+	Updating  string            `json:"updating,omitempty"`
+}
+
+// PublishState reports the journal's state, retained.
+func (a *Agent) PublishState(ctx context.Context) error {
+	st := a.j.State()
+	r := StateReport{Drone: a.cfg.Drone, Online: true, Committed: map[string]string{}, Owner: st.Owner}
+	for app, rel := range st.Committed {
+		r.Committed[app] = rel.Image
+	}
+	if st.Update != nil {
+		r.Updating = st.Update.App + " -> " + st.Update.To.Release.Image
+	}
+	b, _ := json.Marshal(r)
+	return a.pub.PublishState(ctx, b)
+}
+
+// Handle processes one command payload. It never panics on bad input: a
+// refused command is reported on events with the reason.
+func (a *Agent) Handle(ctx context.Context, payload []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := command.Parse(payload)
+	if err != nil {
+		a.emit(ctx, Event{Phase: "refused", Error: err.Error()})
+		return
+	}
+	if err := a.cfg.Verifier.Verify(c); err != nil {
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: err.Error()})
+		return
+	}
+	if err := a.seen.Check(c); err != nil {
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: err.Error()})
+		return
+	}
+	if err := a.seen.Mark(c); err != nil {
+		// Not recorded: acting on it could run it twice.
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: "cannot record the command id: " + err.Error()})
+		return
+	}
+	a.current.Store(&c)
+	defer a.current.Store(nil)
+	switch c.Kind {
+	case command.KindStatus:
+		if err := a.PublishState(ctx); err != nil {
+			a.log.Warn("publish state", "err", err)
+		}
+	case command.KindUpdate:
+		a.update(ctx, c, c.Image)
+	case command.KindRollback:
+		image := c.Image
+		if image == "" {
+			prev, ok := a.j.State().Previous[c.App]
+			if !ok {
+				a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: "no previous release of " + c.App + " to roll back to"})
+				return
+			}
+			image = prev.Image
+		}
+		a.update(ctx, c, image)
+	}
+}
+
+// update makes image the app's release.
+func (a *Agent) update(ctx context.Context, c command.Command, image string) {
+	fail := func(phase, msg string) {
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: phase, Outcome: handoff.OutcomeRefused, Error: msg})
+	}
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
+	img, err := a.images.Pull(ctx, image, nil)
+	if err != nil {
+		fail("refused", "pull: "+err.Error())
+		return
+	}
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulled", To: image, Bytes: img.Fetched})
+	if app := img.Labels["io.skyswap.app"]; app != c.App {
+		fail("refused", fmt.Sprintf("the image is app %q, the command says %q", app, c.App))
+		return
+	}
+	var accepts []string
+	if s := img.Labels["io.skyswap.state-schemas"]; s != "" {
+		accepts = strings.Split(s, ",")
+	}
+	strategy := handoff.Strategy(c.Strategy)
+	if strategy == "" {
+		strategy = handoff.Strategy(img.Labels["io.skyswap.strategy"])
+	}
+	rel := journal.NewRelease(c.App, image, img.Labels["io.skyswap.version"], nil, a.cfg.Now())
+	st := a.j.State()
+	owner := st.Owner[c.App]
+	if cur, ok := st.Committed[c.App]; ok && cur.ID == rel.ID && owner != "" {
+		fail("refused", "release "+rel.ID+" is already committed and flying")
+		return
+	}
+	to := journal.Instance{ID: rel.ID, Release: rel}
+	if owner == "" {
+		// First deploy: start it cold, on the ground.
+		a.inst.Prepare(to.ID, image)
+		if err := a.inst.StartOwner(ctx, to.ID); err != nil {
+			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "failed", Error: err.Error()})
+			return
+		}
+		if err := a.j.Deploy(to); err != nil {
+			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "failed", Error: err.Error()})
+			return
+		}
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "deployed", Outcome: handoff.OutcomeCommitted, To: to.ID})
+		a.PublishState(ctx)
+		return
+	}
+	from := journal.Instance{ID: owner, Release: st.Committed[c.App]}
+	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: "prepare", From: from, To: to}); err != nil {
+		fail("refused", err.Error())
+		return
+	}
+	a.PublishState(ctx)
+	a.inst.Prepare(to.ID, image)
+	res, err := a.updater.Run(ctx, handoff.Plan{Strategy: strategy, Owner: owner, Candidate: to.ID, Accepts: accepts,
+		Probation: a.cfg.Probation, SyncTimeout: a.cfg.SyncTimeout})
+	if res.Outcome == handoff.OutcomeCommitted {
+		dropped, err := a.j.Commit()
+		if err != nil {
+			a.log.Error("journal commit", "err", err)
+		}
+		if dropped != nil {
+			// Keep the previous release for rollback; older ones go.
+			if err := a.images.RemoveImage(ctx, dropped.Image); err != nil {
+				a.log.Warn("remove old image", "image", dropped.Image, "err", err)
+			}
+		}
+	} else if err := a.j.End(); err != nil {
+		a.log.Error("journal end", "err", err)
+	}
+	ev := Event{Command: c.ID, App: c.App, Phase: "done", Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	a.emit(ctx, ev)
+	a.PublishState(ctx)
+}

@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skyswap/skyswap/agent/command"
+	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/handoff"
+)
+
+// fakes records what the agent asked of its dependencies.
+type fakes struct {
+	mu       sync.Mutex
+	events   []Event
+	states   []StateReport
+	images   map[string]containers.Image // pullable refs
+	removed  []string
+	prepared map[string]string
+	owners   []string // StartOwner calls
+	plans    []handoff.Plan
+	outcome  string // what the fake updater returns
+}
+
+func (f *fakes) PublishEvent(_ context.Context, b []byte) error {
+	var e Event
+	json.Unmarshal(b, &e)
+	f.mu.Lock()
+	f.events = append(f.events, e)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakes) PublishState(_ context.Context, b []byte) error {
+	var s StateReport
+	json.Unmarshal(b, &s)
+	f.mu.Lock()
+	f.states = append(f.states, s)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakes) Pull(_ context.Context, ref string, _ func(containers.Progress)) (containers.Image, error) {
+	img, ok := f.images[ref]
+	if !ok {
+		return containers.Image{}, fmt.Errorf("%w: %s", containers.ErrNotFound, ref)
+	}
+	return img, nil
+}
+func (f *fakes) RemoveImage(_ context.Context, ref string) error {
+	f.removed = append(f.removed, ref)
+	return nil
+}
+func (f *fakes) Prepare(instance, image string) { f.prepared[instance] = image }
+func (f *fakes) StartOwner(_ context.Context, inst string) error {
+	f.owners = append(f.owners, inst)
+	return nil
+}
+func (f *fakes) Start(context.Context, handoff.Spec) error { return nil }
+func (f *fakes) Stop(context.Context, string) error        { return nil }
+func (f *fakes) Run(_ context.Context, p handoff.Plan) (handoff.Result, error) {
+	f.plans = append(f.plans, p)
+	if f.outcome != handoff.OutcomeCommitted {
+		return handoff.Result{Outcome: f.outcome}, errors.New("handoff: " + f.outcome)
+	}
+	return handoff.Result{Outcome: f.outcome, Owner: p.Candidate, Epoch: 2}, nil
+}
+
+func (f *fakes) last() Event { return f.events[len(f.events)-1] }
+
+type harness struct {
+	*fakes
+	a    *Agent
+	j    *journal.Journal
+	priv ed25519.PrivateKey
+	kid  string
+	now  time.Time
+	n    int
+}
+
+func digest(c byte) string { return "@sha256:" + strings.Repeat(string(c), 64) }
+
+var (
+	refV1 = "127.0.0.1:5000/flight" + digest('1')
+	refV2 = "127.0.0.1:5000/flight" + digest('2')
+)
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	pub, priv, err := command.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	labels := func(v, schemas string) map[string]string {
+		return map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": v, "io.skyswap.state-schemas": schemas, "io.skyswap.strategy": "handoff"}
+	}
+	f := &fakes{prepared: map[string]string{}, outcome: handoff.OutcomeCommitted, images: map[string]containers.Image{
+		refV1: {Ref: refV1, Labels: labels("v1", "flight.state/1"), Fetched: 3 << 20},
+		refV2: {Ref: refV2, Labels: labels("v2", "flight.state/1"), Fetched: 3 << 20},
+	}}
+	dir := t.TempDir()
+	seen, err := command.OpenSeen(filepath.Join(dir, "seen.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen.Now = func() time.Time { return now }
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := command.KeyID(pub)
+	a, err := New(Config{Drone: "d1", Now: func() time.Time { return now },
+		Verifier: command.Verifier{Keys: map[string]ed25519.PublicKey{kid: pub}, Now: func() time.Time { return now }}},
+		f, f, f, f, seen, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{fakes: f, a: a, j: j, priv: priv, kid: kid, now: now}
+}
+
+// cmd signs a command; edit changes it before signing.
+func (h *harness) cmd(t *testing.T, kind command.Kind, image string, edit func(*command.Command)) []byte {
+	t.Helper()
+	h.n++
+	c := command.Command{ID: fmt.Sprintf("c%d", h.n), Kind: kind, Drone: "d1", App: "flight", Image: image,
+		Issued: h.now, Expires: h.now.Add(2 * time.Minute)}
+	if edit != nil {
+		edit(&c)
+	}
+	s, err := command.Sign(c, h.kid, h.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeployUpdateRollback: the first update deploys cold; the next hands
+// over through the coordinator with the image's declared schemas; a
+// rollback without an image goes back to the previous release.
+func TestDeployUpdateRollback(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+	if e := h.last(); e.Phase != "deployed" || len(h.owners) != 1 {
+		t.Fatalf("first update: %+v, owners %v", e, h.owners)
+	}
+	v1 := h.owners[0]
+	if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Image != refV1 {
+		t.Fatalf("journal after deploy: %+v", st)
+	}
+
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+	if len(h.plans) != 1 {
+		t.Fatalf("plans %v", h.plans)
+	}
+	p := h.plans[0]
+	if p.Owner != v1 || p.Candidate == v1 || p.Strategy != handoff.StrategyHandoff || len(p.Accepts) != 1 || p.Accepts[0] != "flight.state/1" {
+		t.Fatalf("plan %+v", p)
+	}
+	if e := h.last(); e.Phase != "done" || e.Outcome != handoff.OutcomeCommitted {
+		t.Fatalf("update: %+v", e)
+	}
+	st := h.j.State()
+	if st.Owner["flight"] != p.Candidate || st.Committed["flight"].Image != refV2 || st.Previous["flight"].Image != refV1 || st.Update != nil {
+		t.Fatalf("journal after update: %+v", st)
+	}
+
+	h.a.Handle(ctx, h.cmd(t, command.KindRollback, "", nil))
+	if len(h.plans) != 2 || h.prepared[h.plans[1].Candidate] != refV1 {
+		t.Fatalf("rollback plan %+v prepared %v", h.plans, h.prepared)
+	}
+	if st := h.j.State(); st.Committed["flight"].Image != refV1 || st.Previous["flight"].Image != refV2 {
+		t.Fatalf("journal after rollback: %+v", st)
+	}
+	if len(h.states) == 0 || h.states[len(h.states)-1].Committed["flight"] != refV1 {
+		t.Fatalf("state not reported: %+v", h.states)
+	}
+}
+
+// TestAbortKeepsOwner: an update that does not commit leaves the journal's
+// owner and release as they were.
+func TestAbortKeepsOwner(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+	v1 := h.owners[0]
+	h.outcome = handoff.OutcomeAborted
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+	if e := h.last(); e.Phase != "done" || e.Outcome != handoff.OutcomeAborted || e.Error == "" {
+		t.Fatalf("event %+v", e)
+	}
+	if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Image != refV1 || st.Update != nil {
+		t.Fatalf("journal %+v", st)
+	}
+}
+
+// TestRefusals: each bad command is refused with an event naming why, and
+// nothing is pulled into service, started or handed over.
+func TestRefusals(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+	_, other, _ := command.GenerateKey()
+	replayed := h.cmd(t, command.KindStatus, "", nil)
+	h.a.Handle(ctx, replayed)
+	h.images["127.0.0.1:5000/other"+digest('3')] = containers.Image{Labels: map[string]string{"io.skyswap.app": "camera"}}
+
+	cases := []struct {
+		name    string
+		payload []byte
+		want    string
+	}{
+		{"malformed JSON", []byte("{not json"), "malformed"},
+		{"oversized", []byte(`{"id":"` + strings.Repeat("x", command.MaxSize) + `"}`), "too large"},
+		{"unsigned", func() []byte {
+			b := h.cmd(t, command.KindUpdate, refV2, nil)
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			delete(m, "sig")
+			b, _ = json.Marshal(m)
+			return b
+		}(), "unsigned"},
+		{"wrong key", func() []byte {
+			c := command.Command{ID: "w1", Kind: command.KindUpdate, Drone: "d1", App: "flight", Image: refV2, Issued: h.now, Expires: h.now.Add(time.Minute)}
+			s, _ := command.Sign(c, h.kid, other)
+			b, _ := json.Marshal(s)
+			return b
+		}(), "signature"},
+		{"expired", h.cmd(t, command.KindUpdate, refV2, func(c *command.Command) {
+			c.Issued, c.Expires = h.now.Add(-3*time.Minute), h.now.Add(-time.Minute)
+		}), "expired"},
+		{"other drone", h.cmd(t, command.KindUpdate, refV2, func(c *command.Command) { c.Drone = "d2" }), "drone"},
+		{"replayed", replayed, "replayed"},
+		{"digest that does not exist", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/flight"+digest('9'), nil), "not found"},
+		{"image of another app", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/other"+digest('3'), nil), "app"},
+		{"already flying", h.cmd(t, command.KindUpdate, refV1, nil), "already committed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.plans) + len(h.owners)
+			h.a.Handle(ctx, tc.payload)
+			e := h.last()
+			if e.Phase != "refused" || !strings.Contains(e.Error, tc.want) {
+				t.Fatalf("event %+v, want refused mentioning %q", e, tc.want)
+			}
+			if len(h.plans)+len(h.owners) != before {
+				t.Fatal("something was started or handed over")
+			}
+		})
+	}
+	if st := h.j.State(); st.Committed["flight"].Image != refV1 || st.Update != nil {
+		t.Fatalf("journal changed: %+v", st)
+	}
+}
