@@ -73,7 +73,7 @@ type Agent struct {
 	j       *journal.Journal
 	log     *slog.Logger
 
-	mu      sync.Mutex // one command at a time
+	mu      sync.Mutex                      // one command at a time
 	current atomic.Pointer[command.Command] // the command being handled, for coordinator events
 }
 
