@@ -12,7 +12,7 @@ GO      ?= go
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
-CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl
+CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent
 TESTFLAGS ?=
 
 .PHONY: all build cross test demo bench deps vet clean images
@@ -28,7 +28,7 @@ build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/flight-v2 ./images/flight
 
 cross: deps
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -o bin/linux-arm64/ ./cmd/drone-sim
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/linux-arm64/ ./cmd/drone-sim ./cmd/drone-agent
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/flight ./images/flight
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/linux-arm64/flight-v2 ./images/flight
 	@file bin/linux-arm64/* 2>/dev/null || ls -l bin/linux-arm64/
