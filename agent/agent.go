@@ -103,7 +103,10 @@ type Event struct {
 	Drone   string `json:"drone"`
 	Command string `json:"command,omitempty"` // the command's id, when known
 	App     string `json:"app,omitempty"`
-	Phase   string `json:"phase"` // refused, pulling, pulled, deployed, prepare, shadow, synced, cutover, probation, commit, revert, abort, done, failed, recovered
+	// Phase is the agent's (refused, pulling, pulled, deployed, failed,
+	// result: the update's outcome) or the coordinator's (prepare, shadow,
+	// synced, cutover, probation, commit, revert, abort, done).
+	Phase   string `json:"phase"`
 	Outcome string `json:"outcome,omitempty"`
 	From    string `json:"from,omitempty"`
 	To      string `json:"to,omitempty"`
@@ -277,7 +280,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	} else if err := a.j.End(); err != nil {
 		a.log.Error("journal end", "err", err)
 	}
-	ev := Event{Command: c.ID, App: c.App, Phase: "done", Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
+	ev := Event{Command: c.ID, App: c.App, Phase: "result", Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
 	if err != nil {
 		ev.Error = err.Error()
 	}

@@ -169,7 +169,7 @@ func TestDeployUpdateRollback(t *testing.T) {
 	if p.Owner != v1 || p.Candidate == v1 || p.Strategy != handoff.StrategyHandoff || len(p.Accepts) != 1 || p.Accepts[0] != "flight.state/1" {
 		t.Fatalf("plan %+v", p)
 	}
-	if e := h.last(); e.Phase != "done" || e.Outcome != handoff.OutcomeCommitted {
+	if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeCommitted {
 		t.Fatalf("update: %+v", e)
 	}
 	st := h.j.State()
@@ -198,7 +198,7 @@ func TestAbortKeepsOwner(t *testing.T) {
 	v1 := h.owners[0]
 	h.outcome = handoff.OutcomeAborted
 	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
-	if e := h.last(); e.Phase != "done" || e.Outcome != handoff.OutcomeAborted || e.Error == "" {
+	if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeAborted || e.Error == "" {
 		t.Fatalf("event %+v", e)
 	}
 	if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Image != refV1 || st.Update != nil {

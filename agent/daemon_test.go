@@ -190,7 +190,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// Update to v2 in the air.
 	id = send(command.KindUpdate, refs["v2"])
-	if e := await(id, 60*time.Second, "done", "refused"); e.Phase != "done" || e.Outcome != "committed" {
+	if e := await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
 		t.Fatalf("update: %+v", e)
 	}
 
@@ -207,7 +207,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// Roll back to v1, the same way.
 	id = send(command.KindRollback, "")
-	if e := await(id, 60*time.Second, "done", "refused"); e.Phase != "done" || e.Outcome != "committed" {
+	if e := await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
 		t.Fatalf("rollback: %+v", e)
 	}
 	time.Sleep(300 * time.Millisecond)
