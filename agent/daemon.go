@@ -179,11 +179,15 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 		return err
 	}
 	coord.OnEvent = a.HandleEvent
-	if owner := j.State().Owner[cfg.App]; owner != "" {
-		// Keep the journal's owner known to the runtime, so that a later
-		// Stop of it removes its container.
-		inst.Prepare(owner, j.State().Committed[cfg.App].Image)
+
+	// A restart (crash, SIGKILL, power) may have left an update half done:
+	// keep whatever flies, remove the rest, settle the journal. Events are
+	// reported once MQTT is up (the publisher buffers nothing before).
+	flying, err := Flying(ctx, nc, cfg.App, time.Second)
+	if err != nil {
+		return err
 	}
+	recovered := func() error { return a.Recover(ctx, cfg.App, rt, flying) }
 
 	client, err := broker.Connect(ctx, broker.Config{URL: cfg.BrokerURL, Drone: cfg.Drone, Username: cfg.BrokerUser,
 		Password: cfg.BrokerPass, CAFile: cfg.BrokerCA, CertFile: cfg.BrokerCert, KeyFile: cfg.BrokerKey, Log: log},
@@ -193,6 +197,9 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	}
 	pub.set(client)
 	defer client.Close(context.WithoutCancel(ctx))
+	if err := recovered(); err != nil {
+		return err
+	}
 	if err := a.PublishState(ctx); err != nil {
 		log.Warn("initial state", "err", err)
 	}

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,26 +38,39 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skip(msg)
 }
 
-// TestAgentEndToEnd is the product path on one machine: the ground sends
-// signed commands over a real mosquitto; drone-agent deploys flight v1 from
-// a registry through containerd (it takes off from the ground), updates it
-// to v2 in the air by hand-over, refuses a bad command, and rolls back to
-// v1. The virtual drone's referee judges the flight.
-func TestAgentEndToEnd(t *testing.T) {
+// agentRig is a drone on one machine for the agent's end-to-end tests: a
+// real mosquitto, releases v1 and v2 in a loopback registry, the virtual
+// drone, and the agent's configuration; the ground side sends signed
+// commands and reads events.
+type agentRig struct {
+	t      *testing.T
+	m      *brokertest.Mosquitto
+	refs   map[string]string
+	sim    *rig.Sim
+	cfg    DaemonConfig
+	kid    string
+	priv   []byte
+	ground *brokertest.Peer
+	events <-chan brokertest.Message
+	states <-chan brokertest.Message
+	n      int
+}
+
+const testNamespace = "skyswap-test-agent"
+
+func newAgentRig(t *testing.T) *agentRig {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "the agent test needs root (containerd)")
 	}
 	if _, err := os.Stat(containers.DefaultSocket); err != nil {
 		skipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
 	}
-	m := brokertest.Start(t, nil)
+	r := &agentRig{t: t, m: brokertest.Start(t, nil), refs: map[string]string{}}
 	ctx := context.Background()
-
-	// Releases v1 and v2 in a registry on loopback.
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
+	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
-	refs := map[string]string{}
 	for _, v := range []string{"v1", "v2"} {
 		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: "..", Platforms: []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}})
 		if err != nil {
@@ -65,10 +80,8 @@ func TestAgentEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		refs[v] = host + "/flight:" + v + "@" + d.String()
+		r.refs[v] = host + "/flight:" + v + "@" + d.String()
 	}
-
-	// The virtual drone.
 	bins, err := rig.Build(ctx, t.TempDir(), "", "host")
 	if err != nil {
 		t.Fatal(err)
@@ -77,20 +90,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(simDir)
-	os.Chmod(simDir, 0o755)
-	sim, err := rig.StartSim(ctx, bins.Sim, simDir, nil, nil)
-	if err != nil {
+	t.Cleanup(func() { os.RemoveAll(simDir) })
+	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
+	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	defer sim.Stop()
+	t.Cleanup(func() { r.sim.Stop() })
 
-	// The agent.
 	pub, priv, err := command.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid := command.KeyID(pub)
+	r.kid, r.priv = command.KeyID(pub), priv
 	natsAddr, err := rig.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -98,21 +109,15 @@ func TestAgentEndToEnd(t *testing.T) {
 	var port int
 	fmt.Sscanf(natsAddr[strings.LastIndex(natsAddr, ":")+1:], "%d", &port)
 	logDir := t.TempDir()
-	const ns = "skyswap-test-agent"
-	cfg := DaemonConfig{
-		Drone: "d1", BrokerURL: m.URL, TrustedKeys: kid + "=" + base64.StdEncoding.EncodeToString(pub),
-		StateDir: t.TempDir(), Namespace: ns, LogDir: logDir, PlainHTTP: host, NATSPort: port, App: "flight",
-		AppEnv: "FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(sim.Socket) + ";FLIGHT_PATTERN=hover;FLIGHT_ON_TERM=exit",
+	r.cfg = DaemonConfig{
+		Drone: "d1", BrokerURL: r.m.URL, TrustedKeys: r.kid + "=" + base64.StdEncoding.EncodeToString(pub),
+		StateDir: t.TempDir(), Namespace: testNamespace, LogDir: logDir, PlainHTTP: host, NATSPort: port, App: "flight",
+		AppEnv: "FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(r.sim.Socket) + ";FLIGHT_PATTERN=hover;FLIGHT_ON_TERM=exit",
 		Mounts: simDir + ":/run/skyswap-sim", Grace: 5, Probation: 2,
 	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- RunDaemon(actx, cfg, slog.New(slog.NewTextHandler(tlog{t}, nil))) }()
-	defer func() {
-		stop()
-		<-done
+	t.Cleanup(func() {
 		// Leave nothing running in the test namespace.
-		c, err := containers.Open(context.Background(), containers.Config{Namespace: ns, LogDir: logDir})
+		c, err := containers.Open(context.Background(), containers.Config{Namespace: testNamespace, LogDir: logDir})
 		if err != nil {
 			return
 		}
@@ -122,105 +127,240 @@ func TestAgentEndToEnd(t *testing.T) {
 			c.Stop(context.Background(), s.ID, time.Second)
 			c.Remove(context.Background(), s.ID)
 		}
-		for _, r := range refs {
-			c.RemoveImage(context.Background(), r)
+		for _, ref := range r.refs {
+			c.RemoveImage(context.Background(), ref)
 		}
-	}()
+	})
+	r.ground = r.m.Peer(t, "")
+	r.events = r.ground.MustSubscribe(t, "fleet/d1/events", 1)
+	r.states = r.ground.MustSubscribe(t, "fleet/d1/state", 1)
+	return r
+}
 
-	ground := m.Peer(t, "")
-	events := ground.MustSubscribe(t, "fleet/d1/events", 1)
-	states := ground.MustSubscribe(t, "fleet/d1/state", 1)
-	// Commands go out once the drone is online (subscribed).
-	for online := false; !online; {
+// awaitOnline waits for the agent's retained online state (it is then
+// subscribed to commands).
+func (r *agentRig) awaitOnline(died <-chan error) {
+	r.t.Helper()
+	for {
 		select {
-		case msg := <-states:
-			online = strings.Contains(string(msg.Payload), `"online":true`)
-		case err := <-done:
-			t.Fatalf("drone-agent stopped: %v", err)
+		case msg := <-r.states:
+			if strings.Contains(string(msg.Payload), `"online":true`) {
+				return
+			}
+		case err := <-died:
+			r.t.Fatalf("drone-agent stopped: %v", err)
 		case <-time.After(30 * time.Second):
-			t.Fatal("the drone never reported online")
+			r.t.Fatal("the drone never reported online")
 		}
 	}
-	n := 0
-	send := func(kind command.Kind, image string) string {
-		n++
-		c := command.Command{ID: fmt.Sprintf("cmd-%d", n), Kind: kind, Drone: "d1", App: "flight", Image: image,
-			Issued: time.Now().UTC().Truncate(time.Second), Expires: time.Now().UTC().Add(5 * time.Minute).Truncate(time.Second)}
-		s, err := command.Sign(c, kid, priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(s)
-		ground.MustPublish(t, "fleet/d1/cmd", 1, false, b)
-		return c.ID
+}
+
+func (r *agentRig) send(kind command.Kind, image string) string {
+	r.t.Helper()
+	r.n++
+	c := command.Command{ID: fmt.Sprintf("cmd-%d", r.n), Kind: kind, Drone: "d1", App: "flight", Image: image,
+		Issued: time.Now().UTC().Truncate(time.Second), Expires: time.Now().UTC().Add(5 * time.Minute).Truncate(time.Second)}
+	s, err := command.Sign(c, r.kid, r.priv)
+	if err != nil {
+		r.t.Fatal(err)
 	}
-	// await returns the first event of command id in one of phases.
-	await := func(id string, timeout time.Duration, phases ...string) Event {
-		t.Helper()
-		deadline := time.After(timeout)
-		for {
-			select {
-			case msg := <-events:
-				var e Event
-				json.Unmarshal(msg.Payload, &e)
-				t.Logf("event %s %s %s %s", e.Command, e.Phase, e.Outcome, e.Error)
-				if e.Command == id {
-					for _, p := range phases {
-						if e.Phase == p {
-							return e
-						}
+	b, _ := json.Marshal(s)
+	r.ground.MustPublish(r.t, "fleet/d1/cmd", 1, false, b)
+	return c.ID
+}
+
+// await returns the first event (of command id, or any if id is "") in
+// one of phases.
+func (r *agentRig) await(id string, timeout time.Duration, phases ...string) Event {
+	r.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case msg := <-r.events:
+			var e Event
+			json.Unmarshal(msg.Payload, &e)
+			r.t.Logf("event %s %s %s %s", e.Command, e.Phase, e.Outcome, e.Error)
+			if id == "" || e.Command == id {
+				for _, p := range phases {
+					if e.Phase == p {
+						return e
 					}
 				}
-			case <-deadline:
-				t.Fatalf("no %v event for %s within %v", phases, id, timeout)
 			}
+		case <-deadline:
+			r.t.Fatalf("no %v event for %q within %v", phases, id, timeout)
 		}
 	}
+}
+
+// TestAgentEndToEnd is the product path on one machine: the ground sends
+// signed commands over a real mosquitto; drone-agent deploys flight v1 from
+// a registry through containerd (it takes off from the ground), updates it
+// to v2 in the air by hand-over, refuses a forged command, and rolls back to
+// v1. The virtual drone's referee judges the flight.
+func TestAgentEndToEnd(t *testing.T) {
+	r := newAgentRig(t)
+	ctx := context.Background()
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunDaemon(actx, r.cfg, slog.New(slog.NewTextHandler(tlog{t}, nil))) }()
+	defer func() { stop(); <-done }()
+	r.awaitOnline(done)
 
 	// Deploy v1: it takes off from the ground.
-	id := send(command.KindUpdate, refs["v1"])
-	if e := await(id, 60*time.Second, "deployed", "refused", "failed"); e.Phase != "deployed" {
+	id := r.send(command.KindUpdate, r.refs["v1"])
+	if e := r.await(id, 60*time.Second, "deployed", "refused", "failed"); e.Phase != "deployed" {
 		t.Fatalf("deploy: %+v", e)
 	}
-	hover, err := sim.WaitHover(ctx, 30*time.Second)
+	hover, err := r.sim.WaitHover(ctx, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 
 	// Update to v2 in the air.
-	id = send(command.KindUpdate, refs["v2"])
-	if e := await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
+	id = r.send(command.KindUpdate, r.refs["v2"])
+	if e := r.await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
 		t.Fatalf("update: %+v", e)
 	}
 
 	// A command signed by an unknown key is refused.
-	c := command.Command{ID: "rogue", Kind: command.KindUpdate, Drone: "d1", App: "flight", Image: refs["v1"],
+	c := command.Command{ID: "rogue", Kind: command.KindUpdate, Drone: "d1", App: "flight", Image: r.refs["v1"],
 		Issued: time.Now().UTC().Truncate(time.Second), Expires: time.Now().UTC().Add(time.Minute).Truncate(time.Second)}
 	_, other, _ := command.GenerateKey()
-	s, _ := command.Sign(c, kid, other)
+	s, _ := command.Sign(c, r.kid, other)
 	b, _ := json.Marshal(s)
-	ground.MustPublish(t, "fleet/d1/cmd", 1, false, b)
-	if e := await("rogue", 10*time.Second, "refused"); !strings.Contains(e.Error, "signature") {
+	r.ground.MustPublish(t, "fleet/d1/cmd", 1, false, b)
+	if e := r.await("rogue", 10*time.Second, "refused"); !strings.Contains(e.Error, "signature") {
 		t.Fatalf("rogue: %+v", e)
 	}
 
 	// Roll back to v1, the same way.
-	id = send(command.KindRollback, "")
-	if e := await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
+	id = r.send(command.KindRollback, "")
+	if e := r.await(id, 60*time.Second, "result", "refused"); e.Phase != "result" || e.Outcome != "committed" {
 		t.Fatalf("rollback: %+v", e)
 	}
 	time.Sleep(300 * time.Millisecond)
-	r, err := sim.Report(ctx, hover, mono.Now())
+	rep, err := r.sim.Report(ctx, hover, mono.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("flight through two updates: writers %v, gap max %.2f ms p99 %.2f ms, double drive %d, stale %d",
-		r.Writers, r.MaxGapMs, r.P99GapMs, r.DoubleDrive, r.StaleRefused)
+		rep.Writers, rep.MaxGapMs, rep.P99GapMs, rep.DoubleDrive, rep.StaleRefused)
 	// v1's release runs again after the rollback under the same instance
 	// name: two writers, two switches.
-	if r.Crashed || !r.Airborne || r.DoubleDrive != 0 || len(r.Writers) != 2 || r.WriterSwitches != 2 {
-		t.Fatalf("referee: %+v", r)
+	if rep.Crashed || !rep.Airborne || rep.DoubleDrive != 0 || len(rep.Writers) != 2 || rep.WriterSwitches != 2 {
+		t.Fatalf("referee: %+v", rep)
+	}
+}
+
+// TestAgentKilledMidUpdate kills drone-agent with SIGKILL while an update
+// is shadowing and, in a second round, in probation. After a restart
+// exactly one instance flies, the other container is gone, and the outcome
+// is reported on events.
+func TestAgentKilledMidUpdate(t *testing.T) {
+	r := newAgentRig(t)
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "drone-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/drone-agent").CombinedOutput(); err != nil {
+		t.Fatalf("build drone-agent: %v\n%s", err, out)
+	}
+	env := append(os.Environ(),
+		"AGENT_DRONE="+r.cfg.Drone, "AGENT_BROKER_URL="+r.cfg.BrokerURL, "AGENT_TRUSTED_KEYS="+r.cfg.TrustedKeys,
+		"AGENT_STATE_DIR="+r.cfg.StateDir, "AGENT_NAMESPACE="+r.cfg.Namespace, "AGENT_LOG_DIR="+r.cfg.LogDir,
+		"AGENT_PLAIN_HTTP="+r.cfg.PlainHTTP, fmt.Sprintf("AGENT_NATS_PORT=%d", r.cfg.NATSPort), "AGENT_APP_ENV="+r.cfg.AppEnv,
+		"AGENT_MOUNTS="+r.cfg.Mounts, "AGENT_GRACE_S=5", "AGENT_PROBATION_S=20")
+	var logs syncLog
+	start := func() (*exec.Cmd, <-chan error) {
+		cmd := exec.Command(bin)
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		died := make(chan error, 1)
+		go func() { died <- cmd.Wait() }()
+		r.awaitOnline(died)
+		return cmd, died
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", logs.tail(6000))
+		}
+	}()
+	agent, died := start()
+	defer func() { agent.Process.Kill() }()
+	id := r.send(command.KindUpdate, r.refs["v1"])
+	if e := r.await(id, 60*time.Second, "deployed", "refused", "failed"); e.Phase != "deployed" {
+		t.Fatalf("deploy: %+v", e)
+	}
+	if _, err := r.sim.WaitHover(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	images := map[string]string{"shadow": r.refs["v2"], "probation": r.refs["v1"]}
+	for _, phase := range []string{"shadow", "probation"} {
+		// Alternate the release so each round is a real update.
+		if phase == "probation" {
+			// After round one, whichever release flies, update to the other.
+			images["probation"] = r.refs["v2"]
+			if st := r.committed(); st == r.refs["v2"] {
+				images["probation"] = r.refs["v1"]
+			}
+		}
+		id := r.send(command.KindUpdate, images[phase])
+		r.await(id, 60*time.Second, phase)
+		agent.Process.Signal(syscall.SIGKILL)
+		<-died
+		t.Logf("SIGKILL in %s", phase)
+		from := mono.Now()
+		agent, died = start()
+		e := r.await("", 30*time.Second, "recovered")
+		t.Logf("recovered after a kill in %s: keep %s, outcome %q", phase, e.To, e.Outcome)
+		if e.To == "" || e.Outcome == "" {
+			t.Fatalf("recovery event %+v", e)
+		}
+		r.onlyOneRunning(e.To)
+		time.Sleep(time.Second)
+		rep, err := r.sim.Report(ctx, from, mono.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Crashed || !rep.Airborne || rep.DoubleDrive != 0 || len(rep.Writers) != 1 || rep.Writers[0] != e.To {
+			t.Fatalf("after recovery: %+v", rep)
+		}
+	}
+}
+
+// committed is the image in the agent's latest retained state.
+func (r *agentRig) committed() string {
+	var last string
+	for {
+		select {
+		case msg := <-r.states:
+			var s StateReport
+			if json.Unmarshal(msg.Payload, &s) == nil && s.Committed["flight"] != "" {
+				last = s.Committed["flight"]
+			}
+		default:
+			return last
+		}
+	}
+}
+
+// onlyOneRunning checks the test namespace holds exactly keep, running.
+func (r *agentRig) onlyOneRunning(keep string) {
+	r.t.Helper()
+	c, err := containers.Open(context.Background(), containers.Config{Namespace: testNamespace, LogDir: r.cfg.LogDir})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.Close()
+	list, err := c.List(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != keep || !list[0].Running {
+		r.t.Fatalf("containers after recovery: %+v, want only %s running", list, keep)
 	}
 }
 

@@ -130,6 +130,7 @@ type Participant struct {
 	lastTick int64  // newest tick of any owner frame, ours included
 	streak   int
 	lagNs    int64
+	lastDown int64 // the latest tick at which the NATS connection was down
 	counts   struct{ diverged, gaps, malformed, incompatible, staleFrames uint64 }
 	taken    bool
 }
@@ -235,7 +236,13 @@ func (p *Participant) Tick(tick int64) Decision {
 			return Decision{Write: true, Epoch: h.Epoch, Hydrate: f.State}
 		}
 	}
-	if p.role == RoleStandby && p.fallback > 0 && tick-p.lastTick > int64(p.cfg.TakebackTicks) {
+	if !p.nc.IsConnected() {
+		// Silence over a broken bus says nothing about the owner (the
+		// on-board NATS may be restarting with the agent): no take-back
+		// until frames could have flowed for a whole take-back window.
+		p.lastDown = tick
+	}
+	if p.role == RoleStandby && p.fallback > 0 && tick-p.lastTick > int64(p.cfg.TakebackTicks) && tick-p.lastDown > int64(p.cfg.TakebackTicks) {
 		// The owner fell silent: take back at the fallback epoch, which
 		// fences it out. Our own state has been stepping all along.
 		p.epoch, p.fallback, p.seq, p.taken = p.fallback, 0, 0, true

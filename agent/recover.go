@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/handoff"
+)
+
+// Lister lists containers (implemented by *containers.Runtime).
+type Lister interface {
+	List(ctx context.Context) ([]containers.Status, error)
+}
+
+// Flying watches app's state frames for wait and returns the instance
+// publishing with the highest epoch ("" if none publishes): the one that
+// drives the hardware now.
+func Flying(ctx context.Context, nc *nats.Conn, app string, wait time.Duration) (string, error) {
+	ch := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe(handoff.SubjectsFor(app).Frames(), ch)
+	if err != nil {
+		return "", fmt.Errorf("agent: watch frames: %w", err)
+	}
+	defer sub.Unsubscribe()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var best string
+	var epoch uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return best, ctx.Err()
+		case <-timer.C:
+			return best, nil
+		case m := <-ch:
+			var f struct {
+				Instance string `json:"instance"`
+				Epoch    uint64 `json:"epoch"`
+			}
+			if json.Unmarshal(m.Data, &f) == nil && f.Instance != "" && f.Epoch >= epoch {
+				best, epoch = f.Instance, f.Epoch
+			}
+		}
+	}
+}
+
+// Recover brings the agent back to a safe state after a restart: of app's
+// running instances it keeps the one flying (journal.Recover's rule), stops
+// and removes the others, settles an interrupted update in the journal, and
+// reports what it found.
+func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying string) error {
+	a.mu.Lock() // no command runs meanwhile
+	defer a.mu.Unlock()
+	list, err := lister.List(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: recover: %w", err)
+	}
+	var running []string
+	for _, s := range list {
+		if s.Labels["io.skyswap.app"] == app && s.Running {
+			running = append(running, s.ID)
+		} else if s.Labels["io.skyswap.app"] == app {
+			// An exited instance is of no use: clear it away.
+			a.inst.Stop(ctx, s.ID)
+		}
+	}
+	st := a.j.State()
+	d := journal.Recover(st, app, running, flying)
+	for _, id := range d.Remove {
+		if err := a.inst.Stop(ctx, id); err != nil {
+			a.log.Warn("recover: stop", "instance", id, "err", err)
+		}
+	}
+	if st.Update != nil && st.Update.App == app {
+		var err error
+		if d.Commit {
+			_, err = a.j.Commit()
+		} else {
+			err = a.j.End()
+		}
+		if err != nil {
+			return fmt.Errorf("agent: recover: %w", err)
+		}
+	}
+	if d.Keep != "" {
+		if rel, ok := a.j.State().Committed[app]; ok {
+			a.inst.Prepare(d.Keep, rel.Image)
+		}
+	}
+	if d.Outcome != "" || len(d.Remove) > 0 {
+		ev := Event{App: app, Phase: "recovered", Outcome: d.Outcome, To: d.Keep}
+		if st.Update != nil {
+			ev.Command, ev.From = st.Update.Command, st.Update.From.ID
+		}
+		a.emit(ctx, ev)
+	}
+	a.log.Info("recovered", "app", app, "keep", d.Keep, "removed", d.Remove, "outcome", d.Outcome)
+	return nil
+}
