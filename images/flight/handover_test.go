@@ -54,6 +54,11 @@ func (f *fleet) update(plan handoff.Plan, bin string, env ...string) (handoff.Re
 	if plan.Probation == 0 {
 		plan.Probation = time.Second
 	}
+	if plan.SyncTimeout == 0 {
+		// Generous: a loaded machine delays frames past the freshness
+		// bound now and then, which restarts the count of matching ticks.
+		plan.SyncTimeout = 30 * time.Second
+	}
 	return f.Update(context.Background(), plan, bin, env...)
 }
 
