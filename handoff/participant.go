@@ -47,7 +47,9 @@ type ParticipantConfig struct {
 	// 10-20 ms without anything being wrong).
 	TakebackTicks int
 	// FrameWait bounds how long Tick waits for frame T-1 when a hand-over
-	// to this instance at T is pending; 0 = half a tick.
+	// to this instance at T is pending; 0 = two ticks. Writing tick T a
+	// little late stretches one motor-update gap; giving up aborts the
+	// hand-over and costs a take-back (TakebackTicks) instead.
 	FrameWait time.Duration
 	Log       *slog.Logger // nil = discard
 }
@@ -81,7 +83,7 @@ func (c ParticipantConfig) withDefaults() (ParticipantConfig, error) {
 		c.TakebackTicks = 16
 	}
 	if c.FrameWait == 0 {
-		c.FrameWait = c.Period / 2
+		c.FrameWait = 2 * c.Period
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
