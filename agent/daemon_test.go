@@ -319,8 +319,17 @@ func TestAgentKilledMidUpdate(t *testing.T) {
 				images["probation"] = r.refs["v1"]
 			}
 		}
-		id := r.send(command.KindUpdate, images[phase])
-		r.await(id, 60*time.Second, phase)
+		for try := 1; ; try++ {
+			id := r.send(command.KindUpdate, images[phase])
+			e := r.await(id, 60*time.Second, phase, "result", "refused")
+			if e.Phase == phase {
+				break
+			}
+			// A safe abort before the phase (a loaded machine): again.
+			if e.Outcome != "aborted" || try == 3 {
+				t.Fatalf("update before the kill in %s: %+v", phase, e)
+			}
+		}
 		agent.Process.Signal(syscall.SIGKILL)
 		<-died
 		t.Logf("SIGKILL in %s", phase)

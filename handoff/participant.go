@@ -241,10 +241,12 @@ func (p *Participant) Tick(tick int64) Decision {
 	if !p.nc.IsConnected() {
 		// Silence over a broken bus says nothing about the owner (the
 		// on-board NATS may be restarting with the agent): no take-back
-		// until frames could have flowed for a whole take-back window.
+		// while it is down, nor for a second after it is back, while the
+		// owner's client reconnects too (clients retry at their own pace).
 		p.lastDown = tick
 	}
-	if p.role == RoleStandby && p.fallback > 0 && tick-p.lastTick > int64(p.cfg.TakebackTicks) && tick-p.lastDown > int64(p.cfg.TakebackTicks) {
+	busQuiet := p.lastDown == 0 || tick-p.lastDown > int64(p.cfg.TakebackTicks)+int64(time.Second/p.cfg.Period)
+	if p.role == RoleStandby && p.fallback > 0 && tick-p.lastTick > int64(p.cfg.TakebackTicks) && busQuiet {
 		// The owner fell silent: take back at the fallback epoch, which
 		// fences it out. Our own state has been stepping all along.
 		p.epoch, p.fallback, p.seq, p.taken = p.fallback, 0, 0, true
