@@ -5,27 +5,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/hw/mono"
-	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -68,20 +61,8 @@ func newAgentRig(t *testing.T) *agentRig {
 	}
 	r := &agentRig{t: t, m: brokertest.Start(t, nil), refs: map[string]string{}}
 	ctx := context.Background()
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(reg.Close)
-	host := strings.TrimPrefix(reg.URL, "http://")
-	for _, v := range []string{"v1", "v2"} {
-		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: "..", Platforms: []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := build.Push(ctx, idx, host+"/flight:"+v, build.PushConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.refs[v] = host + "/flight:" + v + "@" + d.String()
-	}
+	host, refs, _ := buildtest.Releases(t, "..", "v1", "v2")
+	r.refs = refs
 	bins, err := rig.Build(ctx, t.TempDir(), "", "host")
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +263,7 @@ func TestAgentKilledMidUpdate(t *testing.T) {
 		"AGENT_STATE_DIR="+r.cfg.StateDir, "AGENT_NAMESPACE="+r.cfg.Namespace, "AGENT_LOG_DIR="+r.cfg.LogDir,
 		"AGENT_PLAIN_HTTP="+r.cfg.PlainHTTP, fmt.Sprintf("AGENT_NATS_PORT=%d", r.cfg.NATSPort), "AGENT_APP_ENV="+r.cfg.AppEnv,
 		"AGENT_MOUNTS="+r.cfg.Mounts, "AGENT_GRACE_S=5", "AGENT_PROBATION_S=20")
-	var logs syncLog
+	var logs rig.LogBuffer
 	start := func() (*exec.Cmd, <-chan error) {
 		cmd := exec.Command(bin)
 		cmd.Env, cmd.Stdout, cmd.Stderr = env, &logs, &logs
@@ -296,7 +277,7 @@ func TestAgentKilledMidUpdate(t *testing.T) {
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("agent logs:\n%s", logs.tail(6000))
+			t.Logf("agent logs:\n%s", logs.Tail(6000))
 		}
 	}()
 	agent, died := start()

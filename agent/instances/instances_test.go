@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nats-io/nats.go"
 
@@ -22,6 +18,7 @@ import (
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -58,9 +55,7 @@ func TestFlightHandoverInContainers(t *testing.T) {
 	defer c.Close()
 
 	// Images v1 and v2 for this machine's platform, pushed to a registry.
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	host := strings.TrimPrefix(reg.URL, "http://")
+	host, refs, idxs := buildtest.Releases(t, "../..", "v1", "v2")
 	c.Close()
 	octx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	c, err = containers.Open(octx, containers.Config{Namespace: "skyswap-test-instances", LogDir: logDir, PlainHTTP: []string{host}})
@@ -69,21 +64,6 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	refs := map[string]string{}
-	var idxs []v1.ImageIndex
-	for _, v := range []string{"v1", "v2"} {
-		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: "../..",
-			Platforms: []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := build.Push(ctx, idx, host+"/flight:"+v, build.PushConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs[v] = host + "/flight:" + v + "@" + d.String()
-		idxs = append(idxs, idx)
-	}
 	diff, err := build.LayerDiff(idxs[0], idxs[1], v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,24 +47,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBadSettings: a missing or malformed setting stops the app before it
@@ -117,7 +97,7 @@ func cleanEnv() []string {
 // lands on SIGTERM. The referee judges each phase.
 func TestHoverObserveLand(t *testing.T) {
 	ctx := context.Background()
-	var simLog, v1Log, obsLog syncBuffer
+	var simLog, v1Log, obsLog rig.LogBuffer
 	// Gusts of 0.5 N (a twentieth of the drone's weight, a fresh breeze on
 	// a 1 kg quad) and 0.01 N·m, with realistic sensor noise.
 	s, err := rig.StartSim(ctx, bins.Sim, t.TempDir(), []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}, &simLog)
@@ -132,7 +112,7 @@ func TestHoverObserveLand(t *testing.T) {
 	defer v1.Kill()
 	defer func() {
 		if t.Failed() {
-			t.Logf("v1 log tail:\n%s", tail(v1Log.String(), 3000))
+			t.Logf("v1 log tail:\n%s", v1Log.Tail(3000))
 		}
 	}()
 
@@ -220,7 +200,7 @@ func TestHoverObserveLand(t *testing.T) {
 			t.Fatalf("after landing: crashed=%v airborne=%v z=%.2f", truth.Crashed, truth.Airborne, truth.Pos[2])
 		}
 		if !strings.Contains(v1Log.String(), "landed; motors idle") {
-			t.Fatalf("v1 did not report landing:\n%s", tail(v1Log.String(), 2000))
+			t.Fatalf("v1 did not report landing:\n%s", v1Log.Tail(2000))
 		}
 		for i, m := range truth.Motors {
 			if m > 0.1 {
@@ -228,13 +208,6 @@ func TestHoverObserveLand(t *testing.T) {
 			}
 		}
 	})
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // TestArm64UnderQemu runs the arm64 build of the flight app, the binary a Pi
@@ -259,7 +232,7 @@ func TestArm64UnderQemu(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "v1-arm64") {
 		t.Fatalf("arm64 flight version: %v: %s", err, out)
 	}
-	var simLog, armLog syncBuffer
+	var simLog, armLog rig.LogBuffer
 	s, err := rig.StartSim(ctx, bins.Sim, t.TempDir(), nil, &simLog)
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +245,7 @@ func TestArm64UnderQemu(t *testing.T) {
 	defer f.Kill()
 	hover, err := s.WaitHover(ctx, 30*time.Second)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tail(armLog.String(), 2000))
+		t.Fatalf("%v\n%s", err, armLog.Tail(2000))
 	}
 	time.Sleep(2 * time.Second)
 	r, err := s.Report(ctx, hover, mono.Now())

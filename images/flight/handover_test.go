@@ -19,24 +19,24 @@ import (
 type fleet struct {
 	*rig.Fleet
 	t    *testing.T
-	logs *syncBuffer
+	logs *rig.LogBuffer
 }
 
 func newFleet(t *testing.T, simEnv ...string) *fleet {
 	t.Helper()
-	f := &fleet{t: t, logs: &syncBuffer{}}
+	f := &fleet{t: t, logs: &rig.LogBuffer{}}
 	var err error
 	f.Fleet, err = rig.StartFleet(context.Background(), rig.FleetConfig{
 		Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
 		Logs: f.logs, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tail(f.logs.String(), 3000))
+		t.Fatalf("%v\n%s", err, f.logs.Tail(3000))
 	}
 	t.Cleanup(f.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("process logs (tail):\n%s", tail(f.logs.String(), 6000))
+			t.Logf("process logs (tail):\n%s", f.logs.Tail(6000))
 		}
 	})
 	return f
