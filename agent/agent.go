@@ -21,6 +21,7 @@ import (
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
 )
 
@@ -98,24 +99,11 @@ func New(cfg Config, pub Publisher, images Images, inst Instances, updater Updat
 	return &Agent{cfg: cfg, pub: pub, images: images, inst: inst, updater: updater, seen: seen, j: j, log: cfg.Log}, nil
 }
 
-// Event is one line on fleet/<drone>/events.
-type Event struct {
-	Drone   string `json:"drone"`
-	Command string `json:"command,omitempty"` // the command's id, when known
-	App     string `json:"app,omitempty"`
-	// Phase is the agent's (refused, pulling, pulled, deployed, failed,
-	// result: the update's outcome) or the coordinator's (prepare, shadow,
-	// synced, cutover, probation, commit, revert, abort, done).
-	Phase   string `json:"phase"`
-	Outcome string `json:"outcome,omitempty"`
-	From    string `json:"from,omitempty"`
-	To      string `json:"to,omitempty"`
-	Epoch   uint64 `json:"epoch,omitempty"`
-	Tick    int64  `json:"tick,omitempty"`
-	Bytes   int64  `json:"bytes,omitempty"` // pulled
-	Error   string `json:"error,omitempty"`
-	Time    string `json:"time"`
-}
+// Event is one message on fleet/<drone>/events.
+type Event = report.Event
+
+// StateReport is the retained fleet/<drone>/state.
+type StateReport = report.State
 
 func (a *Agent) emit(ctx context.Context, e Event) {
 	e.Drone = a.cfg.Drone
@@ -139,15 +127,6 @@ func (a *Agent) HandleEvent(e handoff.Event) {
 		a.log.Debug("journal phase", "err", err)
 	}
 	a.emit(context.Background(), ev)
-}
-
-// StateReport is the retained fleet/<drone>/state.
-type StateReport struct {
-	Drone     string            `json:"drone"`
-	Online    bool              `json:"online"`
-	Committed map[string]string `json:"committed"` // app -> image
-	Owner     map[string]string `json:"owner"`     // app -> instance
-	Updating  string            `json:"updating,omitempty"`
 }
 
 // PublishState reports the journal's state, retained.

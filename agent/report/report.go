@@ -1,0 +1,62 @@
+// Package report is the wire format a drone reports to the ground on
+// MQTT: the update events on fleet/<drone>/events and the retained state on
+// fleet/<drone>/state. The agent writes them; the ground (dronectl, the
+// controller, the ground station) reads them. It imports nothing, so the
+// ground side does not pull in the agent's containerd client.
+package report
+
+// Phases the agent reports itself; the coordinator's (prepare, shadow,
+// synced, cutover, probation, commit, revert, abort, done) are forwarded
+// as they come.
+const (
+	PhaseRefused   = "refused"   // the command was not acted on; Error says why
+	PhasePulling   = "pulling"   // the image pull started
+	PhasePulled    = "pulled"    // the image is here; Bytes were fetched
+	PhaseDeployed  = "deployed"  // a first release was started cold and flies
+	PhaseFailed    = "failed"    // a first deploy could not start
+	PhaseResult    = "result"    // an update's outcome (Outcome)
+	PhaseRecovered = "recovered" // the agent restarted into a safe state (Outcome, To kept)
+)
+
+// Event is one message on fleet/<drone>/events.
+type Event struct {
+	Drone   string `json:"drone"`
+	Command string `json:"command,omitempty"` // the command's id, when known
+	App     string `json:"app,omitempty"`
+	// Phase is the agent's (Phase* constants) or the coordinator's.
+	Phase   string `json:"phase"`
+	Outcome string `json:"outcome,omitempty"` // committed, reverted, aborted, refused
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Tick    int64  `json:"tick,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"` // pulled
+	Error   string `json:"error,omitempty"`
+	Time    string `json:"time"` // RFC 3339, UTC, nanoseconds
+}
+
+// Final reports whether e ends the command it belongs to: after it the
+// agent does nothing more for that command.
+func (e Event) Final() bool {
+	switch e.Phase {
+	case PhaseRefused, PhaseDeployed, PhaseFailed, PhaseResult:
+		return true
+	}
+	return false
+}
+
+// Succeeded reports whether e is a final event that left the requested
+// release flying: a first deploy, or an update committed.
+func (e Event) Succeeded() bool {
+	return e.Phase == PhaseDeployed || (e.Phase == PhaseResult && e.Outcome == "committed")
+}
+
+// State is the retained message on fleet/<drone>/state. The last will is
+// the same shape with Online false and nothing else.
+type State struct {
+	Drone     string            `json:"drone"`
+	Online    bool              `json:"online"`
+	Committed map[string]string `json:"committed"` // app -> image
+	Owner     map[string]string `json:"owner"`     // app -> instance
+	Updating  string            `json:"updating,omitempty"`
+}
