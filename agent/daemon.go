@@ -197,6 +197,11 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	}
 	pub.set(client)
 	defer client.Close(context.WithoutCancel(ctx))
+	relayed := make(chan error, 1)
+	go func() {
+		relayed <- RelayTelemetry(ctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
+	}()
+	defer func() { <-relayed }()
 	if err := recovered(); err != nil {
 		return err
 	}

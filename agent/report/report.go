@@ -60,3 +60,22 @@ type State struct {
 	Owner     map[string]string `json:"owner"`     // app -> instance
 	Updating  string            `json:"updating,omitempty"`
 }
+
+// Telemetry is one message on fleet/<drone>/telemetry (QoS 0, about 20 Hz):
+// the latest state frame of the app's owner, reduced to what a ground
+// station plots.
+type Telemetry struct {
+	Drone    string    `json:"drone"`
+	App      string    `json:"app"`
+	Instance string    `json:"instance"` // the owner that published the frame
+	Version  string    `json:"version"`  // its app version
+	Epoch    uint64    `json:"epoch"`    // its lease epoch
+	Tick     int64     `json:"tick"`     // the frame's control tick
+	RollDeg  float64   `json:"roll_deg"`
+	PitchDeg float64   `json:"pitch_deg"`
+	AltM     float64   `json:"alt_m"`
+	Motors   []float64 `json:"motors"`   // outputs written at Tick, 0..1
+	Handover bool      `json:"handover"` // the owner has announced a cut-over
+	Time     string    `json:"time"`     // when the agent relayed it, RFC 3339 UTC
+	Dropped  uint64    `json:"dropped"`  // frames that could not be decoded since the relay started
+}
