@@ -197,11 +197,12 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	}
 	pub.set(client)
 	defer client.Close(context.WithoutCancel(ctx))
+	rctx, stopRelay := context.WithCancel(ctx)
 	relayed := make(chan error, 1)
 	go func() {
-		relayed <- RelayTelemetry(ctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
+		relayed <- RelayTelemetry(rctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
 	}()
-	defer func() { <-relayed }()
+	defer func() { stopRelay(); <-relayed }()
 	if err := recovered(); err != nil {
 		return err
 	}
