@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +112,15 @@ type Config struct {
 	WorkDir string
 	// Build compiles one binary. nil = GoBuild; tests stub it.
 	Build BuildFunc
+	// Tags are extra Go build tags of the binary (go build -tags), e.g.
+	// skyswap_faults for test images that misbehave on purpose. nil = none.
+	Tags []string
+	// Stamps are extra string variables of Package+"/app" set at link
+	// time, name -> value (-X Package/app.name=value, in name order after
+	// Version and Accepts), e.g. "fault": "crash" with the skyswap_faults
+	// tag. The linker ignores a name the binary does not declare. nil =
+	// none; a normal build has none, so its digests do not change.
+	Stamps map[string]string
 }
 
 // Target is one binary for a BuildFunc to produce.
@@ -120,6 +130,7 @@ type Target struct {
 	Version  string      // app version
 	Accepts  string      // comma-separated state schemas
 	LDFlags  string      // the complete -ldflags value, version stamps included
+	Tags     []string    // go build -tags; nil = none
 	Dir      string      // directory to run the go command in; "" = current
 	Out      string      // path of the binary to write
 }
@@ -130,12 +141,16 @@ type BuildFunc func(ctx context.Context, t Target) error
 // GoBuild is the real BuildFunc: a reproducible cross-compile,
 //
 //	CGO_ENABLED=0 GOOS=.. GOARCH=.. go build -trimpath -buildvcs=false \
-//	    -ldflags "-s -w -buildid= -X ...Version=.. -X ...Accepts=.." -o OUT PKG
+//	    [-tags T,..] -ldflags "-s -w -buildid= -X ...Version=.. -X ...Accepts=.." -o OUT PKG
 //
 // with the rest of the environment inherited (go from PATH).
 func GoBuild(ctx context.Context, t Target) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", t.LDFlags, "-o", t.Out, t.Package)
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	if len(t.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(t.Tags, ","))
+	}
+	args = append(args, "-ldflags", t.LDFlags, "-o", t.Out, t.Package)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = t.Dir
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.Platform.OS, "GOARCH="+t.Platform.Architecture)
 	if t.Platform.Architecture == "arm" {
@@ -151,8 +166,11 @@ func GoBuild(ctx context.Context, t Target) error {
 }
 
 var (
-	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	schemaRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./+-]*$`)
+	tagRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	schemaRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./+-]*$`)
+	buildTagRE = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
+	identRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	stampRE    = regexp.MustCompile(`^[A-Za-z0-9_./+,:=-]*$`)
 )
 
 // Validate reports the first problem with c, before anything is built:
@@ -208,6 +226,19 @@ func (c Config) resolve() (Config, error) {
 	}
 	if c.SourceDateEpoch < 0 {
 		return c, fmt.Errorf("build: negative source date epoch %d: use Unix seconds >= 0", c.SourceDateEpoch)
+	}
+	for _, t := range c.Tags {
+		if !buildTagRE.MatchString(t) {
+			return c, fmt.Errorf("build: build tag %q: use letters, digits, '_' and '.'", t)
+		}
+	}
+	for name, v := range c.Stamps {
+		if !identRE.MatchString(name) || name == "Version" || name == "Accepts" {
+			return c, fmt.Errorf("build: stamp %q: name a string variable of the app package other than Version and Accepts (set those with Version and Schemas)", name)
+		}
+		if !stampRE.MatchString(v) {
+			return c, fmt.Errorf("build: stamp %s=%q: the value may hold letters, digits and _./+,:=- only (no spaces or quotes)", name, v)
+		}
 	}
 	if c.Build == nil {
 		c.Build = GoBuild
@@ -271,12 +302,17 @@ func (c Config) image(ctx context.Context, p v1.Platform, base v1.Layer, work st
 	out := filepath.Join(work, name)
 	accepts := strings.Join(c.Schemas, ",")
 	stamp := c.Package + "/app"
+	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Accepts=%s", stamp, c.Version, stamp, accepts)
+	for _, name := range slices.Sorted(maps.Keys(c.Stamps)) {
+		ldflags += fmt.Sprintf(" -X %s.%s=%s", stamp, name, c.Stamps[name])
+	}
 	t := Target{
 		Package:  c.Package,
 		Platform: p,
 		Version:  c.Version,
 		Accepts:  accepts,
-		LDFlags:  fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Accepts=%s", stamp, c.Version, stamp, accepts),
+		LDFlags:  ldflags,
+		Tags:     c.Tags,
 		Dir:      c.Dir,
 		Out:      out,
 	}

@@ -141,6 +141,10 @@ func TestFlightBadInput(t *testing.T) {
 		{"empty schema", Config{Version: "v1", Schemas: []string{"flight.state/1", ""}}, `state schema ""`},
 		{"unknown strategy", Config{Version: "v1", Strategy: "yolo"}, `unknown strategy "yolo": use handoff, stop-start, start-then-stop`},
 		{"negative epoch", Config{Version: "v1", SourceDateEpoch: -1}, "negative source date epoch"},
+		{"build tag with comma", Config{Version: "v1", Tags: []string{"a,b"}}, `build tag "a,b"`},
+		{"stamp of Version", Config{Version: "v1", Stamps: map[string]string{"Version": "v2"}}, `stamp "Version"`},
+		{"stamp not an identifier", Config{Version: "v1", Stamps: map[string]string{"a.b": "x"}}, `stamp "a.b"`},
+		{"stamp with space", Config{Version: "v1", Stamps: map[string]string{"fault": "a b"}}, `stamp fault="a b"`},
 		{"build fails", Config{Version: "v1", Build: func(context.Context, Target) error { return boom }}, "linux/amd64: compiler on fire"},
 	}
 	for _, tt := range tests {
@@ -184,6 +188,30 @@ func TestFlightTargets(t *testing.T) {
 		}
 		if _, err := os.Stat(want[i].Out); err != nil {
 			t.Errorf("WorkDir binary not kept: %v", err)
+		}
+	}
+}
+
+// TestFlightTagsAndStamps: a test image's build tags reach go build and its
+// stamps follow the version's, in name order.
+func TestFlightTagsAndStamps(t *testing.T) {
+	var got []Target
+	cfg := Config{Version: "v3", Tags: []string{"skyswap_faults"}, Stamps: map[string]string{"fault": "crash", "another": "x"},
+		Build: func(ctx context.Context, tg Target) error {
+			got = append(got, tg)
+			return stubBuild(ctx, tg)
+		}}
+	if _, err := Flight(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	const app = "github.com/skyswap/skyswap/images/flight/app"
+	const want = "-s -w -buildid= -X " + app + ".Version=v3 -X " + app + ".Accepts=flight.state/1 -X " + app + ".another=x -X " + app + ".fault=crash"
+	if len(got) != 2 {
+		t.Fatalf("%d builds, want 2", len(got))
+	}
+	for _, tg := range got {
+		if tg.LDFlags != want || !slices.Equal(tg.Tags, []string{"skyswap_faults"}) {
+			t.Errorf("%s: ldflags %q tags %v; want %q and [skyswap_faults]", tg.Platform, tg.LDFlags, tg.Tags, want)
 		}
 	}
 }

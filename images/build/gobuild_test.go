@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -63,6 +64,38 @@ func TestFlightGoBuild(t *testing.T) {
 	out, err := exec.CommandContext(t.Context(), bin, "version").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "flight v2" {
 		t.Fatalf("%s version: %q, %v; want \"flight v2\"", bin, out, err)
+	}
+}
+
+// TestFlightGoBuildFault: the build tags and stamps reach the compiler: a
+// skyswap_faults build stamped with the crash fault exits 1 at start,
+// with no FLIGHT_FAULT in its environment.
+func TestFlightGoBuildFault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips compiling the flight app")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command on PATH")
+	}
+	host := v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
+	if runtime.GOOS != "linux" || (host.Architecture != "amd64" && host.Architecture != "arm64") {
+		t.Skipf("host %s is not an image platform", host)
+	}
+	idx, err := Flight(t.Context(), Config{Version: "v1-crash", Platforms: []v1.Platform{host},
+		Tags: []string{"skyswap_faults"}, Stamps: map[string]string{"fault": "crash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "flight")
+	if err := os.WriteFile(bin, appBinary(t, layers(t, idx, host)[1]), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "version")
+	cmd.Env = []string{} // no FLIGHT_FAULT: the stamp alone
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "fault crash") {
+		t.Fatalf("%s version: %q, %v; want exit 1 with \"fault crash\"", bin, out, err)
 	}
 }
 
