@@ -173,6 +173,92 @@ func TestPullNoPlatform(t *testing.T) {
 	})
 }
 
+// TestLookup: Lookup reads this host's labels from the registry without
+// the layers (index, manifest and config only) and stores nothing; a Pull
+// afterwards stores what Lookup said it would; Pull's refusals hold.
+func TestLookup(t *testing.T) {
+	r := openTest(t)
+	ctx := context.Background()
+	cs := r.c.ContentStore()
+	// absent checks that no blob of digests is in the content store.
+	absent := func(t *testing.T, what string, digests ...string) {
+		t.Helper()
+		for _, d := range digests {
+			if _, err := cs.Info(r.ctx(ctx), digest.Digest(d)); !errdefs.IsNotFound(err) {
+				t.Errorf("%s: blob %s is in the content store (%v), want nothing stored", what, d, err)
+			}
+		}
+	}
+	rl := pushRelease(t, newBase(t), "v1")
+	t.Cleanup(func() { r.RemoveImage(ctx, rl.ref) })
+	idxDigest, _ := rl.idx.Digest()
+	manDigest, _ := rl.host.Digest()
+	cfgDigest, _ := rl.host.ConfigName()
+	blobs := []string{idxDigest.String(), manDigest.String(), cfgDigest.String(), layerDigest(t, rl.base), layerDigest(t, rl.changed)}
+
+	img, err := r.Lookup(ctx, rl.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lookup %s: fetched %d bytes of %d, labels %v", rl.ref, img.Fetched, img.Size, img.Labels)
+	if img.Fetched != rl.metaSize(t) {
+		t.Errorf("Fetched = %d, want %d (index, host manifest and config)", img.Fetched, rl.metaSize(t))
+	}
+	if img.Labels["org.skyswap.version"] != "v1" || img.Ref != rl.ref || img.Digest != idxDigest.String() {
+		t.Errorf("Lookup = %+v", img)
+	}
+	if _, err := r.c.GetImage(r.ctx(ctx), rl.ref); !errdefs.IsNotFound(err) {
+		t.Errorf("image record after Lookup: %v, want none", err)
+	}
+	absent(t, "after Lookup", blobs...)
+
+	pulled, err := r.Pull(ctx, rl.ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pulled.Size != img.Size || pulled.Fetched != img.Size {
+		t.Errorf("Pull: size %d, fetched %d; want Lookup's size %d for both", pulled.Size, pulled.Fetched, img.Size)
+	}
+	again, err := r.Lookup(ctx, rl.ref)
+	if err != nil || again.Fetched != 0 || again.Labels["org.skyswap.version"] != "v1" {
+		t.Errorf("Lookup of a pulled image: %+v, %v; want its labels with nothing fetched", again, err)
+	}
+
+	t.Run("no platform", func(t *testing.T) {
+		base := tarLayer(t, map[string][]byte{"probe": []byte("other " + nonce())})
+		rel := tarLayer(t, map[string][]byte{"etc/release": []byte(nonce())})
+		other := testImage(t, otherArch(), base, rel, nil)
+		ref, idx := pushIndex(t, "flight", map[string]v1Image{otherArch(): other})
+		img, err := r.Lookup(ctx, ref)
+		t.Logf("index: %v", err)
+		if !errors.Is(err, ErrNoPlatform) || img.Fetched != blobSize(t, idx.RawManifest) {
+			t.Errorf("Lookup of an index without %s: fetched %d, %v; want ErrNoPlatform after the index alone (%d bytes)",
+				r.Platform(), img.Fetched, err, blobSize(t, idx.RawManifest))
+		}
+		d, _ := idx.Digest()
+		absent(t, "index without this platform", d.String(), layerDigest(t, base), layerDigest(t, rel))
+
+		ref = pushImage(t, "flight", other)
+		img, err = r.Lookup(ctx, ref)
+		t.Logf("manifest: %v", err)
+		want := blobSize(t, other.RawManifest) + blobSize(t, other.RawConfigFile)
+		if !errors.Is(err, ErrNoPlatform) || img.Fetched != want {
+			t.Errorf("Lookup of a %s manifest: fetched %d, %v; want ErrNoPlatform after manifest and config (%d bytes)", otherArch(), img.Fetched, err, want)
+		}
+		absent(t, "manifest for another platform", layerDigest(t, base), layerDigest(t, rel))
+	})
+	t.Run("not found", func(t *testing.T) {
+		_, err := r.Lookup(ctx, regHost()+"/flight@"+digest.FromString(nonce()).String())
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("Lookup of a digest the registry lacks: %v, want ErrNotFound", err)
+		}
+		_, err = r.Lookup(ctx, regHost()+"/flight:v1")
+		if err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
+			t.Errorf("Lookup by tag: %v, want a refusal", err)
+		}
+	})
+}
+
 func TestPullNotFound(t *testing.T) {
 	r := openTest(t)
 	ctx := context.Background()

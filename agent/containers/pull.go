@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -64,12 +65,9 @@ const progressEvery = 256 << 10
 // ErrNoPlatform, and nothing of it is stored.
 func (r *Runtime) Pull(ctx context.Context, ref string, progress func(Progress)) (Image, error) {
 	ctx = r.ctx(ctx)
-	spec, err := reference.Parse(ref)
+	spec, err := pinned("pull", ref)
 	if err != nil {
-		return Image{}, fmt.Errorf("containers: pull %q: %w (want host/name@sha256:...)", ref, err)
-	}
-	if spec.Digest() == "" {
-		return Image{}, fmt.Errorf("containers: pull %q: not pinned by digest (want host/name@sha256:...)", ref)
+		return Image{}, err
 	}
 	if img, err := r.local(ctx, ref); err == nil {
 		return img, nil
@@ -172,28 +170,55 @@ func (r *Runtime) checkIndex(ctx context.Context, res remotes.Resolver, name str
 	if err := json.Unmarshal(p, &idx); err != nil {
 		return fmt.Errorf("containers: pull %s: index: %w", name, err)
 	}
+	if _, err := r.hostManifest(name, idx); err != nil {
+		return err
+	}
+	if fetched {
+		err := content.WriteBlob(ctx, store, remotes.MakeRefKey(ctx, desc), bytes.NewReader(p), desc)
+		if err != nil && !errdefs.IsAlreadyExists(err) {
+			return classify(err, "pull %s: store index", name)
+		}
+	}
+	return nil
+}
+
+// hostManifest picks the manifest of idx that this host runs, the best
+// match as containerd's pull picks it; none is ErrNoPlatform.
+func (r *Runtime) hostManifest(name string, idx ocispec.Index) (ocispec.Descriptor, error) {
+	var match []ocispec.Descriptor
 	var have []string
 	for _, m := range idx.Manifests {
 		// As containerd's own filter: a manifest without a platform matches.
 		if m.Platform == nil || r.platform.Match(*m.Platform) {
-			if fetched {
-				err := content.WriteBlob(ctx, store, remotes.MakeRefKey(ctx, desc), bytes.NewReader(p), desc)
-				if err != nil && !errdefs.IsAlreadyExists(err) {
-					return classify(err, "pull %s: store index", name)
-				}
-			}
-			return nil
+			match = append(match, m)
+		} else {
+			have = append(have, platforms.Format(*m.Platform))
 		}
-		have = append(have, platforms.Format(*m.Platform))
 	}
-	return fmt.Errorf("%w: %s has %s, this host is %s: push an index that includes %s",
-		ErrNoPlatform, name, strings.Join(have, ", "), r.Platform(), r.Platform())
+	if len(match) == 0 {
+		return ocispec.Descriptor{}, fmt.Errorf("%w: %s has %s, this host is %s: push an index that includes %s",
+			ErrNoPlatform, name, strings.Join(have, ", "), r.Platform(), r.Platform())
+	}
+	slices.SortStableFunc(match, func(a, b ocispec.Descriptor) int {
+		switch {
+		case a.Platform == nil || b.Platform == nil:
+			return 0
+		case r.platform.Less(*a.Platform, *b.Platform):
+			return -1
+		case r.platform.Less(*b.Platform, *a.Platform):
+			return 1
+		}
+		return 0
+	})
+	return match[0], nil
 }
 
+// maxMeta bounds an index, manifest or config read into memory.
+const maxMeta = 4 << 20
+
 func fetchBlob(ctx context.Context, res remotes.Resolver, name string, desc ocispec.Descriptor) ([]byte, error) {
-	const maxIndex = 4 << 20
-	if desc.Size > maxIndex {
-		return nil, fmt.Errorf("index of %d bytes is over the %d-byte limit", desc.Size, maxIndex)
+	if desc.Size > maxMeta {
+		return nil, fmt.Errorf("blob %s of %d bytes is over the %d-byte limit for image metadata", desc.Digest, desc.Size, maxMeta)
 	}
 	f, err := res.Fetcher(ctx, name)
 	if err != nil {
@@ -209,9 +234,107 @@ func fetchBlob(ctx context.Context, res remotes.Resolver, name string, desc ocis
 		return nil, err
 	}
 	if int64(len(p)) != desc.Size || desc.Digest.Algorithm().FromBytes(p) != desc.Digest {
-		return nil, fmt.Errorf("index %s: content does not match its digest", desc.Digest)
+		return nil, fmt.Errorf("blob %s: content does not match its digest", desc.Digest)
 	}
 	return p, nil
+}
+
+// Lookup reads what Pull would take for ref without pulling it: the image
+// index (when ref pins one), this host's manifest and its configuration,
+// each from containerd's content store when there, else from the registry.
+// No layer is fetched and nothing is stored, so an image refused on its
+// labels costs a few kilobytes and leaves no trace.
+//
+// The Image has Ref, Digest, Labels, Size (what Pull would store: index,
+// manifest, config and compressed layers) and Fetched (the bytes read
+// from the registry: the index, manifest and config only). A Pull after a
+// Lookup fetches those few again. An image complete in containerd is
+// described without the registry (Fetched 0), as Pull does.
+//
+// Errors are Pull's: a reference without a digest is refused, a digest
+// the registry does not have is ErrNotFound, an image without this host's
+// platform is ErrNoPlatform. On error the returned Image's Fetched still
+// counts what was read.
+func (r *Runtime) Lookup(ctx context.Context, ref string) (Image, error) {
+	ctx = r.ctx(ctx)
+	spec, err := pinned("look up", ref)
+	if err != nil {
+		return Image{}, err
+	}
+	if img, err := r.local(ctx, ref); err == nil {
+		return img, nil
+	}
+	fc := &fetchCounter{}
+	out := Image{Ref: ref, Digest: spec.Digest().String()}
+	fail := func(err error) (Image, error) {
+		out.Fetched = fc.total()
+		return out, err
+	}
+	res := &countingResolver{Resolver: r.resolver(), fc: fc}
+	name, desc, err := res.Resolve(ctx, ref)
+	if err != nil {
+		return fail(classify(err, "look up %s: resolve (is the digest right, and the registry the one it was pushed to?)", ref))
+	}
+	if desc.Digest != spec.Digest() {
+		return fail(fmt.Errorf("containers: look up %s: the registry answered with %s", ref, desc.Digest))
+	}
+	read := func(d ocispec.Descriptor, what string, v any) error {
+		p, err := content.ReadBlob(ctx, r.c.ContentStore(), d)
+		if errdefs.IsNotFound(err) {
+			p, err = fetchBlob(ctx, res, name, d)
+		}
+		if err != nil {
+			return classify(err, "look up %s: %s", ref, what)
+		}
+		if err := json.Unmarshal(p, v); err != nil {
+			return fmt.Errorf("containers: look up %s: %s: %w", ref, what, err)
+		}
+		return nil
+	}
+	if images.IsIndexType(desc.MediaType) {
+		var idx ocispec.Index
+		if err := read(desc, "index", &idx); err != nil {
+			return fail(err)
+		}
+		out.Size += desc.Size
+		if desc, err = r.hostManifest(name, idx); err != nil {
+			return fail(err)
+		}
+	}
+	if !images.IsManifestType(desc.MediaType) {
+		return fail(fmt.Errorf("containers: look up %s: media type %q is not an image manifest or index", ref, desc.MediaType))
+	}
+	var m ocispec.Manifest
+	if err := read(desc, "manifest", &m); err != nil {
+		return fail(err)
+	}
+	out.Size += desc.Size + m.Config.Size
+	for _, l := range m.Layers {
+		out.Size += l.Size
+	}
+	var cfg ocispec.Image
+	if err := read(m.Config, "config", &cfg); err != nil {
+		return fail(err)
+	}
+	if p := cfg.Platform; !r.platform.Match(p) {
+		return fail(fmt.Errorf("%w: %s is for %s, this host is %s: push an image (index) built for %s",
+			ErrNoPlatform, ref, platforms.Format(p), r.Platform(), r.Platform()))
+	}
+	out.Labels = cfg.Config.Labels
+	out.Fetched = fc.total()
+	return out, nil
+}
+
+// pinned parses ref and refuses it without a digest.
+func pinned(op, ref string) (reference.Spec, error) {
+	spec, err := reference.Parse(ref)
+	if err != nil {
+		return spec, fmt.Errorf("containers: %s %q: %w (want host/name@sha256:...)", op, ref, err)
+	}
+	if spec.Digest() == "" {
+		return spec, fmt.Errorf("containers: %s %q: not pinned by digest (want host/name@sha256:...)", op, ref)
+	}
+	return spec, nil
 }
 
 // RemoveImage deletes the image record of ref and collects the content and
