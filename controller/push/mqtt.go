@@ -1,0 +1,227 @@
+package push
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// Fixed tuning of the ground's connection.
+const (
+	connectTimeout = 10 * time.Second
+	keepAlive      = 10 * time.Second
+	subackRefused  = 0x80
+	inbox          = 1024 // messages waiting for the caller's loop
+)
+
+// ErrNotAuthorized: the broker refused the ground's credentials or a
+// subscription.
+var ErrNotAuthorized = errors.New("push: not authorized by the broker")
+
+// message is one MQTT message the link received.
+type message struct {
+	topic    string
+	payload  []byte
+	retained bool // sent because it was retained, not live
+}
+
+// link is the ground's MQTT connection for one command: a clean session
+// under a fresh client id that follows some topics. It is the only place
+// paho appears. If the connection drops it reconnects and subscribes again;
+// what was published meanwhile is missed.
+type link struct {
+	c    mqtt.Client
+	log  *slog.Logger
+	msgs chan message
+	done chan struct{} // closed by close: handlers drop what comes after
+
+	mu      sync.Mutex
+	filters []string // subscribed, for reconnects
+}
+
+// scheme -> TLS
+var schemes = map[string]bool{
+	"tcp": false, "mqtt": false, "ws": false,
+	"ssl": true, "tls": true, "mqtts": true, "wss": true,
+}
+
+// checkBroker checks a broker URL and the TLS files that go with it, and
+// returns the TLS configuration (nil for a plain URL).
+func checkBroker(raw, caFile, certFile, keyFile string) (*url.URL, *tls.Config, error) {
+	if raw == "" {
+		return nil, nil, &ConfigError{"Broker", errors.New("empty: give the broker's URL, e.g. tcp://broker.local:1883 or ssl://broker.local:8883")}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, &ConfigError{"Broker", err}
+	}
+	secure, ok := schemes[u.Scheme]
+	switch {
+	case !ok:
+		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q: the scheme must be tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://", u.Redacted())}
+	case u.Hostname() == "":
+		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q has no host: give scheme://host:port", u.Redacted())}
+	case u.Port() == "" && u.Scheme != "ws" && u.Scheme != "wss":
+		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q has no port: give %s://%s:1883 (8883 for TLS)", u.Redacted(), u.Scheme, u.Hostname())}
+	}
+	if !secure {
+		for _, f := range []struct{ field, val string }{{"CAFile", caFile}, {"CertFile", certFile}, {"KeyFile", keyFile}} {
+			if f.val != "" {
+				return nil, nil, &ConfigError{f.field, fmt.Errorf("set, but broker %q is plain TCP: use ssl://host:8883 for TLS", u.Redacted())}
+			}
+		}
+		return u, nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, nil, &ConfigError{"CAFile", err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, &ConfigError{"CAFile", fmt.Errorf("%s holds no PEM certificate: give the broker CA's certificate", caFile)}
+		}
+		tc.RootCAs = pool
+	}
+	switch {
+	case certFile == "" && keyFile == "":
+	case certFile == "":
+		return nil, nil, &ConfigError{"CertFile", errors.New("empty, but KeyFile is set: give both, or neither")}
+	case keyFile == "":
+		return nil, nil, &ConfigError{"KeyFile", errors.New("empty, but CertFile is set: give both, or neither")}
+	default:
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, nil, &ConfigError{"KeyFile", fmt.Errorf("%s with %s: %w (give the PEM client certificate and its own key)", keyFile, certFile, err)}
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return u, tc, nil
+}
+
+// dial connects to the broker s names.
+func dial(ctx context.Context, s *settings) (*link, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	l := &link{log: s.log, msgs: make(chan message, inbox), done: make(chan struct{})}
+	o := mqtt.NewClientOptions()
+	o.AddBroker(s.url.String())
+	o.SetClientID("dronectl-" + s.cfg.Drone + "-" + hex.EncodeToString(b[:]))
+	o.SetUsername(s.cfg.Username)
+	o.SetPassword(s.cfg.Password)
+	o.SetProtocolVersion(4) // MQTT 3.1.1, as the agent speaks
+	o.SetCleanSession(true) // nothing of ours outlives the command on the broker
+	o.SetOrderMatters(true) // handlers only queue; events stay in order
+	o.SetAutoReconnect(true)
+	o.SetMaxReconnectInterval(5 * time.Second)
+	o.SetConnectRetry(false)
+	o.SetKeepAlive(keepAlive)
+	o.SetPingTimeout(keepAlive)
+	o.SetConnectTimeout(connectTimeout)
+	o.SetWriteTimeout(connectTimeout)
+	o.SetDialer(&net.Dialer{Timeout: connectTimeout})
+	if s.tls != nil {
+		o.SetTLSConfig(s.tls)
+	}
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		l.log.Warn("lost the broker; reconnecting (events published meanwhile are missed)", "broker", s.url.Redacted(), "err", err)
+	})
+	var conns atomic.Uint64
+	o.SetOnConnectHandler(func(mqtt.Client) {
+		if conns.Add(1) == 1 {
+			return // the first connection: follow subscribes
+		}
+		l.log.Info("reconnected to the broker", "broker", s.url.Redacted())
+		l.mu.Lock()
+		filters := l.filters
+		l.mu.Unlock()
+		for _, f := range filters {
+			if err := l.subscribe(context.Background(), f); err != nil {
+				l.log.Warn("subscribe again after reconnect", "topic", f, "err", err)
+			}
+		}
+	})
+	l.c = mqtt.NewClient(o)
+	if err := wait(ctx, l.c.Connect()); err != nil {
+		l.c.Disconnect(0)
+		hint := "is the broker up, and is the URL right?"
+		if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+			err = fmt.Errorf("%w: %w", ErrNotAuthorized, err)
+			hint = "check the user and password, or the client certificate"
+		}
+		return nil, fmt.Errorf("push: connect to %s: %w (%s)", s.url.Redacted(), err, hint)
+	}
+	return l, nil
+}
+
+// follow subscribes to filter (QoS 1) and returns once the broker has
+// acknowledged it: from then on its messages, retained ones first, come
+// on l.msgs.
+func (l *link) follow(ctx context.Context, filter string) error {
+	if err := l.subscribe(ctx, filter); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.filters = append(l.filters, filter)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *link) subscribe(ctx context.Context, filter string) error {
+	tok := l.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		msg := message{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}
+		select {
+		case l.msgs <- msg:
+		case <-l.done:
+		}
+	})
+	if err := wait(ctx, tok); err != nil {
+		return fmt.Errorf("push: subscribe to %s: %w", filter, err)
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok && st.Result()[filter] == subackRefused {
+		return fmt.Errorf("%w: subscription to %s refused: the ground's user needs read access to fleet/# in the broker's ACL", ErrNotAuthorized, filter)
+	}
+	return nil
+}
+
+// publish publishes payload at QoS 1, not retained, and waits for the
+// broker's acknowledgement.
+func (l *link) publish(ctx context.Context, topic string, payload []byte) error {
+	if err := wait(ctx, l.c.Publish(topic, 1, false, payload)); err != nil {
+		return fmt.Errorf("push: publish on %s: %w", topic, err)
+	}
+	return nil
+}
+
+// close disconnects; messages still arriving are dropped.
+func (l *link) close() {
+	close(l.done)
+	l.c.Disconnect(250)
+}
+
+// wait waits for tok or ctx.
+func wait(ctx context.Context, tok mqtt.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
