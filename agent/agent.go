@@ -13,10 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
@@ -31,10 +34,21 @@ type Publisher interface {
 	PublishEvent(ctx context.Context, payload []byte) error
 }
 
-// Images pulls and removes images (implemented by *containers.Runtime).
+// Images looks up, pulls and removes images (implemented by
+// *containers.Runtime). Lookup reads an image's labels for this host
+// without its layers; on error its Fetched still counts what was read.
 type Images interface {
+	Lookup(ctx context.Context, ref string) (containers.Image, error)
 	Pull(ctx context.Context, ref string, progress func(containers.Progress)) (containers.Image, error)
 	RemoveImage(ctx context.Context, ref string) error
+}
+
+// Schemas tells which state schema an app's flying owner publishes
+// (implemented over the on-board NATS by RunDaemon).
+type Schemas interface {
+	// OwnerSchema returns the schema of the owner's newest state frame, or
+	// "" if no frame is at hand.
+	OwnerSchema(ctx context.Context, app string) (string, error)
 }
 
 // Instances starts and stops app instances (implemented by
@@ -43,6 +57,22 @@ type Instances interface {
 	handoff.Runtime
 	Prepare(instance, image string)
 	StartOwner(ctx context.Context, instance string) error
+}
+
+// frameSchemas reads an owner's schema from the newest frame the on-board
+// NATS keeps of the app (only an owner publishes frames).
+type frameSchemas struct{ nc *nats.Conn }
+
+func (f frameSchemas) OwnerSchema(ctx context.Context, app string) (string, error) {
+	data, err := handoff.LastFrame(ctx, f.nc, app)
+	if err != nil || data == nil {
+		return "", err
+	}
+	fr, err := handoff.DecodeFrame(data)
+	if err != nil {
+		return "", fmt.Errorf("agent: the owner's last frame: %w", err)
+	}
+	return fr.Schema, nil
 }
 
 // Updater runs a hand-over (implemented by *handoff.Coordinator).
@@ -59,8 +89,12 @@ type Config struct {
 	Probation time.Duration
 	// SyncTimeout for a candidate; 0 = 15 s.
 	SyncTimeout time.Duration
-	Log         *slog.Logger // nil = discard
-	Now         func() time.Time
+	// Schemas lets an update whose image cannot read the owner's state be
+	// refused before its layers are pulled. nil = the coordinator alone
+	// refuses it, after the pull.
+	Schemas Schemas
+	Log     *slog.Logger // nil = discard
+	Now     func() time.Time
 }
 
 // Agent handles commands one at a time.
@@ -189,20 +223,19 @@ func (a *Agent) Handle(ctx context.Context, payload []byte) {
 	}
 }
 
-// update makes image the app's release.
+// update makes image the app's release. What the image is (app, platform,
+// state schemas) is checked from its labels before any layer is pulled.
 func (a *Agent) update(ctx context.Context, c command.Command, image string) {
-	fail := func(phase, msg string) {
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: phase, Outcome: handoff.OutcomeRefused, Error: msg})
+	refuse := func(msg string, fetched int64) {
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Outcome: handoff.OutcomeRefused, To: image, Bytes: fetched, Error: msg})
 	}
-	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
-	img, err := a.images.Pull(ctx, image, nil)
+	img, err := a.images.Lookup(ctx, image)
 	if err != nil {
-		fail("refused", "pull: "+err.Error())
+		refuse("image: "+err.Error(), img.Fetched)
 		return
 	}
-	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulled", To: image, Bytes: img.Fetched})
 	if app := img.Labels["io.skyswap.app"]; app != c.App {
-		fail("refused", fmt.Sprintf("the image is app %q, the command says %q", app, c.App))
+		refuse(fmt.Sprintf("the image is app %q, the command says %q", app, c.App), img.Fetched)
 		return
 	}
 	var accepts []string
@@ -217,9 +250,22 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	st := a.j.State()
 	owner := st.Owner[c.App]
 	if cur, ok := st.Committed[c.App]; ok && cur.ID == rel.ID && owner != "" {
-		fail("refused", "release "+rel.ID+" is already committed and flying")
+		refuse("release "+rel.ID+" is already committed and flying", img.Fetched)
 		return
 	}
+	if owner != "" {
+		if err := a.compatible(ctx, c.App, owner, accepts); err != nil {
+			refuse(err.Error(), img.Fetched)
+			return
+		}
+	}
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
+	pulled, err := a.images.Pull(ctx, image, nil)
+	if err != nil {
+		refuse("pull: "+err.Error(), img.Fetched+pulled.Fetched)
+		return
+	}
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulled", To: image, Bytes: img.Fetched + pulled.Fetched})
 	to := journal.Instance{ID: rel.ID, Release: rel}
 	if owner == "" {
 		// First deploy: start it cold, on the ground.
@@ -238,7 +284,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	}
 	from := journal.Instance{ID: owner, Release: st.Committed[c.App]}
 	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: "prepare", From: from, To: to}); err != nil {
-		fail("refused", err.Error())
+		refuse(err.Error(), 0)
 		return
 	}
 	a.PublishState(ctx)
@@ -265,4 +311,25 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	}
 	a.emit(ctx, ev)
 	a.PublishState(ctx)
+}
+
+// compatible checks, before a pull, that a candidate accepting the state
+// schemas accepts (nil = undeclared) can read what owner publishes: the
+// coordinator's own check (Plan.Accepts, handoff.ErrIncompatible), made
+// early. An owner schema that cannot be read now is left to the
+// coordinator.
+func (a *Agent) compatible(ctx context.Context, app, owner string, accepts []string) error {
+	if a.cfg.Schemas == nil || accepts == nil {
+		return nil
+	}
+	schema, err := a.cfg.Schemas.OwnerSchema(ctx, app)
+	if err != nil || schema == "" {
+		a.log.Warn("owner's state schema unknown before the pull; the coordinator checks it", "app", app, "err", err)
+		return nil
+	}
+	if !slices.Contains(accepts, schema) {
+		return fmt.Errorf("%w: candidate accepts state schemas %v, owner %s publishes %q; build the candidate with a schema it can read",
+			handoff.ErrIncompatible, accepts, owner, schema)
+	}
+	return nil
 }

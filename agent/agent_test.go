@@ -24,6 +24,10 @@ type fakes struct {
 	events   []Event
 	states   []StateReport
 	images   map[string]containers.Image // pullable refs
+	lookErr  map[string]error            // Lookup's error for a ref
+	pulls    []string
+	schema   string // the owner's, for OwnerSchema
+	schemErr error
 	removed  []string
 	prepared map[string]string
 	owners   []string // StartOwner calls
@@ -47,13 +51,30 @@ func (f *fakes) PublishState(_ context.Context, b []byte) error {
 	f.mu.Unlock()
 	return nil
 }
+
+// metaBytes is what the fake Lookup reads: index, manifest and config.
+const metaBytes = 1500
+
+func (f *fakes) Lookup(_ context.Context, ref string) (containers.Image, error) {
+	if err := f.lookErr[ref]; err != nil {
+		return containers.Image{Fetched: metaBytes}, err
+	}
+	img, ok := f.images[ref]
+	if !ok {
+		return containers.Image{}, fmt.Errorf("%w: %s", containers.ErrNotFound, ref)
+	}
+	img.Fetched = metaBytes
+	return img, nil
+}
 func (f *fakes) Pull(_ context.Context, ref string, _ func(containers.Progress)) (containers.Image, error) {
 	img, ok := f.images[ref]
 	if !ok {
 		return containers.Image{}, fmt.Errorf("%w: %s", containers.ErrNotFound, ref)
 	}
+	f.pulls = append(f.pulls, ref)
 	return img, nil
 }
+func (f *fakes) OwnerSchema(context.Context, string) (string, error) { return f.schema, f.schemErr }
 func (f *fakes) RemoveImage(_ context.Context, ref string) error {
 	f.removed = append(f.removed, ref)
 	return nil
@@ -102,7 +123,7 @@ func newHarness(t *testing.T) *harness {
 	labels := func(v, schemas string) map[string]string {
 		return map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": v, "io.skyswap.state-schemas": schemas, "io.skyswap.strategy": "handoff"}
 	}
-	f := &fakes{prepared: map[string]string{}, outcome: handoff.OutcomeCommitted, images: map[string]containers.Image{
+	f := &fakes{prepared: map[string]string{}, outcome: handoff.OutcomeCommitted, schema: "flight.state/1", lookErr: map[string]error{}, images: map[string]containers.Image{
 		refV1: {Ref: refV1, Labels: labels("v1", "flight.state/1"), Fetched: 3 << 20},
 		refV2: {Ref: refV2, Labels: labels("v2", "flight.state/1"), Fetched: 3 << 20},
 	}}
@@ -117,7 +138,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	kid := command.KeyID(pub)
-	a, err := New(Config{Drone: "d1", Now: func() time.Time { return now },
+	a, err := New(Config{Drone: "d1", Now: func() time.Time { return now }, Schemas: f,
 		Verifier: command.Verifier{Keys: map[string]ed25519.PublicKey{kid: pub}, Now: func() time.Time { return now }}},
 		f, f, f, f, seen, j)
 	if err != nil {
@@ -216,14 +237,20 @@ func TestRefusals(t *testing.T) {
 	replayed := h.cmd(t, command.KindStatus, "", nil)
 	h.a.Handle(ctx, replayed)
 	h.images["127.0.0.1:5000/other"+digest('3')] = containers.Image{Labels: map[string]string{"io.skyswap.app": "camera"}}
+	refV3 := "127.0.0.1:5000/flight" + digest('3')
+	h.images[refV3] = containers.Image{Ref: refV3, Labels: map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": "v3",
+		"io.skyswap.state-schemas": "flight.state/2,flight.state/3"}}
+	refArm := "127.0.0.1:5000/flight" + digest('a')
+	h.lookErr[refArm] = fmt.Errorf("%w: %s has linux/arm64, this host is linux/amd64", containers.ErrNoPlatform, refArm)
 
 	cases := []struct {
 		name    string
 		payload []byte
 		want    string
+		fetched int64 // reported on the refusal: the lookup's, once it succeeds
 	}{
-		{"malformed JSON", []byte("{not json"), "malformed"},
-		{"oversized", []byte(`{"id":"` + strings.Repeat("x", command.MaxSize) + `"}`), "too large"},
+		{"malformed JSON", []byte("{not json"), "malformed", 0},
+		{"oversized", []byte(`{"id":"` + strings.Repeat("x", command.MaxSize) + `"}`), "too large", 0},
 		{"unsigned", func() []byte {
 			b := h.cmd(t, command.KindUpdate, refV2, nil)
 			var m map[string]any
@@ -231,36 +258,73 @@ func TestRefusals(t *testing.T) {
 			delete(m, "sig")
 			b, _ = json.Marshal(m)
 			return b
-		}(), "unsigned"},
+		}(), "unsigned", 0},
 		{"wrong key", func() []byte {
 			c := command.Command{ID: "w1", Kind: command.KindUpdate, Drone: "d1", App: "flight", Image: refV2, Issued: h.now, Expires: h.now.Add(time.Minute)}
 			s, _ := command.Sign(c, h.kid, other)
 			b, _ := json.Marshal(s)
 			return b
-		}(), "signature"},
+		}(), "signature", 0},
 		{"expired", h.cmd(t, command.KindUpdate, refV2, func(c *command.Command) {
 			c.Issued, c.Expires = h.now.Add(-3*time.Minute), h.now.Add(-time.Minute)
-		}), "expired"},
-		{"other drone", h.cmd(t, command.KindUpdate, refV2, func(c *command.Command) { c.Drone = "d2" }), "drone"},
-		{"replayed", replayed, "replayed"},
-		{"digest that does not exist", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/flight"+digest('9'), nil), "not found"},
-		{"image of another app", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/other"+digest('3'), nil), "app"},
-		{"already flying", h.cmd(t, command.KindUpdate, refV1, nil), "already committed"},
+		}), "expired", 0},
+		{"other drone", h.cmd(t, command.KindUpdate, refV2, func(c *command.Command) { c.Drone = "d2" }), "drone", 0},
+		{"replayed", replayed, "replayed", 0},
+		{"digest that does not exist", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/flight"+digest('9'), nil), "not found", 0},
+		{"image of another app", h.cmd(t, command.KindUpdate, "127.0.0.1:5000/other"+digest('3'), nil), "app", metaBytes},
+		{"image without this platform", h.cmd(t, command.KindUpdate, refArm, nil), "no variant for this platform", metaBytes},
+		{"state schema the owner does not publish", h.cmd(t, command.KindUpdate, refV3, nil),
+			`incompatible state schema: candidate accepts state schemas [flight.state/2 flight.state/3], owner ` + h.owners[0] + ` publishes "flight.state/1"`, metaBytes},
+		{"already flying", h.cmd(t, command.KindUpdate, refV1, nil), "already committed", metaBytes},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(h.plans) + len(h.owners)
+			before, pulls, events := len(h.plans)+len(h.owners), len(h.pulls), len(h.events)
 			h.a.Handle(ctx, tc.payload)
 			e := h.last()
 			if e.Phase != "refused" || !strings.Contains(e.Error, tc.want) {
 				t.Fatalf("event %+v, want refused mentioning %q", e, tc.want)
 			}
-			if len(h.plans)+len(h.owners) != before {
-				t.Fatal("something was started or handed over")
+			if e.Bytes != tc.fetched {
+				t.Errorf("refusal reports %d bytes fetched, want %d", e.Bytes, tc.fetched)
+			}
+			if len(h.events) != events+1 {
+				t.Errorf("events %+v, want the refusal alone", h.events[events:])
+			}
+			if len(h.pulls) != pulls || len(h.plans)+len(h.owners) != before {
+				t.Fatalf("pulled %v, or something was started or handed over", h.pulls[pulls:])
 			}
 		})
 	}
 	if st := h.j.State(); st.Committed["flight"].Image != refV1 || st.Update != nil {
 		t.Fatalf("journal changed: %+v", st)
+	}
+}
+
+// TestOwnerSchemaUnknown: when the owner's schema cannot be read before
+// the pull, the update goes on and the coordinator gets the candidate's
+// schemas to check itself.
+func TestOwnerSchemaUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		schema string
+		err    error
+	}{
+		{"no frame at hand", "", nil},
+		{"NATS error", "", errors.New("nats: timeout")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := context.Background()
+			h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+			h.schema, h.schemErr = tc.schema, tc.err
+			h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+			if len(h.pulls) != 2 || len(h.plans) != 1 || len(h.plans[0].Accepts) != 1 {
+				t.Fatalf("pulls %v plans %+v: want v2 pulled and the plan to carry its schemas", h.pulls, h.plans)
+			}
+			if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeCommitted {
+				t.Fatalf("event %+v", e)
+			}
+		})
 	}
 }

@@ -174,7 +174,7 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	// Reports go through a publisher that exists once MQTT is up.
 	pub := &lazyPublisher{}
 	a, err := New(Config{Drone: cfg.Drone, Verifier: command.Verifier{Keys: keys}, Log: log,
-		Probation: time.Duration(cfg.Probation * float64(time.Second))}, pub, rt, inst, coord, seen, j)
+		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{nc}}, pub, rt, inst, coord, seen, j)
 	if err != nil {
 		return err
 	}
