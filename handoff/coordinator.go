@@ -252,6 +252,14 @@ func (c *Coordinator) statusOf(instance string) (Status, bool) {
 	return s, ok
 }
 
+// forget drops what instance last reported.
+func (c *Coordinator) forget(instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.status, instance)
+	delete(c.frames, instance)
+}
+
 // fresh reports whether instance published a frame in the last d.
 func (c *Coordinator) fresh(instance string, d time.Duration) (frameInfo, bool) {
 	f, ok := c.frame(instance)
@@ -336,6 +344,9 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 	// 1. prepare
 	ev.Phase, ev.Epoch = "prepare", of.epoch
 	c.emit(ev)
+	// A release run before under the same instance name (a rollback) left
+	// its last status and frame here: they must not pass for the new one's.
+	c.forget(plan.Candidate)
 	t0 := mono.Now()
 	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Mode: ModeCandidate}); err != nil {
 		return c.abort(ctx, plan, res, ev, fmt.Sprintf("start candidate: %v", err))
@@ -529,6 +540,7 @@ func (c *Coordinator) baseline(ctx context.Context, plan Plan, res Result, ev Ev
 			return res, fmt.Errorf("handoff: stop old owner: %w", err)
 		}
 	}
+	c.forget(plan.Candidate) // as in Run: a reused name's old reports are not the new one's
 	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Mode: ModeResume, Epoch: next}); err != nil {
 		return res, fmt.Errorf("handoff: start new instance: %w", err)
 	}

@@ -449,3 +449,41 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 		t.Fatalf("Run = %+v, %v; a stopped: %v; want not committed and the standby that took back left running", res, err, stopped)
 	}
 }
+
+// TestRollbackReusesInstanceName hands a over to b and then back to a new
+// instance named a, as a rollback to the release retired a moment ago does.
+// The retired a's last status must not pass for the new a's: it is over a
+// second old by then, and the coordinator used to abort on it with
+// "candidate stopped reporting".
+func TestRollbackReusesInstanceName(t *testing.T) {
+	retryTimingMiss(t, func(t *testing.T) string {
+		f := newFixture(t)
+		f.startOwner("a")
+		f.candidates(nil, nil)
+		c := f.coordinator()
+		plan := handoff.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
+		res, err := c.Run(context.Background(), plan)
+		if miss := timingMiss(t, f, res); miss != "" {
+			return miss
+		}
+		if err != nil || res.Outcome != handoff.OutcomeCommitted {
+			t.Fatalf("a -> b: %+v, %v", res, err)
+		}
+		time.Sleep(1200 * time.Millisecond) // the retired a's last status is now stale
+		plan.Owner, plan.Candidate = "b", "a"
+		res, err = c.Run(context.Background(), plan)
+		if res.Outcome == handoff.OutcomeAborted && strings.Contains(res.Reason, "stopped reporting") {
+			t.Fatalf("b -> a aborted on the retired a's status: %s", res.Reason)
+		}
+		if res.Outcome != handoff.OutcomeCommitted {
+			if d := f.ledger.Doubles(); len(d) != 0 {
+				t.Fatalf("b -> a: %+v, and ticks were written twice: %v", res, d)
+			}
+			return fmt.Sprintf("b -> a: %s: %s", res.Outcome, res.Reason)
+		}
+		if err != nil || res.Owner != "a" {
+			t.Fatalf("b -> a: %+v, %v", res, err)
+		}
+		return ""
+	})
+}
