@@ -35,7 +35,6 @@ func Line(e report.Event, elapsed time.Duration) string {
 	kv("phase", e.Phase)
 	kv("outcome", e.Outcome)
 	num("bytes", e.Bytes)
-	kv("app", e.App)
 	kv("from", e.From)
 	kv("to", e.To)
 	num("epoch", int64(e.Epoch))

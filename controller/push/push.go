@@ -210,6 +210,41 @@ func (s *settings) sign(c command.Command) (command.Command, error) {
 	return Signer{Key: s.cfg.Key, KeyID: s.cfg.KeyID, TTL: s.cfg.TTL, Now: s.now}.Sign(c)
 }
 
+// placeholder stands for an image Resolve has not pinned yet, in Check.
+const placeholder = "check.invalid/image@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+// Check reports, without the network, what Run would refuse before sending:
+// a *ConfigError or a *command.FieldError. req.Image may still be a tag
+// (Resolve pins it later); a pinned or malformed one is checked. The zero
+// Request checks cfg alone (as Status uses it).
+func Check(cfg Config, req Request) error {
+	s, err := cfg.settings()
+	if err != nil || req == (Request{}) {
+		return err
+	}
+	_, err = s.command(req, true)
+	return err
+}
+
+// command builds and signs req's command. With draft, an Image that is
+// only a tag is replaced by a placeholder pinned one.
+func (s *settings) command(req Request, draft bool) (command.Command, error) {
+	switch req.Kind {
+	case command.KindUpdate, command.KindRollback:
+	case command.KindStatus:
+		return command.Command{}, &command.FieldError{Field: "kind", Msg: "status has no final event to follow: use Status"}
+	case "":
+		return command.Command{}, &command.FieldError{Field: "kind", Msg: "missing: use update or rollback"}
+	default:
+		return command.Command{}, &command.FieldError{Field: "kind", Msg: fmt.Sprintf("%q: Run sends update or rollback", req.Kind)}
+	}
+	image := req.Image
+	if draft && image != "" && !strings.Contains(image, "@") {
+		image = placeholder
+	}
+	return s.sign(command.Command{ID: req.ID, Kind: req.Kind, Drone: s.cfg.Drone, App: s.cfg.App, Image: image, Strategy: req.Strategy})
+}
+
 // Run sends req to cfg.Drone and follows it to its final event: it
 // connects, subscribes to the drone's events and state (QoS 1), publishes
 // the signed command (QoS 1), passes each event of this command to
@@ -224,14 +259,7 @@ func Run(ctx context.Context, cfg Config, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	switch req.Kind {
-	case command.KindUpdate, command.KindRollback:
-	case command.KindStatus:
-		return Result{}, &command.FieldError{Field: "kind", Msg: "status has no final event to follow: use Status"}
-	default:
-		return Result{}, &command.FieldError{Field: "kind", Msg: fmt.Sprintf("%q: Run sends update or rollback", req.Kind)}
-	}
-	c, err := s.sign(command.Command{ID: req.ID, Kind: req.Kind, Drone: s.cfg.Drone, App: s.cfg.App, Image: req.Image, Strategy: req.Strategy})
+	c, err := s.command(req, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -390,8 +418,11 @@ func (f *follower) send(ctx context.Context, c command.Command) (time.Time, erro
 	if err := f.l.publish(ctx, f.s.topics.Cmd, b); err != nil {
 		return time.Time{}, err
 	}
-	f.s.log.Info("sent", "command", c.ID, "kind", c.Kind, "app", c.App, "image", c.Image, "topic", f.s.topics.Cmd,
-		"expires", c.Expires.Format(time.RFC3339))
+	attrs := []any{"command", c.ID, "kind", c.Kind, "topic", f.s.topics.Cmd, "expires", c.Expires.Format(time.RFC3339)}
+	if c.Image != "" {
+		attrs = append(attrs, "image", c.Image)
+	}
+	f.s.log.Info("sent", attrs...)
 	if f.s.cfg.OnSent != nil {
 		f.s.cfg.OnSent(c, sent)
 	}

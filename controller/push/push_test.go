@@ -283,7 +283,7 @@ func TestRunBadInput(t *testing.T) {
 		{"tag only", good, Request{Kind: command.KindUpdate, Image: "127.0.0.1:5000/flight:v2"}, "image"},
 		{"no image", good, Request{Kind: command.KindUpdate}, "image"},
 		{"status", good, Request{Kind: command.KindStatus}, "kind"},
-		{"no kind", good, Request{}, "kind"},
+		{"no kind", good, Request{Image: pinned}, "kind"},
 		{"bad strategy", good, Request{Kind: command.KindUpdate, Image: pinned, Strategy: "fast"}, "strategy"},
 		{"bad id", good, Request{Kind: command.KindUpdate, Image: pinned, ID: "a b"}, "id"},
 	}
@@ -307,10 +307,50 @@ func TestRunBadInput(t *testing.T) {
 			if !res.Sent.IsZero() {
 				t.Errorf("sent a bad command: %+v", res)
 			}
+			// Check finds the same, except a tag that Resolve would pin.
+			cerr := Check(tt.cfg, tt.req)
+			if tt.name == "tag only" {
+				if cerr != nil {
+					t.Errorf("Check with a tag: %v", cerr)
+				}
+			} else if cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Check: %v; Run: %v", cerr, err)
+			}
 		})
 	}
 
 	if _, err := Run(ctxFor(t), good, update); err == nil || !strings.Contains(err.Error(), "connect to tcp://127.0.0.1:1") {
 		t.Errorf("Run with no broker: %v", err)
+	}
+}
+
+func TestRunAuthenticated(t *testing.T) {
+	pub, priv := newKey(t)
+	committed := func(*pushtest.Drone, command.Command) []report.Event {
+		return []report.Event{{Phase: report.PhaseResult, Outcome: "committed"}}
+	}
+	pw := brokertest.Start(t, &brokertest.Options{Drones: []string{"d1"}})
+	tl := brokertest.Start(t, &brokertest.Options{Drones: []string{"d1"}, TLS: true})
+	cert, key := tl.CertFiles(brokertest.GroundUser)
+	tests := []struct {
+		name string
+		m    *brokertest.Mosquitto
+		cfg  Config
+		err  error // nil: committed
+	}{
+		{"password", pw, Config{Username: brokertest.GroundUser, Password: brokertest.Password(brokertest.GroundUser)}, nil},
+		{"wrong password", pw, Config{Username: brokertest.GroundUser, Password: "guess"}, ErrNotAuthorized},
+		{"client certificate", tl, Config{CAFile: tl.CAFile(), CertFile: cert, KeyFile: key}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pushtest.StartDrone(t, tt.m, "d1", pub, committed)
+			cfg := tt.cfg
+			cfg.Broker, cfg.Drone, cfg.Key = tt.m.URL, "d1", priv
+			_, err := Run(ctxFor(t), cfg, Request{Kind: command.KindUpdate, Image: pinned})
+			if tt.err == nil && err != nil || !errors.Is(err, tt.err) {
+				t.Errorf("Run: %v, want %v", err, tt.err)
+			}
+		})
 	}
 }

@@ -80,7 +80,11 @@ func Resolve(ctx context.Context, ref, defaultRegistry string, plainHTTP bool) (
 		return "", fmt.Errorf("%w: registry %s has no %s:%s (from %q): push it first (make images), or check the name and tag",
 			ErrImageNotFound, reg, tag.RepositoryStr(), tag.TagStr(), ref)
 	case err != nil:
-		return "", fmt.Errorf("push: resolve %q at registry %s: %w (is the registry up? a registry without TLS needs plain HTTP: dronectl -plain-http)", ref, reg, err)
+		hint := "is the registry up, and its address right?"
+		if tag.Registry.Scheme() == "https" {
+			hint += " A registry without TLS needs plain HTTP (dronectl -plain-http)"
+		}
+		return "", fmt.Errorf("push: resolve %q at registry %s: %w (%s)", ref, reg, err, hint)
 	}
 	pinned := full + "@" + desc.Digest.String()
 	if err := command.CheckImage(pinned); err != nil {

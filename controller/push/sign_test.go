@@ -57,7 +57,7 @@ func TestLine(t *testing.T) {
 		{report.Event{Phase: "pulling", To: "h:5000/flight:v2@sha256:ab"}, 3 * time.Millisecond,
 			"elapsed_ms=3 phase=pulling to=h:5000/flight:v2@sha256:ab"},
 		{report.Event{Phase: "pulled", Bytes: 2048, App: "flight"}, 1520 * time.Millisecond,
-			"elapsed_ms=1520 phase=pulled bytes=2048 app=flight"},
+			"elapsed_ms=1520 phase=pulled bytes=2048"},
 		{report.Event{Phase: "result", Outcome: "reverted", From: "v1", To: "v2", Epoch: 3, Tick: 1200, Error: `candidate "v2" died`}, 9 * time.Second,
 			`elapsed_ms=9000 phase=result outcome=reverted from=v1 to=v2 epoch=3 tick=1200 error="candidate \"v2\" died"`},
 		{report.Event{Phase: "refused", Error: "a=b"}, 0, `elapsed_ms=0 phase=refused error="a=b"`},

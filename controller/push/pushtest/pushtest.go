@@ -47,12 +47,12 @@ type Drone struct {
 	raw int
 }
 
-// StartDrone subscribes a fake drone id to its commands on m, trusting
-// trusted, and stops it when the test ends. Commands sent after it returns
-// reach it.
+// StartDrone subscribes a fake drone id to its commands on m (as user id,
+// with the credentials m made for it), trusting trusted, and stops it when
+// the test ends. Commands sent after it returns reach it.
 func StartDrone(t testing.TB, m *brokertest.Mosquitto, id string, trusted ed25519.PublicKey, s Script) *Drone {
 	t.Helper()
-	d := &Drone{ID: id, Peer: m.Peer(t, ""), t: t, script: s,
+	d := &Drone{ID: id, Peer: m.Peer(t, id), t: t, script: s,
 		v: command.Verifier{Keys: map[string]ed25519.PublicKey{command.KeyID(trusted): trusted}, Drone: id}}
 	cmds := d.Peer.MustSubscribe(t, "fleet/"+id+"/cmd", 1)
 	stop, done := make(chan struct{}), make(chan struct{})
