@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
@@ -14,10 +15,19 @@ import (
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 500_000_000, time.UTC)
 
+// dronectl runs dronectl at the fixed time now, with an empty environment.
 func dronectl(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return dronectlEnv(t, func() time.Time { return now }, nil, args...)
+}
+
+// dronectlEnv runs dronectl with a clock and an environment.
+func dronectlEnv(t *testing.T, clock func() time.Time, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var o, e bytes.Buffer
-	code = run(args, &o, &e, func() time.Time { return now })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code = run(ctx, args, sys{stdout: &o, stderr: &e, now: clock, getenv: func(k string) string { return env[k] }})
 	return code, o.String(), e.String()
 }
 
@@ -107,7 +117,7 @@ func TestBadFlags(t *testing.T) {
 		msg  string // in stderr
 	}{
 		{"no command", nil, 2, "usage"},
-		{"unknown command", []string{"push"}, 2, `unknown command "push"`},
+		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`},
 		{"keygen without -out", []string{"keygen"}, 2, "-out is required"},
 		{"keygen bad -name", []string{"keygen", "-out", dir, "-name", "../x"}, 2, "-name"},
 		{"keygen undefined flag", []string{"keygen", "-o", dir}, 2, "-o"},
