@@ -1,7 +1,8 @@
 # skyswap: in-flight container updates for Raspberry Pi drones.
-#   make demo    fly the virtual drone and hand v1 over to v2 (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
+#   make demo    deploy flight:v1 to the virtual drone through drone-agent and containerd, then
+#                dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
 #   make test    every test (as root installs qemu-user-static, containerd, runc and mosquitto, starts containerd)
-#   make bench   referee-measured figures, one JSON object per line
+#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,update)
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
 #   make images  flight:v1 and :v2, multi-arch OCI, no Docker: REGISTRY=host:port pushes, else images/out
@@ -48,9 +49,11 @@ test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m $(TESTFLAGS) $(E2E)
 
 demo: build
+	@scripts/dev-setup.sh containerd mosquitto
 	bin/skyswap-demo
 
-bench: build
+bench: build cross
+	@scripts/dev-setup.sh containerd mosquitto
 	bin/skyswap-bench
 
 images: deps

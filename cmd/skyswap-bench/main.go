@@ -6,16 +6,26 @@
 //	handoff:  one line per strategy: 20 consecutive v1 <-> v2 hand-overs
 //	          (handoff), 6 stateless updates each for the baselines
 //	          (stop-start, start-then-stop), same simulator settings.
+//	update:   the product path (root and containerd): drone-agent deploys
+//	          flight v1 from a loopback registry, then 4 signed updates
+//	          alternate v2 and v1 over MQTT; command-to-control time, the
+//	          motor gaps, bytes pulled against the changed layer, the
+//	          agent's memory and its arm64 binary size.
+//
+// BENCH=hover,handoff,update (the default: all) picks some.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/rig"
@@ -52,6 +62,38 @@ func run() error {
 	ctx := context.Background()
 	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
 
+	want := map[string]bool{}
+	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,update"), ",") {
+		switch b = strings.TrimSpace(b); b {
+		case "hover", "handoff", "update":
+			want[b] = true
+		default:
+			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, update)", os.Getenv("BENCH"), b)
+		}
+	}
+	if want["hover"] {
+		if err := benchHover(ctx, bins, simEnv, logs); err != nil {
+			return err
+		}
+	}
+	if want["handoff"] {
+		if err := benchHandoff(ctx, bins, v2, simEnv, logs, coordLog); err != nil {
+			return err
+		}
+	}
+	if want["update"] {
+		line, err := benchUpdates(ctx, dir, 4, logs)
+		if err != nil {
+			return fmt.Errorf("update: %w (process logs: %s)", err, logFile)
+		}
+		if err := emit(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchHover(ctx context.Context, bins rig.Binaries, simEnv []string, logs io.Writer) error {
 	const seconds = 20
 	res, err := rig.FlyHover(ctx, bins, rig.HoverOpts{
 		Seconds:   seconds,
@@ -71,7 +113,10 @@ func run() error {
 	}); err != nil {
 		return err
 	}
+	return nil
+}
 
+func benchHandoff(ctx context.Context, bins rig.Binaries, v2 string, simEnv []string, logs io.Writer, coordLog *slog.Logger) error {
 	for _, st := range []struct {
 		s handoff.Strategy
 		n int

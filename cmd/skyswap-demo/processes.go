@@ -1,13 +1,3 @@
-// Command skyswap-demo flies the virtual drone on this machine and updates
-// its flight app in the air. It starts the on-board NATS server, drone-sim
-// (gusts and sensor noise on) and flight v1 as processes; v1 takes off,
-// hovers and flies its pattern; after 6 s it hands the running control loop
-// to flight v2 (shadow, cut-over at a tick boundary, probation, commit);
-// after DEMO_SECONDS (default 20; 0 = until Ctrl-C) or on Ctrl-C the owner
-// lands. The drone and every hand-over phase are shown as JSON lines, then
-// the referee's figures as a final line {"demo":"summary",...}. The
-// binaries are taken from the directory this program is in (make demo
-// builds them into bin/).
 package main
 
 import (
@@ -15,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/skyswap/skyswap/handoff"
@@ -28,38 +14,16 @@ import (
 	"github.com/skyswap/skyswap/rig"
 )
 
-func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	if err := run(log); err != nil {
-		log.Error("demo failed", "err", err)
-		fmt.Fprintln(os.Stderr, "skyswap-demo:", err)
-		os.Exit(1)
-	}
-}
-
-func run(log *slog.Logger) error {
-	seconds := 20.0
-	if v := os.Getenv("DEMO_SECONDS"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
-			return fmt.Errorf("DEMO_SECONDS=%q: want a number of seconds (0 = until Ctrl-C)", v)
-		}
-		seconds = f
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(self)
+// runProcesses is the demo without containers or the agent (-processes):
+// the on-board NATS server, drone-sim and flight v1 as processes, the
+// coordinator in this process; v1 hands over to v2 after 6 s.
+func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir string) error {
 	sim, v1, v2 := filepath.Join(dir, "drone-sim"), filepath.Join(dir, "flight"), filepath.Join(dir, "flight-v2")
 	for _, b := range []string{sim, v1, v2} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%s is missing: run make demo (it builds bin/ first)", b)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	logFile := filepath.Join(os.TempDir(), "skyswap-demo.log")
 	logs, err := os.Create(logFile)
 	if err != nil {
@@ -138,7 +102,7 @@ fly:
 		return err
 	}
 
-	s := summaryLine{
+	s := processSummary{
 		Demo: "summary", TakeoffS: round(float64(hover-start) / 1e9), FlownS: round(flight.Seconds),
 		MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
 		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M),
@@ -146,7 +110,7 @@ fly:
 		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
 	}
 	if res != nil {
-		s.Update = &updateFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
+		s.Update = &handoverFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
 			StartMs: round(res.StartMs), SyncMs: round(res.SyncMs), CutoverTick: res.CutoverTick,
 			CutoverToCommitMs: round(res.ToCommitMs), Reason: res.Reason}
 		if res.CutoverNs > 0 {
@@ -167,28 +131,28 @@ fly:
 	return nil
 }
 
-// summaryLine is the demo's final line, fields in print order.
-type summaryLine struct {
-	Demo         string         `json:"demo"`
-	TakeoffS     float64        `json:"takeoff_s"`
-	FlownS       float64        `json:"flown_s"`
-	MotorUpdates int            `json:"motor_updates"`
-	MaxGapMs     float64        `json:"max_gap_ms"`
-	P99GapMs     float64        `json:"p99_gap_ms"`
-	AttErrP99Deg float64        `json:"att_err_p99_deg"`
-	AltErrP99M   float64        `json:"alt_err_p99_m"`
-	DoubleDrive  int            `json:"double_drive"`
-	StaleRefused int            `json:"stale_refused"`
-	Writers      []string       `json:"writers"`
-	Update       *updateFigures `json:"update,omitempty"`
-	Landed       bool           `json:"landed"`
-	Crashed      bool           `json:"crashed"`
+// processSummary is the demo's final line, fields in print order.
+type processSummary struct {
+	Demo         string           `json:"demo"`
+	TakeoffS     float64          `json:"takeoff_s"`
+	FlownS       float64          `json:"flown_s"`
+	MotorUpdates int              `json:"motor_updates"`
+	MaxGapMs     float64          `json:"max_gap_ms"`
+	P99GapMs     float64          `json:"p99_gap_ms"`
+	AttErrP99Deg float64          `json:"att_err_p99_deg"`
+	AltErrP99M   float64          `json:"alt_err_p99_m"`
+	DoubleDrive  int              `json:"double_drive"`
+	StaleRefused int              `json:"stale_refused"`
+	Writers      []string         `json:"writers"`
+	Update       *handoverFigures `json:"update,omitempty"`
+	Landed       bool             `json:"landed"`
+	Crashed      bool             `json:"crashed"`
 }
 
-// updateFigures describe the v1 -> v2 hand-over: the phase timings and the
+// handoverFigures describe the v1 -> v2 hand-over: the phase timings and the
 // referee over ±500 ms around the cut-over tick against the second before
 // the update began.
-type updateFigures struct {
+type handoverFigures struct {
 	Outcome           string  `json:"outcome"`
 	Strategy          string  `json:"strategy"`
 	From              string  `json:"from"`
@@ -204,5 +168,3 @@ type updateFigures struct {
 	DoubleDrive       int     `json:"double_drive"`
 	Reason            string  `json:"reason,omitempty"`
 }
-
-func round(v float64) float64 { return math.Round(v*1000) / 1000 }

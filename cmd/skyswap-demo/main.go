@@ -1,0 +1,348 @@
+// Command skyswap-demo runs the product on this machine and updates the
+// flight app of a flying drone. It builds flight:v1 and flight:v2 as OCI
+// images and pushes them to a registry on loopback, starts Mosquitto,
+// drone-sim (gusts and sensor noise on) and drone-agent (which drives
+// containerd and embeds the on-board NATS server). Then, as the ground
+// would: `dronectl push flight:v1` deploys v1, which takes off; after 6 s of
+// hover `dronectl push flight:v2` makes the agent pull v2 (only its changed
+// layer), start it beside v1, hand the motors over at a tick boundary, keep
+// v1 warm through probation and retire it. The drone's telemetry (relayed
+// by the agent over MQTT) is shown once a second; after DEMO_SECONDS of
+// flight (default 20; 0 = until Ctrl-C) the owner lands. The last line is
+// {"demo":"summary",...}: the referee's figures, the update's phase
+// timings and the bytes pulled.
+//
+// It needs root and containerd (make demo starts it). With -processes it
+// runs the earlier demo instead: no containers and no agent, the flight
+// apps as processes and the coordinator in this process.
+//
+// The binaries are taken from the directory this program is in (make demo
+// builds them into bin/); the images are built from the current directory,
+// which must be in the skyswap module.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/rig"
+)
+
+func main() {
+	processes := flag.Bool("processes", false, "run the flight apps as processes, without containerd or the agent")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	if err := run(log, *processes); err != nil {
+		log.Error("demo failed", "err", err)
+		fmt.Fprintln(os.Stderr, "skyswap-demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, processes bool) error {
+	seconds := 20.0
+	if v := os.Getenv("DEMO_SECONDS"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("DEMO_SECONDS=%q: want a number of seconds (0 = until Ctrl-C)", v)
+		}
+		seconds = f
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(self)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if processes {
+		return runProcesses(ctx, log, seconds, dir)
+	}
+	return runAgent(ctx, log, seconds, dir)
+}
+
+// runAgent is the demo through drone-agent and containerd.
+func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("the demo runs containers: run it as root (sudo make demo), or bin/skyswap-demo -processes for the demo without containers")
+	}
+	bins := map[string]string{}
+	for _, b := range []string{"drone-sim", "drone-agent", "dronectl"} {
+		bins[b] = filepath.Join(dir, b)
+		if _, err := os.Stat(bins[b]); err != nil {
+			return fmt.Errorf("%s is missing: run make demo (it builds bin/ first)", bins[b])
+		}
+	}
+	if _, err := os.Stat("go.mod"); err != nil {
+		return errors.New("run the demo from the skyswap checkout (make demo): it builds the flight images from there")
+	}
+	work, err := os.MkdirTemp("", "skyswap-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	logFile := filepath.Join(os.TempDir(), "skyswap-demo.log")
+	logs, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+
+	start := mono.Now()
+	log.Info("starting: flight:v1 and flight:v2 images into a registry on loopback, mosquitto, drone-sim with gusts, drone-agent",
+		"seconds", seconds, "process_logs", logFile)
+	s, err := rig.StartStack(ctx, rig.StackConfig{
+		Dir: work, Sim: bins["drone-sim"], Agent: bins["drone-agent"],
+		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
+		AppEnv: []string{"FLIGHT_ON_TERM=land"}, Logs: logs,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (process logs: %s)", err, logFile)
+	}
+	defer s.Close()
+	diff, err := build.LayerDiff(s.Indexes["v1"], s.Indexes["v2"], s.Platform)
+	if err != nil {
+		return err
+	}
+	log.Info("ready", "registry", s.Registry.Host, "broker", s.Broker.URL, "drone", s.Drone,
+		"images", s.Refs, "changed_layer_bytes", diff.AddedBytes(), "setup_s", round(float64(mono.Now()-start)/1e9))
+	g, err := rig.WatchDrone(s.Broker.URL, s.Drone)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+
+	dronectl := func(args ...string) error {
+		log.Info("ground", "run", "dronectl "+strings.Join(args, " "))
+		cmd := exec.CommandContext(ctx, bins["dronectl"], args...)
+		cmd.Env = append(os.Environ(), s.DronectlEnv()...)
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			log.Info("dronectl", "out", sc.Text())
+		}
+		return cmd.Wait()
+	}
+	deployFrom := mono.Now()
+	if err := dronectl("push", "flight:v1"); err != nil {
+		return fmt.Errorf("deploy flight:v1: %w (process logs: %s)", err, logFile)
+	}
+	hover, err := s.Sim.WaitHover(ctx, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	log.Info("hovering", "takeoff_s", round(float64(hover-deployFrom)/1e9))
+
+	show := func() {
+		t, n := g.Telemetry()
+		if n == 0 {
+			return
+		}
+		log.Info("telemetry", "owner", t.Instance, "version", t.Version, "epoch", t.Epoch, "alt_m", round(t.AltM),
+			"roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg), "motors", roundAll(t.Motors), "messages", n)
+	}
+	var end <-chan time.Time
+	if seconds > 0 {
+		end = time.After(time.Duration(seconds * float64(time.Second)))
+	}
+	updateAt := time.After(6 * time.Second)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var up *updateFigures
+	updateDone := make(chan *updateFigures, 1)
+fly:
+	for {
+		select {
+		case <-ctx.Done():
+			break fly
+		case <-end:
+			break fly
+		case <-tick.C:
+			show()
+		case <-updateAt:
+			// The update runs beside the telemetry display.
+			go func() { updateDone <- pushV2(ctx, log, s, g, dronectl, diff.AddedBytes()) }()
+		case up = <-updateDone:
+		}
+	}
+	if up == nil {
+		select {
+		case up = <-updateDone: // in progress at the end: let it finish
+		case <-time.After(30 * time.Second):
+		}
+	}
+
+	bg := context.WithoutCancel(ctx)
+	endFlight := mono.Now()
+	flight, err := s.Sim.Report(bg, hover, endFlight)
+	if err != nil {
+		return err
+	}
+	_, nTel := g.Telemetry()
+	log.Info("landing")
+	landErr := s.Land(bg, 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	final, err := s.Sim.Truth(bg)
+	if err != nil {
+		return err
+	}
+	total, err := s.Sim.Report(bg, deployFrom, 0)
+	if err != nil {
+		return err
+	}
+	sum := summaryAgent{
+		Demo: "summary", Path: "dronectl -> mqtt -> drone-agent -> containerd", TakeoffS: round(float64(hover-deployFrom) / 1e9),
+		FlownS: round(flight.Seconds), MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
+		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M), DoubleDrive: total.DoubleDrive,
+		StaleRefused: total.StaleRefused, Writers: flight.Writers, Update: up, TelemetryMessages: nTel,
+		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
+	}
+	b, _ := json.Marshal(sum)
+	fmt.Println(string(b))
+	if total.Crashed {
+		return fmt.Errorf("the drone crashed (process logs: %s)", logFile)
+	}
+	if up != nil && up.Outcome != "committed" {
+		return fmt.Errorf("the update did not commit: %s %s (process logs: %s)", up.Outcome, up.Error, logFile)
+	}
+	return nil
+}
+
+// pushV2 runs `dronectl push flight:v2` and measures the update from the
+// ground's events, the registry and the referee.
+func pushV2(ctx context.Context, log *slog.Logger, s *rig.Stack, g *rig.Ground, dronectl func(...string) error, changed int64) *updateFigures {
+	bg := context.WithoutCancel(ctx)
+	sent := mono.Now()
+	sentWall := time.Now()
+	steady, _ := s.Sim.Report(bg, sent-int64(time.Second), sent)
+	blobs0, _ := s.Registry.Served()
+	before := len(g.Events(""))
+	err := dronectl("push", "flight:v2")
+	time.Sleep(200 * time.Millisecond) // the last events arrive
+	blobs1, _ := s.Registry.Served()
+	u := &updateFigures{ChangedLayerBytes: changed, RegistryBlobBytes: blobs1 - blobs0, SteadyMaxGapMs: round(steady.MaxGapMs),
+		SteadyTiltP99Deg: round(steady.AttErrP99Deg)}
+	if err != nil {
+		u.Error = err.Error()
+	}
+	evs := g.Events("")[before:]
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if u.Command == "" {
+			u.Command = e.Command
+		}
+		if e.Command != u.Command {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, e.Time); err == nil && !seen[e.Phase] {
+			seen[e.Phase] = true
+			u.Phases = append(u.Phases, phaseAt{Phase: e.Phase, AtMs: round(float64(at.Sub(sentWall)) / 1e6)})
+		}
+		switch e.Phase {
+		case report.PhasePulled:
+			u.BytesPulled = e.Bytes
+		case report.PhaseResult:
+			u.Outcome, u.From, u.To = e.Outcome, e.From, e.To
+			if e.Error != "" {
+				u.Error = e.Error
+			}
+		}
+	}
+	if u.Outcome != "committed" {
+		log.Error("the update did not commit", "outcome", u.Outcome, "err", u.Error)
+		return u
+	}
+	now := mono.Now()
+	cut, err := s.FirstWrite(bg, u.To, sent, now)
+	if err != nil {
+		u.Error = err.Error()
+		return u
+	}
+	u.CmdToControlMs = round(float64(cut-sent) / 1e6)
+	w, err := s.Sim.Report(bg, cut-int64(500*time.Millisecond), cut+int64(500*time.Millisecond))
+	if err == nil {
+		u.WindowMaxGapMs, u.WindowTiltMaxDeg, u.DoubleDrive = round(w.MaxGapMs), round(w.AttErrMaxDeg), w.DoubleDrive
+	}
+	log.Info("update committed", "from", u.From, "to", u.To, "cmd_to_control_ms", u.CmdToControlMs,
+		"bytes_pulled", u.BytesPulled, "changed_layer_bytes", changed, "window_max_gap_ms", u.WindowMaxGapMs)
+	return u
+}
+
+// summaryAgent is the demo's final line, fields in print order.
+type summaryAgent struct {
+	Demo              string         `json:"demo"`
+	Path              string         `json:"path"`
+	TakeoffS          float64        `json:"takeoff_s"`
+	FlownS            float64        `json:"flown_s"`
+	MotorUpdates      int            `json:"motor_updates"`
+	MaxGapMs          float64        `json:"max_gap_ms"`
+	P99GapMs          float64        `json:"p99_gap_ms"`
+	AttErrP99Deg      float64        `json:"att_err_p99_deg"`
+	AltErrP99M        float64        `json:"alt_err_p99_m"`
+	DoubleDrive       int            `json:"double_drive"`
+	StaleRefused      int            `json:"stale_refused"`
+	Writers           []string       `json:"writers"`
+	Update            *updateFigures `json:"update,omitempty"`
+	TelemetryMessages int            `json:"telemetry_messages"`
+	Landed            bool           `json:"landed"`
+	Crashed           bool           `json:"crashed"`
+}
+
+// updateFigures describe the v1 -> v2 update as the ground saw it: each
+// phase's first event in ms after `dronectl push` started, the bytes the
+// agent fetched and the registry served against the changed layer, the time
+// from the command to the new owner's first motor write, and the referee
+// over ±500 ms around that write against the second before the command.
+type updateFigures struct {
+	Command           string    `json:"command"`
+	Outcome           string    `json:"outcome"`
+	From              string    `json:"from"`
+	To                string    `json:"to"`
+	Phases            []phaseAt `json:"phases"`
+	CmdToControlMs    float64   `json:"cmd_to_control_ms"`
+	BytesPulled       int64     `json:"bytes_pulled"`
+	RegistryBlobBytes int64     `json:"registry_blob_bytes"`
+	ChangedLayerBytes int64     `json:"changed_layer_bytes"`
+	WindowMaxGapMs    float64   `json:"window_max_gap_ms"`
+	SteadyMaxGapMs    float64   `json:"steady_max_gap_ms"`
+	WindowTiltMaxDeg  float64   `json:"window_tilt_max_deg"`
+	SteadyTiltP99Deg  float64   `json:"steady_tilt_p99_deg"`
+	DoubleDrive       int       `json:"double_drive"`
+	Error             string    `json:"error,omitempty"`
+}
+
+type phaseAt struct {
+	Phase string  `json:"phase"`
+	AtMs  float64 `json:"at_ms"`
+}
+
+func roundAll(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = round(x)
+	}
+	return out
+}
+
+func round(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -1,0 +1,295 @@
+package rig
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/skyswap/skyswap/agent/broker"
+	"github.com/skyswap/skyswap/agent/broker/brokertest"
+	"github.com/skyswap/skyswap/agent/command"
+	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/images/build"
+)
+
+// StackConfig configures StartStack. The zero value of each optional field
+// means the default noted beside it.
+type StackConfig struct {
+	Dir   string // required: keys, the agent's state, logs and the simulator's socket go here
+	Sim   string // drone-sim binary (required)
+	Agent string // drone-agent binary (required)
+	// ModuleDir is a directory in the skyswap module, where the flight
+	// images are built; "" = the current directory.
+	ModuleDir string
+	// Versions of flight built for this machine's platform and pushed as
+	// flight:<version>; nil = v1, v2.
+	Versions  []string
+	Namespace string   // containerd namespace, emptied at start and by Close; "" = skyswap-demo
+	Drone     string   // the drone's id; "" = demo
+	SimEnv    []string // SIM_* settings for drone-sim
+	// AppEnv are FLIGHT_* settings for every app instance besides the bus
+	// (FLIGHT_PATTERN=box); FLIGHT_ON_TERM defaults to exit.
+	AppEnv    []string
+	Probation time.Duration // hand-over probation; 0 = 3 s
+	Logs      io.Writer     // drone-sim's and drone-agent's output; nil = discarded
+}
+
+// Stack is the product on one machine: a registry holding the flight
+// releases, a Mosquitto broker, the virtual drone, and drone-agent as a
+// process driving containerd, all on loopback. The ground side is whoever
+// holds KeyFile: dronectl with DronectlEnv, or controller/push.
+type Stack struct {
+	Drone     string
+	Namespace string
+	Registry  *Registry
+	Refs      map[string]string        // version -> host/flight:<version> (a tag; dronectl resolves it)
+	Indexes   map[string]v1.ImageIndex // version -> the index pushed
+	Platform  v1.Platform              // the platform the images were built for (this machine's)
+	Broker    *brokertest.Mosquitto
+	Sim       *Sim
+	Agent     *Proc
+	KeyFile   string             // the ground's private key (dronectl -key)
+	Key       ed25519.PrivateKey // the same key
+	KeyID     string
+	logDir    string
+}
+
+// StartStack builds and pushes the flight images, starts the broker, the
+// simulator and drone-agent, and returns once the agent has connected.
+// Nothing is flying yet: the first command deploys. containerd must
+// answer on its default socket (scripts/dev-setup.sh containerd starts it).
+func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
+	if cfg.Dir == "" || cfg.Sim == "" || cfg.Agent == "" {
+		return nil, errors.New("rig: StackConfig needs Dir, Sim and Agent")
+	}
+	if cfg.Versions == nil {
+		cfg.Versions = []string{"v1", "v2"}
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "skyswap-demo"
+	}
+	if cfg.Drone == "" {
+		cfg.Drone = "demo"
+	}
+	if cfg.Probation == 0 {
+		cfg.Probation = 3 * time.Second
+	}
+	s = &Stack{Drone: cfg.Drone, Namespace: cfg.Namespace, Refs: map[string]string{}, Indexes: map[string]v1.ImageIndex{},
+		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, logDir: filepath.Join(cfg.Dir, "containers")}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	// containerd first: without it nothing else is worth starting.
+	if err := s.purge(ctx); err != nil {
+		return s, err
+	}
+	if s.Registry, err = StartRegistry(); err != nil {
+		return s, err
+	}
+	for _, v := range cfg.Versions {
+		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: cfg.ModuleDir, Platforms: []v1.Platform{s.Platform}})
+		if err != nil {
+			return s, fmt.Errorf("rig: build flight %s: %w", v, err)
+		}
+		ref := s.Registry.Host + "/flight:" + v
+		if _, err := build.Push(ctx, idx, ref, build.PushConfig{}); err != nil {
+			return s, fmt.Errorf("rig: push %s: %w", ref, err)
+		}
+		s.Refs[v], s.Indexes[v] = ref, idx
+	}
+	if s.Broker, err = brokertest.Run(mkdir(cfg.Dir, "mosquitto"), nil); err != nil {
+		return s, fmt.Errorf("rig: %w", err)
+	}
+	simDir := mkdir(cfg.Dir, "sim")
+	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
+	if s.Sim, err = StartSim(ctx, cfg.Sim, simDir, cfg.SimEnv, cfg.Logs); err != nil {
+		return s, err
+	}
+
+	pub, priv, err := command.GenerateKey()
+	if err != nil {
+		return s, err
+	}
+	keys := mkdir(cfg.Dir, "keys")
+	s.KeyFile, s.Key, s.KeyID = filepath.Join(keys, "ground.key"), priv, command.KeyID(pub)
+	if err := command.WritePrivateKey(s.KeyFile, priv); err != nil {
+		return s, err
+	}
+	if err := command.WritePublicKey(filepath.Join(keys, "ground.pub"), pub); err != nil {
+		return s, err
+	}
+	natsAddr, err := FreeAddr()
+	if err != nil {
+		return s, err
+	}
+	appEnv := append([]string{"FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(s.Sim.Socket)}, cfg.AppEnv...)
+	if !slices.ContainsFunc(appEnv, func(kv string) bool { return strings.HasPrefix(kv, "FLIGHT_ON_TERM=") }) {
+		appEnv = append(appEnv, "FLIGHT_ON_TERM=exit") // a retired instance leaves at once
+	}
+	env := []string{
+		"AGENT_DRONE=" + cfg.Drone,
+		"AGENT_BROKER_URL=" + s.Broker.URL,
+		"AGENT_TRUSTED_KEYS=" + s.KeyID + "=" + filepath.Join(keys, "ground.pub"),
+		"AGENT_STATE_DIR=" + mkdir(cfg.Dir, "agent"),
+		"AGENT_NAMESPACE=" + cfg.Namespace,
+		"AGENT_LOG_DIR=" + s.logDir,
+		"AGENT_PLAIN_HTTP=" + s.Registry.Host,
+		"AGENT_NATS_PORT=" + natsAddr[strings.LastIndex(natsAddr, ":")+1:],
+		"AGENT_APP_ENV=" + strings.Join(appEnv, ";"),
+		"AGENT_MOUNTS=" + simDir + ":/run/skyswap-sim",
+		"AGENT_GRACE_S=5",
+		"AGENT_PROBATION_S=" + strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64),
+	}
+	if s.Agent, err = Start(cfg.Agent, env, cfg.Logs); err != nil {
+		return s, err
+	}
+	if err := s.awaitAgent(ctx); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// awaitAgent waits until the agent has subscribed to its commands (the
+// broker logs every packet).
+func (s *Stack) awaitAgent(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.Broker.Log(), "Received SUBSCRIBE from "+broker.ClientIDPrefix+s.Drone) {
+		select {
+		case <-s.Agent.Done():
+			return fmt.Errorf("rig: drone-agent exited at start: %v", s.Agent.Err())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("rig: drone-agent did not connect to the broker within 30 s")
+		}
+	}
+	return nil
+}
+
+// DronectlEnv is the environment under which `dronectl push flight:v2`
+// needs no flags.
+func (s *Stack) DronectlEnv() []string {
+	return []string{"DRONECTL_BROKER=" + s.Broker.URL, "DRONECTL_DRONE=" + s.Drone, "DRONECTL_KEY=" + s.KeyFile,
+		"DRONECTL_REGISTRY=" + s.Registry.Host}
+}
+
+// Land stops the agent (the app keeps flying without it) and sends
+// SIGTERM to the running app instances: the owner lands when its
+// FLIGHT_ON_TERM is land (StackConfig.AppEnv), then exits. It waits up to
+// grace for each, then kills it.
+func (s *Stack) Land(ctx context.Context, grace time.Duration) error {
+	if err := s.Agent.Stop(10 * time.Second); err != nil {
+		return err
+	}
+	rt, err := containers.Open(ctx, containers.Config{Namespace: s.Namespace, LogDir: s.logDir})
+	if err != nil {
+		return fmt.Errorf("rig: %w", err)
+	}
+	defer rt.Close()
+	list, err := rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if c.Running {
+			if err := rt.Stop(ctx, c.ID, grace); err != nil {
+				return fmt.Errorf("rig: land %s: %w", c.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the agent, removes every container and image in the
+// namespace (the drone drops: this is the end of the flight), and stops
+// the simulator, the broker and the registry.
+func (s *Stack) Close() {
+	if s.Agent != nil {
+		s.Agent.Stop(10 * time.Second)
+	}
+	s.purge(context.Background())
+	if s.Sim != nil {
+		s.Sim.Stop()
+	}
+	if s.Broker != nil {
+		s.Broker.Stop()
+	}
+	if s.Registry != nil {
+		s.Registry.Close()
+	}
+}
+
+// purge stops and removes the namespace's containers and deletes its
+// images, so a run starts with nothing pulled (content shared with other
+// namespaces stays, as containerd shares it).
+func (s *Stack) purge(ctx context.Context) error {
+	rt, err := containers.Open(ctx, containers.Config{Namespace: s.Namespace, LogDir: s.logDir})
+	if err != nil {
+		return fmt.Errorf("rig: %w", err)
+	}
+	defer rt.Close()
+	list, err := rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		rt.Stop(ctx, c.ID, 5*time.Second)
+		if err := rt.Remove(ctx, c.ID); err != nil {
+			return fmt.Errorf("rig: remove container %s: %w", c.ID, err)
+		}
+	}
+	c, err := client.New(containers.DefaultSocket, client.WithDefaultNamespace(s.Namespace))
+	if err != nil {
+		return fmt.Errorf("rig: containerd: %w", err)
+	}
+	defer c.Close()
+	imgs, err := c.ImageService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("rig: list images in %s: %w", s.Namespace, err)
+	}
+	for _, img := range imgs {
+		if err := c.ImageService().Delete(ctx, img.Name, images.SynchronousDelete()); err != nil {
+			return fmt.Errorf("rig: remove image %s: %w", img.Name, err)
+		}
+	}
+	return nil
+}
+
+func mkdir(parent, name string) string {
+	d := filepath.Join(parent, name)
+	os.MkdirAll(d, 0o700)
+	return d
+}
+
+// FirstWrite returns when writer first drove the motors in [from, to]
+// (CLOCK_MONOTONIC ns; 0 = the log's start / now): for a new owner, the
+// moment it took control.
+func (s *Stack) FirstWrite(ctx context.Context, writer string, from, to int64) (int64, error) {
+	ws, err := s.Sim.Writes(ctx, from, to)
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range ws {
+		if w.Writer == writer && w.Update && !w.Refused {
+			return w.T, nil
+		}
+	}
+	return 0, fmt.Errorf("rig: %s never drove the motors in the window", writer)
+}
