@@ -300,7 +300,8 @@ func (l *link) register(fs *flag.FlagSet, s sys, timeout time.Duration) {
 	fs.StringVar(&l.key, "key", s.env("DRONECTL_KEY"), "private key file that signs commands, from dronectl keygen ($DRONECTL_KEY)")
 	fs.StringVar(&l.keyID, "key-id", s.env("DRONECTL_KEY_ID"), "key id the drone knows the key by; default its KeyID ($DRONECTL_KEY_ID)")
 	fs.StringVar(&l.user, "user", s.env("DRONECTL_USER"), "broker user name ($DRONECTL_USER)")
-	fs.StringVar(&l.password, "password", s.env("DRONECTL_PASSWORD"), "broker password; prefer the variable, which ps does not show ($DRONECTL_PASSWORD)")
+	// Not the flag's default: -h would print it.
+	fs.StringVar(&l.password, "password", "", "broker password; prefer the variable, which ps does not show ($DRONECTL_PASSWORD)")
 	fs.StringVar(&l.ca, "ca", s.env("DRONECTL_CA"), "PEM file of the CA of the broker's certificate, for ssl:// ($DRONECTL_CA)")
 	fs.StringVar(&l.cert, "cert", s.env("DRONECTL_CERT"), "PEM client certificate for the broker, for ssl:// ($DRONECTL_CERT)")
 	fs.StringVar(&l.clientKey, "client-key", s.env("DRONECTL_CLIENT_KEY"), "PEM key of -cert ($DRONECTL_CLIENT_KEY)")
@@ -311,6 +312,9 @@ func (l *link) register(fs *flag.FlagSet, s sys, timeout time.Duration) {
 
 // config checks the flags that are required and reads the key.
 func (l *link) config(s sys) (push.Config, error) {
+	if l.password == "" {
+		l.password = s.env("DRONECTL_PASSWORD")
+	}
 	switch {
 	case l.broker == "":
 		return push.Config{}, usageErr("-broker is required: the MQTT broker, e.g. tcp://127.0.0.1:1883 (or set $DRONECTL_BROKER)")

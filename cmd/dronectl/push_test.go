@@ -77,6 +77,8 @@ func TestPushFlags(t *testing.T) {
 		{"missing key file", with("DRONECTL_KEY", key+".nope"), []string{"push", "flight:v2"}, 1, "-key:"},
 		{"short name without registry", without("DRONECTL_REGISTRY"), []string{"push", "flight:v2"}, 1, "names no registry"},
 		{"push help", env, []string{"push", "-h"}, 0, "-registry"},
+		{"help hides the password", with("DRONECTL_PASSWORD", "hunter2"), []string{"push", "-h"}, 0, "-password"},
+		{"password from the environment", with("DRONECTL_PASSWORD", "hunter2"), []string{"push", "flight:v2"}, 2, "-password: set without Username"},
 		{"rollback stray argument", env, []string{"rollback", "flight:v1"}, 2, `unexpected argument "flight:v1"`},
 		{"rollback bad strategy", env, []string{"rollback", "-strategy", "fast"}, 2, "-strategy: "},
 		{"status without drone", without("DRONECTL_DRONE"), []string{"status"}, 2, "-drone is required"},
@@ -91,6 +93,9 @@ func TestPushFlags(t *testing.T) {
 			}
 			if code != 0 && out != "" {
 				t.Errorf("a failure printed %q on stdout", out)
+			}
+			if strings.Contains(out+errOut, "hunter2") {
+				t.Errorf("the password was printed:\n%s%s", out, errOut)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 // Fixed tuning of the ground's connection.
 const (
 	connectTimeout = 10 * time.Second
+	ackTimeout     = connectTimeout + time.Second // CONNACK, SUBACK, PUBACK; paho's own connect timeout comes first
 	keepAlive      = 10 * time.Second
 	subackRefused  = 0x80
 	inbox          = 1024 // messages waiting for the caller's loop
@@ -216,11 +217,15 @@ func (l *link) close() {
 	l.c.Disconnect(250)
 }
 
-// wait waits for tok or ctx.
+// wait waits for tok, at most ackTimeout or until ctx ends.
 func wait(ctx context.Context, tok mqtt.Token) error {
+	t := time.NewTimer(ackTimeout)
+	defer t.Stop()
 	select {
 	case <-tok.Done():
 		return tok.Error()
+	case <-t.C:
+		return fmt.Errorf("no answer from the broker within %s", ackTimeout)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
