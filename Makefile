@@ -15,8 +15,8 @@ LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERS
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$
 
 .PHONY: all build cross test demo bench deps vet clean images
 

@@ -212,7 +212,7 @@ fly:
 		return err
 	}
 	sum := summaryAgent{
-		Demo: "summary", Path: "dronectl -> mqtt -> drone-agent -> containerd", TakeoffS: round(float64(hover-deployFrom) / 1e9),
+		Demo: "summary", Path: "dronectl, mqtt, drone-agent, containerd", TakeoffS: round(float64(hover-deployFrom) / 1e9),
 		FlownS: round(flight.Seconds), MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
 		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M), DoubleDrive: total.DoubleDrive,
 		StaleRefused: total.StaleRefused, Writers: flight.Writers, Update: up, TelemetryMessages: nTel,
