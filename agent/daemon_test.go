@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
 )
@@ -38,11 +42,14 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 type agentRig struct {
 	t      *testing.T
 	m      *brokertest.Mosquitto
-	refs   map[string]string
+	reg    *buildtest.Registry
+	refs   map[string]string        // by version; every image in it is removed at the end
+	idx    map[string]v1.ImageIndex // by version
+	sent   map[string][]byte        // command payloads by id
 	sim    *rig.Sim
 	cfg    DaemonConfig
 	kid    string
-	priv   []byte
+	priv   ed25519.PrivateKey
 	ground *brokertest.Peer
 	events <-chan brokertest.Message
 	states <-chan brokertest.Message
@@ -59,10 +66,11 @@ func newAgentRig(t *testing.T) *agentRig {
 	if _, err := os.Stat(containers.DefaultSocket); err != nil {
 		skipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
 	}
-	r := &agentRig{t: t, m: brokertest.Start(t, nil), refs: map[string]string{}}
+	r := &agentRig{t: t, m: brokertest.Start(t, nil), refs: map[string]string{}, idx: map[string]v1.ImageIndex{}, sent: map[string][]byte{}}
 	ctx := context.Background()
-	host, refs, _ := buildtest.Releases(t, "..", "v1", "v2")
-	r.refs = refs
+	r.reg = buildtest.NewRegistry(t, "..")
+	r.push(build.Config{Version: "v1"})
+	r.push(build.Config{Version: "v2"})
 	bins, err := rig.Build(ctx, t.TempDir(), "", "host")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +100,7 @@ func newAgentRig(t *testing.T) *agentRig {
 	logDir := t.TempDir()
 	r.cfg = DaemonConfig{
 		Drone: "d1", BrokerURL: r.m.URL, TrustedKeys: r.kid + "=" + base64.StdEncoding.EncodeToString(pub),
-		StateDir: t.TempDir(), Namespace: testNamespace, LogDir: logDir, PlainHTTP: host, NATSPort: port, App: "flight",
+		StateDir: t.TempDir(), Namespace: testNamespace, LogDir: logDir, PlainHTTP: r.reg.Host, NATSPort: port, App: "flight",
 		AppEnv: "FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(r.sim.Socket) + ";FLIGHT_PATTERN=hover;FLIGHT_ON_TERM=exit",
 		Mounts: simDir + ":/run/skyswap-sim", Grace: 5, Probation: 2,
 	}
@@ -136,17 +144,47 @@ func (r *agentRig) awaitOnline(died <-chan error) {
 	}
 }
 
-func (r *agentRig) send(kind command.Kind, image string) string {
+// push builds and pushes an image to the rig's registry, under the
+// version cfg names.
+func (r *agentRig) push(cfg build.Config) string {
 	r.t.Helper()
+	r.refs[cfg.Version], r.idx[cfg.Version] = r.reg.Push(r.t, cfg)
+	return r.refs[cfg.Version]
+}
+
+// command is a new command of kind for image, valid for five minutes.
+func (r *agentRig) command(kind command.Kind, image string) command.Command {
 	r.n++
-	c := command.Command{ID: fmt.Sprintf("cmd-%d", r.n), Kind: kind, Drone: "d1", App: "flight", Image: image,
+	return command.Command{ID: fmt.Sprintf("cmd-%d", r.n), Kind: kind, Drone: "d1", App: "flight", Image: image,
 		Issued: time.Now().UTC().Truncate(time.Second), Expires: time.Now().UTC().Add(5 * time.Minute).Truncate(time.Second)}
-	s, err := command.Sign(c, r.kid, r.priv)
+}
+
+// sign signs c with key (the trusted one if nil) and returns the payload.
+func (r *agentRig) sign(c command.Command, key ed25519.PrivateKey) []byte {
+	r.t.Helper()
+	if key == nil {
+		key = r.priv
+	}
+	s, err := command.Sign(c, r.kid, key)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	b, _ := json.Marshal(s)
-	r.ground.MustPublish(r.t, "fleet/d1/cmd", 1, false, b)
+	return b
+}
+
+// publish sends a payload on the drone's command topic.
+func (r *agentRig) publish(payload []byte) {
+	r.t.Helper()
+	r.ground.MustPublish(r.t, "fleet/d1/cmd", 1, false, payload)
+}
+
+func (r *agentRig) send(kind command.Kind, image string) string {
+	r.t.Helper()
+	c := r.command(kind, image)
+	b := r.sign(c, nil)
+	r.sent[c.ID] = b
+	r.publish(b)
 	return c.ID
 }
 
@@ -362,7 +400,7 @@ func (r *agentRig) onlyOneRunning(keep string) {
 		r.t.Fatal(err)
 	}
 	if len(list) != 1 || list[0].ID != keep || !list[0].Running {
-		r.t.Fatalf("containers after recovery: %+v, want only %s running", list, keep)
+		r.t.Fatalf("containers: %+v, want only %s running", list, keep)
 	}
 }
 
