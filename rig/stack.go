@@ -198,6 +198,19 @@ func (s *Stack) Land(ctx context.Context, grace time.Duration) error {
 	if err := s.Agent.Stop(10 * time.Second); err != nil {
 		return err
 	}
+	return s.eachContainer(ctx, func(rt *containers.Runtime, c containers.Status) error {
+		if !c.Running {
+			return nil
+		}
+		if err := rt.Stop(ctx, c.ID, grace); err != nil {
+			return fmt.Errorf("rig: land %s: %w", c.ID, err)
+		}
+		return nil
+	})
+}
+
+// eachContainer calls fn for each container in the namespace.
+func (s *Stack) eachContainer(ctx context.Context, fn func(*containers.Runtime, containers.Status) error) error {
 	rt, err := containers.Open(ctx, containers.Config{Namespace: s.Namespace, LogDir: s.logDir})
 	if err != nil {
 		return fmt.Errorf("rig: %w", err)
@@ -208,10 +221,8 @@ func (s *Stack) Land(ctx context.Context, grace time.Duration) error {
 		return err
 	}
 	for _, c := range list {
-		if c.Running {
-			if err := rt.Stop(ctx, c.ID, grace); err != nil {
-				return fmt.Errorf("rig: land %s: %w", c.ID, err)
-			}
+		if err := fn(rt, c); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -240,20 +251,15 @@ func (s *Stack) Close() {
 // images, so a run starts with nothing pulled (content shared with other
 // namespaces stays, as containerd shares it).
 func (s *Stack) purge(ctx context.Context) error {
-	rt, err := containers.Open(ctx, containers.Config{Namespace: s.Namespace, LogDir: s.logDir})
-	if err != nil {
-		return fmt.Errorf("rig: %w", err)
-	}
-	defer rt.Close()
-	list, err := rt.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range list {
+	err := s.eachContainer(ctx, func(rt *containers.Runtime, c containers.Status) error {
 		rt.Stop(ctx, c.ID, 5*time.Second)
 		if err := rt.Remove(ctx, c.ID); err != nil {
 			return fmt.Errorf("rig: remove container %s: %w", c.ID, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c, err := client.New(containers.DefaultSocket, client.WithDefaultNamespace(s.Namespace))
 	if err != nil {

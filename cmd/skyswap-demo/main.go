@@ -41,6 +41,7 @@ import (
 
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/rig"
 )
@@ -212,11 +213,9 @@ fly:
 		return err
 	}
 	sum := summaryAgent{
-		Demo: "summary", Path: "dronectl, mqtt, drone-agent, containerd", TakeoffS: round(float64(hover-deployFrom) / 1e9),
-		FlownS: round(flight.Seconds), MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
-		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M), DoubleDrive: total.DoubleDrive,
-		StaleRefused: total.StaleRefused, Writers: flight.Writers, Update: up, TelemetryMessages: nTel,
-		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
+		Demo: "summary", Path: "dronectl, mqtt, drone-agent, containerd",
+		flightFigures: flightOf(float64(hover-deployFrom)/1e9, flight, total),
+		Update:        up, TelemetryMessages: nTel, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
 	}
 	b, _ := json.Marshal(sum)
 	fmt.Println(string(b))
@@ -291,18 +290,9 @@ func pushV2(ctx context.Context, log *slog.Logger, s *rig.Stack, g *rig.Ground, 
 
 // summaryAgent is the demo's final line, fields in print order.
 type summaryAgent struct {
-	Demo              string         `json:"demo"`
-	Path              string         `json:"path"`
-	TakeoffS          float64        `json:"takeoff_s"`
-	FlownS            float64        `json:"flown_s"`
-	MotorUpdates      int            `json:"motor_updates"`
-	MaxGapMs          float64        `json:"max_gap_ms"`
-	P99GapMs          float64        `json:"p99_gap_ms"`
-	AttErrP99Deg      float64        `json:"att_err_p99_deg"`
-	AltErrP99M        float64        `json:"alt_err_p99_m"`
-	DoubleDrive       int            `json:"double_drive"`
-	StaleRefused      int            `json:"stale_refused"`
-	Writers           []string       `json:"writers"`
+	Demo string `json:"demo"`
+	Path string `json:"path"`
+	flightFigures
 	Update            *updateFigures `json:"update,omitempty"`
 	TelemetryMessages int            `json:"telemetry_messages"`
 	Landed            bool           `json:"landed"`
@@ -335,6 +325,30 @@ type updateFigures struct {
 type phaseAt struct {
 	Phase string  `json:"phase"`
 	AtMs  float64 `json:"at_ms"`
+}
+
+// flightFigures are the referee's figures for the flight from hover to
+// the end (double drive and stale writes: from the first deploy on).
+type flightFigures struct {
+	TakeoffS     float64  `json:"takeoff_s"`
+	FlownS       float64  `json:"flown_s"`
+	MotorUpdates int      `json:"motor_updates"`
+	MaxGapMs     float64  `json:"max_gap_ms"`
+	P99GapMs     float64  `json:"p99_gap_ms"`
+	AttErrP99Deg float64  `json:"att_err_p99_deg"`
+	AltErrP99M   float64  `json:"alt_err_p99_m"`
+	DoubleDrive  int      `json:"double_drive"`
+	StaleRefused int      `json:"stale_refused"`
+	Writers      []string `json:"writers"`
+}
+
+func flightOf(takeoffS float64, flight, total referee.Report) flightFigures {
+	return flightFigures{
+		TakeoffS: round(takeoffS), FlownS: round(flight.Seconds), MotorUpdates: flight.Updates,
+		MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs), AttErrP99Deg: round(flight.AttErrP99Deg),
+		AltErrP99M: round(flight.AltErrP99M), DoubleDrive: total.DoubleDrive, StaleRefused: total.StaleRefused,
+		Writers: flight.Writers,
+	}
 }
 
 func roundAll(v []float64) []float64 {

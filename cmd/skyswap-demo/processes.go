@@ -102,13 +102,8 @@ fly:
 		return err
 	}
 
-	s := processSummary{
-		Demo: "summary", TakeoffS: round(float64(hover-start) / 1e9), FlownS: round(flight.Seconds),
-		MotorUpdates: flight.Updates, MaxGapMs: round(flight.MaxGapMs), P99GapMs: round(flight.P99GapMs),
-		AttErrP99Deg: round(flight.AttErrP99Deg), AltErrP99M: round(flight.AltErrP99M),
-		DoubleDrive: total.DoubleDrive, StaleRefused: total.StaleRefused, Writers: flight.Writers,
-		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
-	}
+	s := processSummary{Demo: "summary", flightFigures: flightOf(float64(hover-start)/1e9, flight, total),
+		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed}
 	if res != nil {
 		s.Update = &handoverFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
 			StartMs: round(res.StartMs), SyncMs: round(res.SyncMs), CutoverTick: res.CutoverTick,
@@ -133,20 +128,11 @@ fly:
 
 // processSummary is the demo's final line, fields in print order.
 type processSummary struct {
-	Demo         string           `json:"demo"`
-	TakeoffS     float64          `json:"takeoff_s"`
-	FlownS       float64          `json:"flown_s"`
-	MotorUpdates int              `json:"motor_updates"`
-	MaxGapMs     float64          `json:"max_gap_ms"`
-	P99GapMs     float64          `json:"p99_gap_ms"`
-	AttErrP99Deg float64          `json:"att_err_p99_deg"`
-	AltErrP99M   float64          `json:"alt_err_p99_m"`
-	DoubleDrive  int              `json:"double_drive"`
-	StaleRefused int              `json:"stale_refused"`
-	Writers      []string         `json:"writers"`
-	Update       *handoverFigures `json:"update,omitempty"`
-	Landed       bool             `json:"landed"`
-	Crashed      bool             `json:"crashed"`
+	Demo string `json:"demo"`
+	flightFigures
+	Update  *handoverFigures `json:"update,omitempty"`
+	Landed  bool             `json:"landed"`
+	Crashed bool             `json:"crashed"`
 }
 
 // handoverFigures describe the v1 -> v2 hand-over: the phase timings and the
