@@ -1,8 +1,9 @@
 // Package agent is the drone agent's update logic: a signed command in,
-// verified and deduplicated; the image pulled for this drone's platform;
-// the release started cold (first deploy) or handed over to by the
-// coordinator; the outcome recorded in the journal and reported as events
-// and retained state. The transports are small interfaces this package
+// verified and deduplicated; the image's labels checked (app, platform,
+// the owner's state schema) before any layer is pulled; the image pulled
+// for this drone's platform; the release started cold (first deploy) or
+// handed over to by the coordinator; the outcome recorded in the journal
+// and reported as events and retained state. The transports are small interfaces this package
 // owns; cmd/drone-agent wires MQTT (agent/broker), containerd
 // (agent/containers, agent/instances) and NATS (handoff) into them.
 package agent
