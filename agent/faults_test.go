@@ -141,6 +141,11 @@ func TestAgentFaults(t *testing.T) {
 		if e.Phase != "result" || e.Outcome != "aborted" || slices.Contains(phases(evs), "cutover") {
 			t.Fatalf("result %+v after %v, want aborted before any cut-over", e, phases(evs))
 		}
+		// The runtime reports the exit: the abort says so, at once, rather
+		// than waiting out the sync timeout.
+		if !strings.Contains(e.Error, "exited while shadowing (exit code 1)") {
+			t.Errorf("the abort's reason %q does not name the candidate's exit", e.Error)
+		}
 		if log := readLog(t, r.cfg.LogDir, e.To, true); !strings.Contains(log, "fault crash") {
 			t.Errorf("the candidate %s did not crash at start; its log:\n%s", e.To, log)
 		}

@@ -61,6 +61,15 @@ type Runtime interface {
 	Stop(ctx context.Context, instance string) error
 }
 
+// ExitReporter is a Runtime that also knows when an instance's process
+// has ended. The coordinator then aborts at once when a candidate dies
+// while shadowing, instead of waiting out the sync timeout.
+type ExitReporter interface {
+	// Exited reports whether instance's process ended since its last
+	// Start, and how ("exit code 1", "killed by signal 9").
+	Exited(instance string) (how string, exited bool)
+}
+
 // Plan is one update of app from Owner to Candidate. The zero value of each
 // optional field means the default noted beside it.
 type Plan struct {
@@ -359,6 +368,11 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 	err = poll(withTimeout(ctx, plan.SyncTimeout), func() (bool, error) {
 		if _, ok := c.fresh(plan.Owner, 200*time.Millisecond); !ok {
 			return false, errors.New("the owner stopped publishing frames")
+		}
+		if er, ok := c.rt.(ExitReporter); ok {
+			if how, exited := er.Exited(plan.Candidate); exited {
+				return false, fmt.Errorf("the candidate exited while shadowing (%s)", how)
+			}
 		}
 		s, ok := c.statusOf(plan.Candidate)
 		if !ok {

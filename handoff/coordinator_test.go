@@ -251,7 +251,8 @@ func candidateKilledInProbation(t *testing.T) string {
 // TestAbortLeavesOwnerUntouched proves that an update stopped before the
 // cut-over never touches the owner: it keeps writing every tick at its
 // epoch, with no hand-over pending, whether the candidate never comes up
-// (abort at the sync timeout, the candidate stopped), declares schemas the
+// (abort at the sync timeout, the candidate stopped) or its process ends
+// (abort at once, when the runtime reports exits), declares schemas the
 // owner does not publish (refused with ErrIncompatible before the runtime is
 // asked to start anything), or the named owner does not exist.
 func TestAbortLeavesOwnerUntouched(t *testing.T) {
@@ -263,7 +264,14 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 		reason  string
 		phases  []string
 		started bool
+		exits   bool // the runtime reports the candidate's process ended
 	}{
+		{
+			name:    "candidate exits before reporting",
+			plan:    handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Minute},
+			outcome: handoff.OutcomeAborted, reason: "exited while shadowing (exit code 1)",
+			phases: []string{"prepare", "shadow", "abort"}, started: true, exits: true,
+		},
 		{
 			name:    "candidate never reports",
 			plan:    handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second},
@@ -287,6 +295,14 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 			f := newFixture(t)
 			owner := f.startOwner("a")
 			c := f.coordinator() // the runtime's Start does nothing
+			if tc.exits {
+				var err error
+				c, err = handoff.NewCoordinator(f.bus.Connect("coordinator-x"), testApp, exitingRuntime{f.rt}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
 			var ev events
 			c.OnEvent = ev.add
 			from := currentTick()
@@ -318,6 +334,14 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exitingRuntime reports every instance it started as exited with code 1,
+// as a candidate whose process dies at start.
+type exitingRuntime struct{ *handofftest.Runtime }
+
+func (r exitingRuntime) Exited(instance string) (string, bool) {
+	return "exit code 1", r.Started(instance)
 }
 
 // TestOwnerRefusesBadHandover proves that the owner refuses, over its

@@ -27,6 +27,13 @@ type Containers interface {
 
 var _ Containers = (*containers.Runtime)(nil)
 
+// Waiter is a Containers that can wait for a container's process to end
+// (implemented by *containers.Runtime). With it the runtime reports exits
+// to the coordinator (handoff.ExitReporter).
+type Waiter interface {
+	Wait(ctx context.Context, id string) (<-chan containers.ExitStatus, error)
+}
+
 // Config is what every instance of the app gets. The zero value of each
 // optional field means the default noted beside it.
 type Config struct {
@@ -51,16 +58,21 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	images map[string]string // instance -> pinned image
+	exits  map[string]string // instance -> how its process ended, since its last start
+	gen    map[string]int    // instance -> start count, so a stale waiter cannot report
 }
 
-var _ handoff.Runtime = (*Runtime)(nil)
+var (
+	_ handoff.Runtime      = (*Runtime)(nil)
+	_ handoff.ExitReporter = (*Runtime)(nil)
+)
 
 // New returns a runtime over c.
 func New(c Containers, cfg Config) *Runtime {
 	if cfg.Grace == 0 {
 		cfg.Grace = 30 * time.Second
 	}
-	return &Runtime{c: c, cfg: cfg, images: map[string]string{}}
+	return &Runtime{c: c, cfg: cfg, images: map[string]string{}, exits: map[string]string{}, gen: map[string]int{}}
 }
 
 // Prepare says which image (pulled, pinned by digest) instance runs.
@@ -103,7 +115,48 @@ func (r *Runtime) start(ctx context.Context, instance string, env ...string) err
 	if err != nil {
 		return fmt.Errorf("instances: start %s: %w", instance, err)
 	}
+	r.watch(instance)
 	return nil
+}
+
+// watch records how instance's process ends, if the containers can tell.
+func (r *Runtime) watch(instance string) {
+	w, ok := r.c.(Waiter)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	r.gen[instance]++
+	gen := r.gen[instance]
+	delete(r.exits, instance)
+	r.mu.Unlock()
+	ch, err := w.Wait(context.Background(), instance)
+	if err != nil {
+		return // gone already: Stop or the next Start settles it
+	}
+	go func() {
+		e := <-ch
+		how := "exit code " + strconv.FormatUint(uint64(e.Code), 10)
+		if e.Code > 128 {
+			how = "killed by signal " + strconv.FormatUint(uint64(e.Code-128), 10)
+		}
+		if e.Err != nil {
+			how = e.Err.Error()
+		}
+		r.mu.Lock()
+		if r.gen[instance] == gen {
+			r.exits[instance] = how
+		}
+		r.mu.Unlock()
+	}()
+}
+
+// Exited implements handoff.ExitReporter.
+func (r *Runtime) Exited(instance string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	how, ok := r.exits[instance]
+	return how, ok
 }
 
 // Stop implements handoff.Runtime: SIGTERM, SIGKILL after the grace
@@ -114,6 +167,8 @@ func (r *Runtime) Stop(ctx context.Context, instance string) error {
 	errRemove := r.c.Remove(ctx, instance)
 	r.mu.Lock()
 	delete(r.images, instance)
+	delete(r.exits, instance)
+	r.gen[instance]++ // its waiter reports nothing now
 	r.mu.Unlock()
 	if err := errors.Join(errStop, errRemove); err != nil {
 		return fmt.Errorf("instances: stop %s: %w", instance, err)
