@@ -285,17 +285,26 @@ func mkdir(parent, name string) string {
 }
 
 // FirstWrite returns when writer first drove the motors in [from, to]
-// (CLOCK_MONOTONIC ns; 0 = the log's start / now): for a new owner, the
-// moment it took control.
-func (s *Stack) FirstWrite(ctx context.Context, writer string, from, to int64) (int64, error) {
+// (CLOCK_MONOTONIC ns; 0 = the log's start / now), the moment a new owner
+// took control, and the gap since the motor update before it (the previous
+// owner's last), ms; 0 if writer's was the first in the window.
+func (s *Stack) FirstWrite(ctx context.Context, writer string, from, to int64) (at int64, gapMs float64, err error) {
 	ws, err := s.Sim.Writes(ctx, from, to)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	var prev int64
 	for _, w := range ws {
-		if w.Writer == writer && w.Update && !w.Refused {
-			return w.T, nil
+		if !w.Update || w.Refused {
+			continue
 		}
+		if w.Writer == writer {
+			if prev != 0 {
+				gapMs = float64(w.T-prev) / 1e6
+			}
+			return w.T, gapMs, nil
+		}
+		prev = w.T
 	}
-	return 0, fmt.Errorf("rig: %s never drove the motors in the window", writer)
+	return 0, 0, fmt.Errorf("rig: %s never drove the motors in the window", writer)
 }

@@ -33,6 +33,7 @@ type updateLine struct {
 	CmdToControlMs      float64 `json:"cmd_to_control_ms"`
 	FirstCmdToControlMs float64 `json:"first_cmd_to_control_ms"`
 	MaxGapMs            float64 `json:"max_gap_ms"`        // longest motor gap within ±500 ms of each cut-over
+	CutoverGapMs        float64 `json:"cutover_gap_ms"`    // longest old owner's last to new owner's first motor update
 	SteadyMaxGapMs      float64 `json:"steady_max_gap_ms"` // same, in the second before each command
 	DoubleDrive         int     `json:"double_drive"`
 	BytesPulled         int64   `json:"bytes_pulled"`        // v2's pull with v1 present, as the agent counted
@@ -112,7 +113,7 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 			return line, fmt.Errorf("update to %s: %w", v, err)
 		}
 		now := mono.Now()
-		cut, err := s.FirstWrite(ctx, res.Final.To, sentMono, now)
+		cut, gap, err := s.FirstWrite(ctx, res.Final.To, sentMono, now)
 		if err != nil {
 			return line, err
 		}
@@ -125,6 +126,9 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		if err != nil {
 			return line, err
 		}
+		fmt.Fprintf(logs, "skyswap-bench: update %d to %s: cut-over gap %.2f ms; ±500 ms window max gap %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)\n",
+			len(ctc), v, gap, w.MaxGapMs, w.P99GapMs, st.MaxGapMs, st.P99GapMs)
+		line.CutoverGapMs = max(line.CutoverGapMs, r3(gap))
 		line.MaxGapMs = max(line.MaxGapMs, r3(w.MaxGapMs))
 		line.SteadyMaxGapMs = max(line.SteadyMaxGapMs, r3(st.MaxGapMs))
 		line.DoubleDrive += w.DoubleDrive

@@ -273,12 +273,12 @@ func pushV2(ctx context.Context, log *slog.Logger, s *rig.Stack, g *rig.Ground, 
 		return u
 	}
 	now := mono.Now()
-	cut, err := s.FirstWrite(bg, u.To, sent, now)
+	cut, gap, err := s.FirstWrite(bg, u.To, sent, now)
 	if err != nil {
 		u.Error = err.Error()
 		return u
 	}
-	u.CmdToControlMs = round(float64(cut-sent) / 1e6)
+	u.CmdToControlMs, u.CutoverGapMs = round(float64(cut-sent)/1e6), round(gap)
 	w, err := s.Sim.Report(bg, cut-int64(500*time.Millisecond), cut+int64(500*time.Millisecond))
 	if err == nil {
 		u.WindowMaxGapMs, u.WindowTiltMaxDeg, u.DoubleDrive = round(w.MaxGapMs), round(w.AttErrMaxDeg), w.DoubleDrive
@@ -311,6 +311,7 @@ type updateFigures struct {
 	To                string    `json:"to"`
 	Phases            []phaseAt `json:"phases"`
 	CmdToControlMs    float64   `json:"cmd_to_control_ms"`
+	CutoverGapMs      float64   `json:"cutover_gap_ms"` // the old owner's last motor update to the new owner's first
 	BytesPulled       int64     `json:"bytes_pulled"`
 	RegistryBlobBytes int64     `json:"registry_blob_bytes"`
 	ChangedLayerBytes int64     `json:"changed_layer_bytes"`
