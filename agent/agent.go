@@ -261,7 +261,16 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		}
 	}
 	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
-	pulled, err := a.images.Pull(ctx, image, nil)
+	// Progress goes to the ground at most twice a second: a slow radio
+	// link shows the pull moving without being flooded.
+	lastProgress := a.cfg.Now()
+	progress := func(p containers.Progress) {
+		if now := a.cfg.Now(); now.Sub(lastProgress) >= 500*time.Millisecond {
+			lastProgress = now
+			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image, Bytes: p.Fetched})
+		}
+	}
+	pulled, err := a.images.Pull(ctx, image, progress)
 	if err != nil {
 		refuse("pull: "+err.Error(), img.Fetched+pulled.Fetched)
 		return

@@ -32,7 +32,9 @@ type fakes struct {
 	prepared map[string]string
 	owners   []string // StartOwner calls
 	plans    []handoff.Plan
-	outcome  string // what the fake updater returns
+	outcome  string     // what the fake updater returns
+	progress []int64    // Pull reports these bytes fetched, one call each...
+	clock    *time.Time // ...advancing the agent's clock 300 ms per call
 }
 
 func (f *fakes) PublishEvent(_ context.Context, b []byte) error {
@@ -66,10 +68,14 @@ func (f *fakes) Lookup(_ context.Context, ref string) (containers.Image, error) 
 	img.Fetched = metaBytes
 	return img, nil
 }
-func (f *fakes) Pull(_ context.Context, ref string, _ func(containers.Progress)) (containers.Image, error) {
+func (f *fakes) Pull(_ context.Context, ref string, progress func(containers.Progress)) (containers.Image, error) {
 	img, ok := f.images[ref]
 	if !ok {
 		return containers.Image{}, fmt.Errorf("%w: %s", containers.ErrNotFound, ref)
+	}
+	for _, n := range f.progress {
+		*f.clock = f.clock.Add(300 * time.Millisecond)
+		progress(containers.Progress{Fetched: n})
 	}
 	f.pulls = append(f.pulls, ref)
 	return img, nil
@@ -138,7 +144,9 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	kid := command.KeyID(pub)
-	a, err := New(Config{Drone: "d1", Now: func() time.Time { return now }, Schemas: f,
+	clock := now
+	f.clock = &clock
+	a, err := New(Config{Drone: "d1", Now: func() time.Time { return clock }, Schemas: f,
 		Verifier: command.Verifier{Keys: map[string]ed25519.PublicKey{kid: pub}, Now: func() time.Time { return now }}},
 		f, f, f, f, seen, j)
 	if err != nil {
@@ -207,6 +215,26 @@ func TestDeployUpdateRollback(t *testing.T) {
 	}
 	if len(h.states) == 0 || h.states[len(h.states)-1].Committed["flight"] != refV1 {
 		t.Fatalf("state not reported: %+v", h.states)
+	}
+}
+
+// TestPullProgress: a pull reports its progress on events at most every
+// 500 ms of the agent's clock.
+func TestPullProgress(t *testing.T) {
+	h := newHarness(t)
+	h.progress = []int64{1 << 20, 2 << 20, 3 << 20, 4 << 20} // at 300, 600, 900, 1200 ms
+	h.a.Handle(context.Background(), h.cmd(t, command.KindUpdate, refV1, nil))
+	var got []int64
+	for _, e := range h.events {
+		if e.Phase == "pulling" && e.Bytes > 0 {
+			got = append(got, e.Bytes)
+		}
+	}
+	if want := []int64{2 << 20, 4 << 20}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("progress events with bytes %v, want %v", got, want)
+	}
+	if e := h.last(); e.Phase != "deployed" {
+		t.Fatalf("last event %+v", e)
 	}
 }
 
