@@ -14,10 +14,11 @@ import (
 	"github.com/skyswap/skyswap/handoff"
 )
 
-// TelemetryPublisher sends a QoS 0 telemetry message without waiting for
-// the network (implemented by *broker.Client).
+// TelemetryPublisher sends QoS 0 telemetry and camera messages without
+// waiting for the network (implemented by *broker.Client).
 type TelemetryPublisher interface {
 	PublishTelemetry(payload []byte) error
+	PublishCamera(payload []byte) error
 }
 
 // RelayConfig configures RelayTelemetry. The zero value of each optional
@@ -35,6 +36,7 @@ type RelayConfig struct {
 // frame every control tick (400 Hz); the radio link gets the latest one
 // every Interval, and nothing when no frame is new. The NATS handler only
 // keeps the raw bytes, so the relay costs the flight nothing per tick.
+// Camera frames (JPEG) are forwarded to fleet/<drone>/camera as they come.
 func RelayTelemetry(ctx context.Context, nc *nats.Conn, pub TelemetryPublisher, cfg RelayConfig) error {
 	if cfg.Drone == "" || cfg.App == "" {
 		return fmt.Errorf("agent: telemetry relay needs a drone and an app (got %q, %q)", cfg.Drone, cfg.App)
@@ -56,6 +58,18 @@ func RelayTelemetry(ctx context.Context, nc *nats.Conn, pub TelemetryPublisher, 
 		return fmt.Errorf("agent: telemetry relay: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe()
+	// Camera frames go down as they come (9 a second from a Lepton): the
+	// broker client's camera stream drops the oldest when the link is slow.
+	var camDropped atomic.Uint64
+	cam, err := nc.Subscribe(handoff.SubjectsFor(cfg.App).Camera(), func(m *nats.Msg) {
+		if pub.PublishCamera(m.Data) != nil {
+			camDropped.Add(1)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("agent: camera relay: subscribe: %w", err)
+	}
+	defer cam.Unsubscribe()
 
 	tk := time.NewTicker(cfg.Interval)
 	defer tk.Stop()
@@ -63,7 +77,7 @@ func RelayTelemetry(ctx context.Context, nc *nats.Conn, pub TelemetryPublisher, 
 	for {
 		select {
 		case <-ctx.Done():
-			cfg.Log.Debug("telemetry relay stopped", "sent", sent, "dropped", dropped)
+			cfg.Log.Debug("telemetry relay stopped", "sent", sent, "dropped", dropped, "camera_dropped", camDropped.Load())
 			return nil
 		case <-tk.C:
 		}

@@ -87,3 +87,43 @@ func TestRelayTelemetryNeedsDroneAndApp(t *testing.T) {
 		t.Fatal("no error without a drone")
 	}
 }
+
+// TestRelayCamera forwards each camera frame from the on-board NATS to the
+// camera topic, byte for byte.
+func TestRelayCamera(t *testing.T) {
+	ns, err := handoff.StartServer(handoff.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fake := brokertest.NewFake("d1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RelayTelemetry(ctx, nc, fake, RelayConfig{Drone: "d1", App: "flight"}) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // subscribed
+
+	frames := [][]byte{{0xFF, 0xD8, 1, 0xFF, 0xD9}, {0xFF, 0xD8, 2, 0xFF, 0xD9}, {0xFF, 0xD8, 3, 0xFF, 0xD9}}
+	for _, f := range frames {
+		nc.Publish(handoff.SubjectsFor("flight").Camera(), f)
+	}
+	nc.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fake.Payloads("fleet/d1/camera")) < len(frames) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := fake.Payloads("fleet/d1/camera")
+	if len(got) != len(frames) {
+		t.Fatalf("%d camera messages, want %d", len(got), len(frames))
+	}
+	for i := range frames {
+		if string(got[i]) != string(frames[i]) {
+			t.Fatalf("message %d = %x, want %x", i, got[i], frames[i])
+		}
+	}
+}

@@ -148,6 +148,10 @@ func (s Subjects) Status(instance string) string { return "skyswap." + s.app + "
 // Control is a participant's request subject.
 func (s Subjects) Control(instance string) string { return "skyswap." + s.app + ".ctl." + instance }
 
+// Camera is the subject of the owner's camera frames: one JPEG per
+// message (false colour; a COM segment carries the frame's metadata).
+func (s Subjects) Camera() string { return "skyswap." + s.app + ".camera" }
+
 // Events is the coordinator's event subject.
 func (s Subjects) Events() string { return "skyswap." + s.app + ".events" }
 
