@@ -51,8 +51,21 @@ const (
 	LabelVersion      = "io.skyswap.version"
 	LabelStrategy     = "io.skyswap.strategy"
 	LabelStateSchemas = "io.skyswap.state-schemas"
+	LabelFeatures     = "io.skyswap.features" // comma separated; absent when none
 	LabelOCIVersion   = "org.opencontainers.image.version"
 )
+
+// FlightFeatures are the optional features each release of the flight app
+// in this repository turns on (app.Features): v1 flies; v2 adds the camera
+// (FLIR Lepton) and every later version keeps it. Versions are stamps on
+// one source tree here, so this table is where a release's feature set is
+// decided.
+func FlightFeatures(version string) []string {
+	if version == "v1" || strings.HasPrefix(version, "v1.") {
+		return nil
+	}
+	return []string{"camera"}
+}
 
 // Defaults for the zero values of Config.
 const (
@@ -115,6 +128,10 @@ type Config struct {
 	// Tags are extra Go build tags of the binary (go build -tags), e.g.
 	// skyswap_faults for test images that misbehave on purpose. nil = none.
 	Tags []string
+	// Features are the app's optional features, stamped into the binary
+	// (app.Features) and the LabelFeatures label. nil =
+	// FlightFeatures(Version); empty = none.
+	Features []string
 	// Stamps are extra string variables of Package+"/app" set at link
 	// time, name -> value (-X Package/app.name=value, in name order after
 	// Version and Accepts), e.g. "fault": "crash" with the skyswap_faults
@@ -194,6 +211,14 @@ func (c Config) resolve() (Config, error) {
 	if c.Schemas == nil {
 		c.Schemas = []string{DefaultSchema}
 	}
+	if c.Features == nil {
+		c.Features = FlightFeatures(c.Version)
+	}
+	for _, f := range c.Features {
+		if !identRE.MatchString(f) {
+			return c, fmt.Errorf("build: feature %q: use a word of letters, digits and '_' (e.g. camera)", f)
+		}
+	}
 	if len(c.Schemas) == 0 {
 		return c, fmt.Errorf("build: no state schemas: list at least one (the default is %s)", DefaultSchema)
 	}
@@ -233,8 +258,8 @@ func (c Config) resolve() (Config, error) {
 		}
 	}
 	for name, v := range c.Stamps {
-		if !identRE.MatchString(name) || name == "Version" || name == "Accepts" {
-			return c, fmt.Errorf("build: stamp %q: name a string variable of the app package other than Version and Accepts (set those with Version and Schemas)", name)
+		if !identRE.MatchString(name) || name == "Version" || name == "Accepts" || name == "Features" {
+			return c, fmt.Errorf("build: stamp %q: name a string variable of the app package other than Version, Accepts and Features (set those with Version, Schemas and Features)", name)
 		}
 		if !stampRE.MatchString(v) {
 			return c, fmt.Errorf("build: stamp %s=%q: the value may hold letters, digits and _./+,:=- only (no spaces or quotes)", name, v)
@@ -248,13 +273,17 @@ func (c Config) resolve() (Config, error) {
 
 // Labels the image config carries for c (resolved).
 func (c Config) labels() map[string]string {
-	return map[string]string{
+	l := map[string]string{
 		LabelApp:          AppName,
 		LabelVersion:      c.Version,
 		LabelStrategy:     c.Strategy,
 		LabelStateSchemas: strings.Join(c.Schemas, ","),
 		LabelOCIVersion:   c.Version,
 	}
+	if len(c.Features) > 0 {
+		l[LabelFeatures] = strings.Join(c.Features, ",")
+	}
+	return l
 }
 
 // Flight builds the flight app's multi-arch image index described by cfg.
@@ -303,6 +332,9 @@ func (c Config) image(ctx context.Context, p v1.Platform, base v1.Layer, work st
 	accepts := strings.Join(c.Schemas, ",")
 	stamp := c.Package + "/app"
 	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Accepts=%s", stamp, c.Version, stamp, accepts)
+	if len(c.Features) > 0 {
+		ldflags += fmt.Sprintf(" -X %s.Features=%s", stamp, strings.Join(c.Features, ","))
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Stamps)) {
 		ldflags += fmt.Sprintf(" -X %s.%s=%s", stamp, name, c.Stamps[name])
 	}

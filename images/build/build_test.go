@@ -174,7 +174,7 @@ func TestFlightTargets(t *testing.T) {
 	if _, err := Flight(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	const stamp = "-s -w -buildid= -X github.com/skyswap/skyswap/images/flight/app.Version=v7 -X github.com/skyswap/skyswap/images/flight/app.Accepts=flight.state/1,flight.state/2"
+	const stamp = "-s -w -buildid= -X github.com/skyswap/skyswap/images/flight/app.Version=v7 -X github.com/skyswap/skyswap/images/flight/app.Accepts=flight.state/1,flight.state/2 -X github.com/skyswap/skyswap/images/flight/app.Features=camera"
 	want := []Target{
 		{Package: DefaultPackage, Platform: cfg.Platforms[0], Version: "v7", Accepts: "flight.state/1,flight.state/2", LDFlags: stamp, Dir: "/src", Out: filepath.Join(cfg.WorkDir, "flight-linux-arm64")},
 		{Package: DefaultPackage, Platform: cfg.Platforms[1], Version: "v7", Accepts: "flight.state/1,flight.state/2", LDFlags: stamp, Dir: "/src", Out: filepath.Join(cfg.WorkDir, "flight-linux-arm-v7")},
@@ -205,7 +205,7 @@ func TestFlightTagsAndStamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	const app = "github.com/skyswap/skyswap/images/flight/app"
-	const want = "-s -w -buildid= -X " + app + ".Version=v3 -X " + app + ".Accepts=flight.state/1 -X " + app + ".another=x -X " + app + ".fault=crash"
+	const want = "-s -w -buildid= -X " + app + ".Version=v3 -X " + app + ".Accepts=flight.state/1 -X " + app + ".Features=camera -X " + app + ".another=x -X " + app + ".fault=crash"
 	if len(got) != 2 {
 		t.Fatalf("%d builds, want 2", len(got))
 	}
@@ -347,6 +347,37 @@ func TestFlightV1V2(t *testing.T) {
 			t.Errorf("%s: diff %+v, want the base shared and the app added", p, d)
 		}
 		t.Logf("%s v1 -> v2: %d layer(s) shared, fetch %d layer(s), %d bytes", p, len(d.Shared), len(d.Added), d.AddedBytes())
+		// v2's feature is the camera; v1 has none and no features label.
+		for _, c := range []struct {
+			idx  v1.ImageIndex
+			want string
+		}{{v1i, ""}, {v2i, "camera"}} {
+			img, err := Image(c.idx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := Labels(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := l[LabelFeatures]; got != c.want || ok != (c.want != "") {
+				t.Errorf("%s: features label %q (present %v), want %q", p, got, ok, c.want)
+			}
+		}
+	}
+}
+
+func TestFlightFeatures(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		want    []string
+	}{{"v1", nil}, {"v1.2", nil}, {"v2", []string{"camera"}}, {"v2b", []string{"camera"}}, {"v10", []string{"camera"}}} {
+		if got := FlightFeatures(tc.version); !slices.Equal(got, tc.want) {
+			t.Errorf("FlightFeatures(%q) = %v, want %v", tc.version, got, tc.want)
+		}
+	}
+	if _, err := Flight(context.Background(), Config{Version: "v2", Features: []string{"no spaces"}}); err == nil {
+		t.Error("a feature with a space was accepted")
 	}
 }
 
