@@ -12,7 +12,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
-LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2
+LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2 -X github.com/skyswap/skyswap/images/flight/app.Features=camera
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent
 TESTFLAGS ?=
 E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo

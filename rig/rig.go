@@ -15,10 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/skyswap/skyswap/hw/sim"
+	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 )
 
@@ -49,6 +51,9 @@ type FlightBuild struct {
 	Accepts string
 	// Faults builds in the FLIGHT_FAULT switch (tests only).
 	Faults bool
+	// Features of the build (app.Features); nil = the release's,
+	// build.FlightFeatures(Version): v2 and later have the camera.
+	Features []string
 }
 
 // BuildFlight compiles one flight build into dir and returns its path.
@@ -57,6 +62,12 @@ func BuildFlight(ctx context.Context, dir string, fb FlightBuild) (string, error
 	ld := "-X github.com/skyswap/skyswap/images/flight/app.Version=" + fb.Version
 	if fb.Accepts != "" {
 		ld += " -X github.com/skyswap/skyswap/images/flight/app.Accepts=" + fb.Accepts
+	}
+	if fb.Features == nil {
+		fb.Features = build.FlightFeatures(fb.Version)
+	}
+	if len(fb.Features) > 0 {
+		ld += " -X github.com/skyswap/skyswap/images/flight/app.Features=" + strings.Join(fb.Features, ",")
 	}
 	tags := ""
 	if fb.Faults {

@@ -6,6 +6,8 @@ package app
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/images/flight/control"
@@ -39,6 +41,14 @@ const Schema = "flight.state/1"
 // label.
 var Accepts = Schema
 
+// Features lists the optional features of this build, comma separated
+// ("camera"); set at build time like Version (images/build.FlightFeatures:
+// v1 has none, v2 adds the camera).
+var Features = ""
+
+// HasFeature reports whether this build has feature f.
+func HasFeature(f string) bool { return slices.Contains(strings.Split(Features, ","), f) }
+
 // Config is the app's configuration; Load fills it from FLIGHT_* variables.
 // The zero value of each field means the default noted beside it.
 type Config struct {
@@ -61,6 +71,14 @@ type Config struct {
 	// 2-vCPU development VM, SCHED_FIFO here stalled the simulator's
 	// replies by 50-300 ms, so simulation runs without it.
 	RTPriority int
+	// Camera is FLIGHT_CAMERA: on | off; "" = on when the build has the
+	// camera feature (v2 and later). On, the owner streams the Lepton's
+	// frames to the on-board NATS.
+	Camera bool
+	// CameraSPI is FLIGHT_CAMERA_SPI: the Lepton's video port; "" = the
+	// simulator's socket when FLIGHT_BUS is sim:, else /dev/spidev0.0.
+	// Its command interface is on FLIGHT_BUS (I2C address 0x2A).
+	CameraSPI string
 }
 
 // Load reads the configuration from getenv (os.Getenv in production). A
@@ -91,6 +109,17 @@ func Load(getenv func(string) string) (Config, error) {
 	var rt int64
 	r.Int("FLIGHT_RT_PRIO", &rt, 0, 99)
 	c.RTPriority = int(rt)
+	camera := ""
+	r.OneOf("FLIGHT_CAMERA", &camera, "on", "off")
+	switch {
+	case camera == "on" && !HasFeature("camera"):
+		r.Fail("FLIGHT_CAMERA=on: flight %s has no camera (it came with v2); unset FLIGHT_CAMERA or deploy a release with the camera", Version)
+	case camera == "":
+		c.Camera = HasFeature("camera")
+	default:
+		c.Camera = camera == "on"
+	}
+	r.String("FLIGHT_CAMERA_SPI", &c.CameraSPI)
 	return c.withDefaults(), r.Err()
 }
 
@@ -121,6 +150,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LogEvery == 0 {
 		c.LogEvery = 1
+	}
+	if c.CameraSPI == "" {
+		c.CameraSPI = "/dev/spidev0.0"
+		if strings.HasPrefix(c.Bus, "sim:") {
+			c.CameraSPI = c.Bus
+		}
 	}
 	if c.Instance == "" {
 		c.Instance = fmt.Sprintf("flight-%s-%d", Version, os.Getpid())
