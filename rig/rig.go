@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/hw/sim"
-	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/hw/sim/referee"
+	"github.com/skyswap/skyswap/images/build"
 )
 
 // Binaries are the programs a rig runs.

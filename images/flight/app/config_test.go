@@ -63,7 +63,7 @@ func TestLoad(t *testing.T) {
 		{"FLIGHT_EPOCH", "-1"}, {"FLIGHT_EPOCH", "0"}, {"FLIGHT_START", "hot"}, {"FLIGHT_PATTERN", "flip"},
 		{"FLIGHT_RT_PRIO", "100"}, {"FLIGHT_LOG_S", "0"}, {"FLIGHT_ON_TERM", "crash"}, {"FLIGHT_CAMERA", "yes"},
 		{"FLIGHT_CAMERA", "on"}, // this test binary is built without the camera feature
-		{"FLIGHT_NATS", ""}, // with FLIGHT_START=candidate below
+		{"FLIGHT_NATS", ""},     // with FLIGHT_START=candidate below
 	}
 	for _, b := range bad {
 		t.Run(b.key+"="+b.val, func(t *testing.T) {
