@@ -29,6 +29,18 @@ type Handler interface {
 	Tx(c Client, addr uint16, epoch uint64, w, r []byte) error
 }
 
+// SPIHandler is implemented by a Handler whose drone also has an SPI bus.
+// SPI performs one transaction, one assertion of chip select dev, full
+// duplex: max(len(w), len(r)) bytes are clocked, w is what the master
+// clocked out (it sends zeros past the end of w; w is empty for a read-only
+// transfer) and SPI must fill r with the first len(r) bytes the device
+// clocked back. An error is reported to the client as a NACK: no device on
+// that chip select, or one that cannot answer. Without an SPIHandler every
+// spi request is answered that way.
+type SPIHandler interface {
+	SPI(c Client, dev uint8, w, r []byte) error
+}
+
 // Server serves a Handler on a listener.
 type Server struct {
 	h      Handler
@@ -135,8 +147,8 @@ func (s *Server) serveConn(c fdConn) {
 			}
 			client = Client{ID: s.nextID.Add(1), Name: string(p)}
 			s.log.Info("simbus: client connected", "client", client.Name, "id", client.ID)
-		case kind == opTx && client.ID == 0:
-			status, payload = statusBad, []byte("say hello before the first tx")
+		case (kind == opTx || kind == opSPI) && client.ID == 0:
+			status, payload = statusBad, []byte("say hello before the first tx or spi")
 			s.Malformed.Add(1)
 		case kind == opTx:
 			req, err := parseTx(p)
@@ -158,6 +170,28 @@ func (s *Server) serveConn(c fdConn) {
 			default:
 				status, payload = statusNACK, []byte(err.Error())
 			}
+		case kind == opSPI:
+			req, err := parseSPI(p)
+			if err != nil {
+				status, payload = statusBad, []byte(err.Error())
+				s.Malformed.Add(1)
+				break
+			}
+			if cap(rbuf) < req.rlen {
+				rbuf = make([]byte, req.rlen)
+			}
+			r := rbuf[:req.rlen]
+			clear(r)
+			sh, ok := s.h.(SPIHandler)
+			if !ok {
+				status, payload = statusNACK, []byte("this drone has no SPI bus")
+				break
+			}
+			if err := sh.SPI(client, req.dev, req.w, r); err != nil {
+				status, payload = statusNACK, []byte(err.Error())
+				break
+			}
+			payload = r
 		default:
 			status, payload = statusBad, []byte("unknown op")
 			s.Malformed.Add(1)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +49,34 @@ func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
 	return nil
 }
 
-func serve(t *testing.T, h Handler) (path string, srv *Server) {
+// SPI implements SPIHandler with one device on chip select 0 that answers
+// each byte clocked with the complement of what it received (MOSI reads 0
+// past the end of w).
+func (e *echo) SPI(c Client, dev uint8, w, r []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seen = append(e.seen, c)
+	if dev != 0 {
+		return fmt.Errorf("no device on chip select %d", dev)
+	}
+	for i := range r {
+		var out byte
+		if i < len(w) {
+			out = w[i]
+		}
+		r[i] = ^out
+	}
+	return nil
+}
+
+// i2cOnly is a Handler without an SPI bus.
+type i2cOnly struct{ h Handler }
+
+func (o i2cOnly) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
+	return o.h.Tx(c, addr, epoch, w, r)
+}
+
+func serve(t testing.TB, h Handler) (path string, srv *Server) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "sim.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -78,6 +106,8 @@ func TestWireGolden(t *testing.T) {
 		{"tx-read", appendTx(nil, 0x68, 0, []byte{0x3b}, 14)},
 		{"response-ok", appendResponse(nil, statusOK, []byte{1, 2})},
 		{"response-stale", appendResponse(nil, statusStale, []byte("stale"))},
+		{"spi-read", appendSPI(nil, 0, nil, 164)},
+		{"spi-duplex", appendSPI(nil, 1, []byte{0x9f, 0, 0}, 3)},
 	}
 	var got bytes.Buffer
 	for _, f := range frames {
@@ -175,11 +205,14 @@ func TestConcurrentClients(t *testing.T) {
 
 func TestMalformedRequests(t *testing.T) {
 	path, srv := serve(t, &echo{})
-	hello := appendHello(nil, "fuzz")
+	// Clipped, so that each case that appends to it gets its own copy.
+	hello := slices.Clip(appendHello(nil, "fuzz"))
 	tx := appendTx(nil, 0x40, 1, []byte{0, 1}, 0)
 	truncated := append([]byte(nil), tx...)
 	binary.BigEndian.PutUint16(truncated[4+1+2+8:], 9) // declares 9 write bytes, carries 2
 	huge := binary.BigEndian.AppendUint32(nil, MaxFrame+1)
+	spiLies := appendSPI(nil, 0, []byte{1, 2}, 0)
+	binary.BigEndian.PutUint16(spiLies[4+1+1:], 7) // declares 7 write bytes, carries 2
 	cases := []struct {
 		name string
 		b    []byte
@@ -192,6 +225,11 @@ func TestMalformedRequests(t *testing.T) {
 		{"empty hello", appendHello(nil, ""), "hello"},
 		{"second hello", append(hello, appendHello(nil, "again")...), "once"},
 		{"oversized frame", huge, "frame of"},
+		{"spi before hello", appendSPI(nil, 0, nil, 4), "hello"},
+		{"spi write length lies", append(hello, spiLies...), "declares 7"},
+		{"empty spi", append(hello, appendSPI(nil, 0, nil, 0)...), "nothing"},
+		{"spi read too large", append(hello, appendSPI(nil, 0, nil, MaxFrame)...), "at most"},
+		{"short spi", append(hello, 0, 0, 0, 3, opSPI, 0, 0), "shorter"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,6 +288,21 @@ func FuzzParseTx(f *testing.F) {
 		req, err := parseTx(p)
 		if err == nil && len(req.w) == 0 && req.rlen == 0 {
 			t.Fatal("accepted an empty transaction")
+		}
+	})
+}
+
+func FuzzParseSPI(f *testing.F) {
+	f.Add(appendSPI(nil, 0, []byte{0, 1}, 2)[5:])
+	f.Add(appendSPI(nil, 0, nil, 164)[5:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		req, err := parseSPI(p)
+		if err == nil && len(req.w) == 0 && req.rlen == 0 {
+			t.Fatal("accepted an empty transaction")
+		}
+		if err == nil && req.rlen > MaxFrame-1 {
+			t.Fatalf("accepted a read of %d bytes", req.rlen)
 		}
 	})
 }

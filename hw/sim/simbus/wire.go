@@ -1,22 +1,33 @@
-// Package simbus carries I2C transactions between drivers and the virtual
-// drone over a unix socket. The client side is a periph i2c.Bus (plus the
-// lease epoch), so drivers run unchanged against the simulator; the server
-// side hands each transaction, tagged with the client's identity and epoch, to
-// a Handler (the virtual drone).
+// Package simbus carries I2C and SPI transactions between drivers and the
+// virtual drone over a unix socket. The client side is a periph i2c.Bus
+// (plus the lease epoch) and, per chip select, a periph spi.Port, so drivers
+// run unchanged against the simulator; the server side hands each
+// transaction, tagged with the client's identity (and, for I2C, its epoch),
+// to a Handler (the virtual drone), and SPI transactions to the Handler's
+// SPIHandler if it has one.
 //
 // Wire format (all integers big-endian), one request then one response:
 //
 //	request:  u32 n | u8 op | payload (n-1 bytes)
 //	  op 1 hello: client name (UTF-8, at most 64 bytes)
 //	  op 2 tx:    u16 addr | u64 epoch | u16 wlen | w | u16 rlen
+//	  op 3 spi:   u8 dev | u16 wlen | w | u16 rlen
 //	response: u32 n | u8 status | payload (n-1 bytes)
-//	  status 0 ok:    the rlen bytes read (tx) or nothing (hello)
-//	  status 1 nack:  error text (the target did not acknowledge)
+//	  status 0 ok:    the rlen bytes read (tx, spi) or nothing (hello)
+//	  status 1 nack:  error text (the target did not acknowledge; for spi,
+//	                  no device answers on that chip select)
 //	  status 2 stale: error text (the fence refused the epoch)
 //	  status 3 bad:   error text (the request was malformed)
 //
-// A connection must say hello before its first tx. Frames are at most
-// MaxFrame bytes; a larger length prefix closes the connection.
+// An spi request is one SPI transaction, one assertion of chip select dev,
+// full duplex: max(wlen, rlen) bytes are clocked; w is what the master
+// clocks out (MOSI, zeros past its end; empty for a read-only transfer) and
+// the response carries the first rlen bytes the device clocked back (MISO).
+// wlen and rlen may not both be zero. SPI carries no epoch: the fence guards
+// the actuators, which are all on I2C.
+//
+// A connection must say hello before its first tx or spi. Frames are at
+// most MaxFrame bytes; a larger length prefix closes the connection.
 package simbus
 
 import (
@@ -27,11 +38,14 @@ import (
 )
 
 // MaxFrame is the largest frame either side accepts, length prefix excluded.
+// It holds an SPI transfer of SPIMaxTxSize bytes each way with room to
+// spare.
 const MaxFrame = 8 << 10
 
 const (
 	opHello byte = 1
 	opTx    byte = 2
+	opSPI   byte = 3
 )
 
 const (
@@ -43,7 +57,7 @@ const (
 
 // ErrNACK is the class of errors for a transaction the target did not
 // acknowledge: no device at the address, an unknown register, a malformed
-// request.
+// request; for SPI, no device on the chip select or one that cannot answer.
 var ErrNACK = errors.New("i2c: NACK")
 
 // errBadFrame is a length prefix out of range: the stream cannot be trusted
@@ -64,6 +78,14 @@ func appendTx(b []byte, addr uint16, epoch uint64, w []byte, rlen int) []byte {
 	b = append(b, opTx)
 	b = binary.BigEndian.AppendUint16(b, addr)
 	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(w)))
+	b = append(b, w...)
+	return binary.BigEndian.AppendUint16(b, uint16(rlen))
+}
+
+func appendSPI(b []byte, dev uint8, w []byte, rlen int) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+1+2+len(w)+2))
+	b = append(b, opSPI, dev)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(w)))
 	b = append(b, w...)
 	return binary.BigEndian.AppendUint16(b, uint16(rlen))
@@ -124,6 +146,34 @@ func parseTx(p []byte) (txRequest, error) {
 	}
 	if wlen == 0 && req.rlen == 0 {
 		return txRequest{}, errors.New("tx writes and reads nothing")
+	}
+	return req, nil
+}
+
+// spiRequest is a decoded spi payload.
+type spiRequest struct {
+	dev  uint8
+	w    []byte
+	rlen int
+}
+
+func parseSPI(p []byte) (spiRequest, error) {
+	if len(p) < 1+2 {
+		return spiRequest{}, fmt.Errorf("spi payload of %d bytes is shorter than its header", len(p))
+	}
+	req := spiRequest{dev: p[0]}
+	wlen := int(binary.BigEndian.Uint16(p[1:3]))
+	p = p[3:]
+	if len(p) != wlen+2 {
+		return spiRequest{}, fmt.Errorf("spi declares %d write bytes but carries %d", wlen, len(p)-2)
+	}
+	req.w = p[:wlen]
+	req.rlen = int(binary.BigEndian.Uint16(p[wlen:]))
+	if req.rlen > MaxFrame-1 {
+		return spiRequest{}, fmt.Errorf("spi asks to read %d bytes (at most %d)", req.rlen, MaxFrame-1)
+	}
+	if wlen == 0 && req.rlen == 0 {
+		return spiRequest{}, errors.New("spi clocks nothing")
 	}
 	return req, nil
 }
