@@ -12,6 +12,9 @@ const (
 	BMP280Addr uint16 = 0x76
 )
 
+// The thermal camera's CCI is at LeptonAddr (0x2A); its video is SPI chip
+// select 0.
+
 // ErrNACK is returned (wrapped, with a message saying what was wrong) for a
 // transaction the chip would not acknowledge: an unknown or reserved
 // register, a write to a read-only register, an empty write, a read with no
@@ -36,3 +39,13 @@ type Device interface {
 // Clock returns the current time in nanoseconds on a monotonic clock. Models
 // take it in their constructor so tests can drive time by hand.
 type Clock func() int64
+
+// SPIDevice is one SPI target on its chip select.
+//
+// SPITx performs one transaction, one chip-select assertion, full duplex:
+// max(len(w), len(r)) bytes are clocked; w is what the master sends (zeros
+// past its end) and r receives the first len(r) bytes the target sends
+// back. SPITx must be safe for concurrent use.
+type SPIDevice interface {
+	SPITx(w, r []byte) error
+}
