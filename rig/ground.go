@@ -10,7 +10,7 @@ import (
 )
 
 // Ground watches one drone over MQTT as a ground station does: the latest
-// telemetry and every event, kept in arrival order.
+// telemetry and camera frame, and every event, kept in arrival order.
 type Ground struct {
 	peer *brokertest.Peer
 	done chan struct{}
@@ -20,10 +20,12 @@ type Ground struct {
 	tel    report.Telemetry
 	nTel   int
 	events []report.Event
+	frame  []byte // the latest camera JPEG
+	nFrame int
 }
 
-// WatchDrone subscribes to drone's telemetry and events on the broker at
-// url (anonymous).
+// WatchDrone subscribes to drone's telemetry, camera and events on the
+// broker at url (anonymous).
 func WatchDrone(url, drone string) (*Ground, error) {
 	p, err := brokertest.Dial(url, brokertest.PeerOptions{})
 	if err != nil {
@@ -36,6 +38,11 @@ func WatchDrone(url, drone string) (*Ground, error) {
 		return nil, err
 	}
 	ev, err := p.Subscribe(topics.Events, 1)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	cam, err := p.Subscribe(topics.Camera, 0)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -53,6 +60,10 @@ func WatchDrone(url, drone string) (*Ground, error) {
 					g.tel, g.nTel = t, g.nTel+1
 					g.mu.Unlock()
 				}
+			case m := <-cam:
+				g.mu.Lock()
+				g.frame, g.nFrame = m.Payload, g.nFrame+1
+				g.mu.Unlock()
 			case m := <-ev:
 				var e report.Event
 				if json.Unmarshal(m.Payload, &e) == nil {
@@ -73,6 +84,13 @@ func (g *Ground) Telemetry() (report.Telemetry, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.tel, g.nTel
+}
+
+// Camera returns the latest camera frame (a JPEG) and how many came.
+func (g *Ground) Camera() ([]byte, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.frame, g.nFrame
 }
 
 // Events returns the events of command id ("" = all) received so far.

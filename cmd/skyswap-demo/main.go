@@ -79,6 +79,9 @@ func run(log *slog.Logger, processes bool) error {
 	return runAgent(ctx, log, seconds, dir)
 }
 
+// cameraFile receives the last camera frame the ground received.
+var cameraFile = filepath.Join(os.TempDir(), "skyswap-demo-camera.jpg")
+
 // runAgent is the demo through drone-agent and containerd.
 func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string) error {
 	if os.Geteuid() != 0 {
@@ -160,8 +163,10 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 		if n == 0 {
 			return
 		}
+		_, frames := g.Camera()
 		log.Info("telemetry", "owner", t.Instance, "version", t.Version, "epoch", t.Epoch, "alt_m", round(t.AltM),
-			"roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg), "motors", roundAll(t.Motors), "messages", n)
+			"roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg), "motors", roundAll(t.Motors), "messages", n,
+			"camera_frames", frames)
 	}
 	var end <-chan time.Time
 	if seconds > 0 {
@@ -201,6 +206,13 @@ fly:
 		return err
 	}
 	_, nTel := g.Telemetry()
+	jpeg, nFrames := g.Camera()
+	if nFrames > 0 {
+		// The last frame v2's camera sent down, for a person to look at.
+		if err := os.WriteFile(cameraFile, jpeg, 0o644); err == nil {
+			log.Info("camera", "frames", nFrames, "last_frame", cameraFile)
+		}
+	}
 	log.Info("landing")
 	landErr := s.Land(bg, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
@@ -215,7 +227,7 @@ fly:
 	sum := summaryAgent{
 		Demo: "summary", Path: "dronectl, mqtt, drone-agent, containerd",
 		flightFigures: flightOf(float64(hover-deployFrom)/1e9, flight, total),
-		Update:        up, TelemetryMessages: nTel, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
+		Update:        up, TelemetryMessages: nTel, CameraFrames: nFrames, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
 	}
 	b, _ := json.Marshal(sum)
 	fmt.Println(string(b))
@@ -295,6 +307,7 @@ type summaryAgent struct {
 	flightFigures
 	Update            *updateFigures `json:"update,omitempty"`
 	TelemetryMessages int            `json:"telemetry_messages"`
+	CameraFrames      int            `json:"camera_frames"` // JPEGs on fleet/<drone>/camera (v2 has the camera)
 	Landed            bool           `json:"landed"`
 	Crashed           bool           `json:"crashed"`
 }

@@ -1,6 +1,7 @@
 // Package bus opens the drone's I2C bus once, from configuration: the Pi's
 // /dev/i2c-N through periph's host drivers, or the virtual drone's socket.
-// Everything above it sees a lease.Bus and cannot tell which.
+// Everything above it sees a lease.Bus and cannot tell which. OpenSPI does
+// the same for the camera's SPI port.
 package bus
 
 import (
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/conn/v3/spi"
+	"periph.io/x/conn/v3/spi/spireg"
 	"periph.io/x/host/v3"
 
 	"github.com/skyswap/skyswap/hw/lease"
@@ -62,4 +65,32 @@ func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
 		return nil, err
 	}
 	return lease.Fenced(b, f, PCA9685Addr), nil
+}
+
+// OpenSPI opens the camera's SPI port: "sim:PATH" is the virtual drone's
+// socket (a connection of its own, named name, so video reads never queue
+// behind the control loop's I2C), anything else a Linux spidev such as
+// "/dev/spidev0.0" through periph's host drivers.
+func OpenSPI(ctx context.Context, spec, name string) (spi.PortCloser, error) {
+	if path, ok := strings.CutPrefix(spec, "sim:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("bus: %q names no socket; use sim:/path/to/drone-sim.sock", spec)
+		}
+		c, err := simbus.Dial(ctx, path, name)
+		if err != nil {
+			return nil, err
+		}
+		return c.SPIPort(0), nil
+	}
+	if spec == "" {
+		return nil, fmt.Errorf("bus: no SPI port given; use /dev/spidev0.0 on a Pi or sim:/path/to/drone-sim.sock")
+	}
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("bus: periph host init: %w", err)
+	}
+	p, err := spireg.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("bus: open SPI port %q: %w (is SPI enabled: dtparam=spi=on, and the device passed to the container?)", spec, err)
+	}
+	return p, nil
 }

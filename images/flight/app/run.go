@@ -9,13 +9,16 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"periph.io/x/conn/v3/spi"
 
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/hw/baro"
 	"github.com/skyswap/skyswap/hw/bus"
+	"github.com/skyswap/skyswap/hw/camera"
 	"github.com/skyswap/skyswap/hw/imu"
 	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
@@ -113,6 +116,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer nc.Close()
 		defer p.Close()
 		l.p = p
+		if cfg.Camera {
+			subject := handoff.SubjectsFor(cfg.App).Camera()
+			cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			cs := &camStream{driving: &l.driving, log: log.With("part", "camera"),
+				open:    func() (*camera.Camera, spi.PortCloser, error) { return openCamera(cctx, cfg, h.bus, log) },
+				meta:    frameMeta{Instance: cfg.Instance, Version: Version},
+				publish: func(b []byte) error { return nc.Publish(subject, b) }}
+			done := make(chan struct{})
+			go func() { defer close(done); cs.run(cctx) }()
+			defer func() { stop(); <-done }()
+		}
 	}
 	return l.run(ctx)
 }
@@ -166,6 +180,8 @@ type loop struct {
 	p      *handoff.Participant // nil without FLIGHT_NATS
 	period int64
 
+	driving atomic.Bool // this instance drives the motors this tick (the camera streams while it does)
+
 	missed   uint64 // ticks skipped because a tick overran
 	sensorEr uint64 // failed sensor reads
 	maxBusy  time.Duration
@@ -206,6 +222,7 @@ func (l *loop) run(ctx context.Context) error {
 				return nil
 			}
 		}
+		l.driving.Store(d.Write && l.hw.motors != nil)
 		if ctx.Err() != nil && landStart.IsZero() {
 			if !d.Write || l.cfg.OnTerm == "exit" {
 				l.log.Info("stop requested; not driving the motors, exiting", "writing", d.Write)

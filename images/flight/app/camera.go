@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/spi"
+
+	"github.com/skyswap/skyswap/hw/bus"
+	"github.com/skyswap/skyswap/hw/camera"
+	"github.com/skyswap/skyswap/hw/camera/thermal"
+)
+
+// camStream streams the Lepton's frames, as false-colour JPEGs, to the
+// on-board NATS while this instance drives the motors: the video stream
+// is read-destructive, so only the owner reads it, and it hands over with
+// the motors. A candidate attaches at start (no reset of a streaming
+// camera) and starts reading at its cut-over tick; the old owner stops
+// reading at its last tick.
+type camStream struct {
+	open    func() (*camera.Camera, spi.PortCloser, error)
+	cam     *camera.Camera
+	port    spi.PortCloser
+	publish func(data []byte) error
+	driving *atomic.Bool // set by the control loop every tick
+	meta    frameMeta
+	log     *slog.Logger
+}
+
+// frameMeta travels in each JPEG's COM segment.
+type frameMeta struct {
+	Instance string `json:"instance"`
+	Version  string `json:"version"`
+	Count    uint32 `json:"count"` // the camera's frame counter
+	T        int64  `json:"t"`     // CLOCK_MONOTONIC ns when the frame was read
+}
+
+// openCamera opens the camera for start: Init on a cold start, Attach
+// otherwise.
+func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*camera.Camera, spi.PortCloser, error) {
+	port, err := bus.OpenSPI(ctx, cfg.CameraSPI, cfg.Instance)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cam *camera.Camera
+	if cfg.Start == StartCold {
+		log.Info("camera: cold start", "spi", cfg.CameraSPI)
+		cam, err = camera.Init(port, b)
+	} else {
+		log.Info("camera: attaching to the streaming camera; no reset", "spi", cfg.CameraSPI)
+		cam, err = camera.Attach(port, b)
+	}
+	if err != nil {
+		port.Close()
+		return nil, nil, err
+	}
+	return cam, port, nil
+}
+
+// run opens the camera, then streams until ctx is done. Opening happens
+// here, beside the control loop, so a missing or slow camera never delays
+// a take-off or a candidate's shadowing: the camera is a payload, and a
+// drone without it still flies.
+func (s *camStream) run(ctx context.Context) {
+	var err error
+	if s.cam, s.port, err = s.open(); err != nil {
+		s.log.Error("camera unavailable; flying without it", "err", err)
+		return
+	}
+	defer s.close()
+	var (
+		f   camera.Frame
+		enc thermal.Encoder
+		buf []byte
+		n   uint64
+	)
+	for ctx.Err() == nil {
+		if !s.driving.Load() {
+			sleepCtx(ctx, 5*time.Millisecond)
+			continue
+		}
+		// Read while driving; stop within a packet burst of losing it.
+		octx, cancel := context.WithCancel(ctx)
+		go func() {
+			for s.driving.Load() && octx.Err() == nil {
+				sleepCtx(octx, 2*time.Millisecond)
+			}
+			cancel()
+		}()
+		for octx.Err() == nil {
+			if err := s.cam.Next(octx, &f); err != nil {
+				if !errors.Is(err, context.Canceled) {
+					s.log.Warn("camera read failed", "err", err)
+					sleepCtx(octx, 100*time.Millisecond)
+				}
+				continue
+			}
+			s.meta.Count, s.meta.T = f.Count, f.T
+			comment, _ := json.Marshal(s.meta)
+			var err error
+			if buf, err = enc.Append(buf[:0], f.Pix, camera.Width, camera.Height, string(comment)); err != nil {
+				s.log.Warn("camera frame not encoded", "err", err)
+				continue
+			}
+			if err := s.publish(buf); err != nil {
+				s.log.Debug("camera frame not published", "err", err)
+			}
+			if n++; n%100 == 1 {
+				st := s.cam.Stats()
+				s.log.Info("camera streaming", "frames", st.Frames, "crc_errors", st.CRCErrors, "seq_errors", st.SeqErrors,
+					"resyncs", st.Resyncs, "jpeg_bytes", len(buf))
+			}
+		}
+		cancel()
+	}
+}
+
+func (s *camStream) close() {
+	s.cam.Close()
+	s.port.Close()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
