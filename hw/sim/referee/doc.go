@@ -38,10 +38,26 @@
 // A writer switch that comes later than half a tick is a clean switch and is
 // only counted in WriterSwitches; every double drive is also a writer switch.
 //
+// # Camera
+//
+// The simulator also hands the referee every read of the thermal camera's
+// video (which connection of which reader clocked which packets of which
+// frame), the frames those reads delivered with the attitude their image
+// shows, and the camera's configuration commands (a SET, or a RUN other than
+// a ping). A frame is delivered to a reader when one connection of the
+// reader read all of the frame's packets in order, none of them corrupted by
+// fault injection. CameraReport gives, for a window, the frames and packets
+// per reader, the longest gap between consecutive delivered frames of any
+// reader, the corrupt packets read, and the configuration commands that came
+// while the video was being read (a packet read less than StreamIdle
+// before): a camera re-initialised under a streaming owner shows up there.
+// The camera logs are rings too, of Config.CameraCap entries each; Report
+// and its JSON are unchanged by them.
+//
 // # Concurrency and memory
 //
 // A Referee is safe for concurrent use. Record and Observe are O(1) and do
-// not allocate: writes and samples go into rings preallocated by New, which
+// not allocate (the camera's records are O(1) as well): writes and samples go into rings preallocated by New, which
 // keep the most recent Config.LogCap writes and Config.SampleCap samples and
 // overwrite the oldest. Report and Writes copy and sort the window, which
 // costs time and memory proportional to its size; call them rarely.

@@ -8,11 +8,15 @@ import (
 )
 
 // Config configures a Referee. The zero Config is a 400 Hz flight loop with
-// 1<<20 writes and 1<<20 samples kept.
+// 1<<20 writes and 1<<20 samples kept, and 1<<16 of each camera log.
 type Config struct {
 	TickHz    float64 // flight-loop rate, Hz; zero or negative = 400
 	LogCap    int     // writes kept, the most recent first; zero or negative = 1<<20
 	SampleCap int     // samples kept, the most recent first; zero or negative = 1<<20
+	// CameraCap bounds each camera log (reads with packets, delivered
+	// frames, configuration commands); zero or negative = 1<<16, about 13
+	// minutes of a reader that reads every frame.
+	CameraCap int
 }
 
 // Write is one actuator write on the virtual drone's motor controller.
@@ -80,6 +84,7 @@ type Referee struct {
 	latest  int64 // largest T recorded or observed
 	inCrash bool  // the last observed sample was crashed
 	onset   int64 // T of the first sample of the current crash
+	cam     camera
 }
 
 // sampleRec is a kept sample with the start time of the crash it belongs to.
@@ -99,10 +104,14 @@ func New(cfg Config) *Referee {
 	if cfg.SampleCap <= 0 {
 		cfg.SampleCap = 1 << 20
 	}
+	if cfg.CameraCap <= 0 {
+		cfg.CameraCap = 1 << 16
+	}
 	return &Referee{
 		halfTick: int64(math.Round(1e9 / cfg.TickHz / 2)),
 		writes:   newRing[Write](cfg.LogCap),
 		samples:  newRing[sampleRec](cfg.SampleCap),
+		cam:      newCamera(cfg.CameraCap),
 	}
 }
 
@@ -130,13 +139,19 @@ func (r *Referee) Observe(s Sample) {
 	r.mu.Unlock()
 }
 
-// Reset forgets every write and sample, keeping the allocated rings.
+// Reset forgets every write, sample and camera record, keeping the
+// allocated rings.
 func (r *Referee) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writes.reset()
 	r.samples.reset()
 	r.latest, r.inCrash, r.onset = 0, false, 0
+	r.cam.reads.reset()
+	r.cam.frames.reset()
+	r.cam.commands.reset()
+	clear(r.cam.track)
+	r.cam.lastVideo, r.cam.latest = 0, 0
 }
 
 // Writes returns a copy of the kept writes with from ≤ T ≤ to, sorted by T.
