@@ -187,15 +187,15 @@ func (r *Referee) RecordCameraCommand(t int64, writer string, command uint16) {
 }
 
 // CameraFrames returns the delivered frames with from ≤ T ≤ to, sorted by
-// T. A zero to means up to the latest time recorded; a zero from means
-// from the oldest kept.
+// T; never nil. A zero to means up to the latest time recorded; a zero from
+// means from the oldest kept.
 func (r *Referee) CameraFrames(from, to int64) []CameraFrame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if to == 0 {
 		to = max(r.cam.latest, r.latest)
 	}
-	fs := r.cam.frames.appendWindow(nil, from, to)
+	fs := r.cam.frames.appendWindow([]CameraFrame{}, from, to)
 	slices.SortStableFunc(fs, func(a, b CameraFrame) int { return cmp.Compare(a.T, b.T) })
 	return fs
 }
