@@ -1,7 +1,8 @@
-// Command drone-sim runs the virtual drone: the I2C bus on a unix socket
-// (SIM_SOCKET), the referee and ground truth over HTTP on loopback
-// (SIM_HTTP), physics in real time. Settings are SIM_* variables (see
-// sim.Settings). Logs are JSON on stdout.
+// Command drone-sim runs the virtual drone: the I2C and SPI buses on a unix
+// socket (SIM_SOCKET), the referee, camera report and ground truth over
+// HTTP on loopback (SIM_HTTP), physics in real time, and a thermal camera
+// unless SIM_CAMERA=0. Settings are SIM_* variables (see sim.Settings).
+// Logs are JSON on stdout.
 package main
 
 import (
@@ -58,7 +59,7 @@ func run(log *slog.Logger) error {
 		}()
 	}
 	log.Info("drone-sim running", "socket", s.Socket, "http", s.HTTP,
-		"gust_n", s.GustN, "noise", s.Noise, "seed", s.Seed)
+		"gust_n", s.GustN, "noise", s.Noise, "seed", s.Seed, "camera", !s.NoCamera)
 	select {
 	case <-ctx.Done():
 		log.Info("drone-sim stopping")

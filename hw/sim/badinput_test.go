@@ -102,6 +102,9 @@ func TestBadInputNeverCrashes(t *testing.T) {
 		{"BMP280 reserved 0x00 write", 0, 0x76, []byte{0x00, 0x00}, nil, simbus.ErrNACK},
 		{"BMP280 write to chip id", 0, 0x76, []byte{0xD0, 0x00}, nil, simbus.ErrNACK},
 		{"empty transaction", 0, 0x68, nil, nil, simbus.ErrNACK},
+		{"Lepton read with no pointer", 0, 0x2A, nil, r1, simbus.ErrNACK},
+		{"Lepton odd register", 0, 0x2A, []byte{0x00, 0x03}, r1, simbus.ErrNACK},
+		{"Lepton write to status", 0, 0x2A, []byte{0x00, 0x02, 0x00, 0x00}, nil, simbus.ErrNACK},
 		// The largest read the wire carries is legal I2C: a target cannot
 		// NACK bytes it sends, so it completes (reserved bytes read 0).
 		{"largest read", 0, 0x68, []byte{0x75}, make([]byte, simbus.MaxFrame-1), nil},

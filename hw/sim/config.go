@@ -24,6 +24,9 @@ type Settings struct {
 	// both the simulator and the flight loop under SCHED_FIFO on two cores,
 	// Go's runtime threads starve and ticks stall for tens of ms).
 	RTPriority int
+	// NoCamera is SIM_CAMERA=0: no thermal camera; "" or "1" = a Lepton 2.5
+	// on I2C 0x2A and SPI chip select 0.
+	NoCamera bool
 }
 
 // LoadSettings reads Settings from getenv. A malformed setting is an error
@@ -41,6 +44,9 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	r.Int("SIM_RT_PRIO", &rt, 0, 99)
 	s.RTPriority = int(rt)
 	r.Bool("SIM_NOISE", &s.Noise)
+	camera := true
+	r.Bool("SIM_CAMERA", &camera)
+	s.NoCamera = !camera
 	r.Int("SIM_SEED", &s.Seed, -1<<62, 1<<62)
 	return s, r.Err()
 }
@@ -51,7 +57,7 @@ var realisticNoise = physics.Noise{Gyro: 0.005, Accel: 0.05, Baro: 0.05}
 // Config turns settings into a drone configuration.
 func (s Settings) Config() Config {
 	var c Config
-	c.TickHz, c.RefAltM, c.RTPriority = s.TickHz, s.RefAltM, s.RTPriority
+	c.TickHz, c.RefAltM, c.RTPriority, c.NoCamera = s.TickHz, s.RefAltM, s.RTPriority, s.NoCamera
 	if s.GustN > 0 || s.GustNm > 0 {
 		c.Physics.Gusts = physics.Gusts{Force: s.GustN, Torque: s.GustNm, Tau: time.Second, Seed: s.Seed}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/skyswap/skyswap/hw/sim/chips"
 	"github.com/skyswap/skyswap/hw/sim/physics"
 	"github.com/skyswap/skyswap/hw/sim/referee"
+	"github.com/skyswap/skyswap/hw/sim/scene"
 	"github.com/skyswap/skyswap/hw/sim/simbus"
 )
 
@@ -37,7 +38,11 @@ type Config struct {
 	// LogCap bounds the referee's write log (and its samples); 0 = 1<<19,
 	// about 20 minutes of a 400 Hz loop.
 	LogCap int
-	Log    *slog.Logger // nil = discard
+	// NoCamera leaves the thermal camera out; the zero Config has one: a
+	// Lepton 2.5 (CCI at AddrLepton, video on SPI chip select SPICamera)
+	// that sees the scene from the truth (package scene).
+	NoCamera bool
+	Log      *slog.Logger // nil = discard
 }
 
 // Drone is a running virtual drone.
@@ -49,6 +54,11 @@ type Drone struct {
 	baro *chips.BMP280
 	quad *physics.Quad
 	ref  *referee.Referee
+
+	cam     *chips.Lepton // nil without a camera
+	scene   *scene.Scene
+	poses   poseRing  // recent truth, for rendering a frame from its start time
+	renders renderLog // the attitude each image was rendered from
 
 	// pcaMu orders fence, chip write and referee record as one step, so
 	// the log's order is the chip's.
@@ -65,7 +75,16 @@ const (
 	AddrPCA9685 = chips.PCA9685Addr
 	AddrMPU9250 = chips.MPU9250Addr
 	AddrBMP280  = chips.BMP280Addr
+	AddrLepton  = chips.LeptonAddr
 )
+
+// SPICamera is the camera's SPI chip select.
+const SPICamera uint8 = 0
+
+// SPIByteTime is how long one byte takes on the simulated SPI bus: its
+// clock runs at 20 MHz, the Lepton's maximum and what periph's lepton asks
+// for, so a drone-sim SPI transaction lasts as long as on the Pi.
+const SPIByteTime = 400 * time.Nanosecond
 
 // New builds a virtual drone. Call Run to start its physics.
 func New(cfg Config) *Drone {
@@ -92,6 +111,15 @@ func New(cfg Config) *Drone {
 		baro: chips.NewBMP280(mono.Now),
 		quad: physics.New(cfg.Physics),
 		ref:  referee.New(referee.Config{TickHz: cfg.TickHz, LogCap: cfg.LogCap, SampleCap: cfg.LogCap}),
+	}
+	if !cfg.NoCamera {
+		st := cfg.Physics.Start
+		d.scene = scene.New(scene.Config{
+			TakeOff: [2]float64{st.Pos[0], st.Pos[1]},
+			Heading: st.Yaw,
+			Seed:    uint64(cfg.Physics.Noise.Seed),
+		})
+		d.cam = chips.NewLepton(mono.Now, d.renderCamera)
 	}
 	d.server = simbus.NewServer(d, cfg.Log)
 	d.server.RTPriority = cfg.RTPriority
@@ -148,6 +176,7 @@ func (d *Drone) sense() {
 
 func (d *Drone) observe(now int64) {
 	s := d.quad.State()
+	d.poses.push(pose{t: now, att: s.Att, pos: s.Pos})
 	altErr := s.Pos[2] - d.cfg.RefAltM
 	if d.hoverSince.Load() == 0 && math.Abs(altErr) < 0.1 {
 		d.hoverSince.Store(now)
@@ -174,6 +203,11 @@ func (d *Drone) Tx(c simbus.Client, addr uint16, epoch uint64, w, r []byte) erro
 		dev = d.imu
 	case AddrBMP280:
 		dev = d.baro
+	case AddrLepton:
+		if d.cam != nil {
+			return d.txCamera(c, w, r)
+		}
+		fallthrough
 	default:
 		return fmt.Errorf("%w: no device at address %#02x", simbus.ErrNACK, addr)
 	}

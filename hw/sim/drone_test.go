@@ -355,6 +355,19 @@ func TestHTTPHandler(t *testing.T) {
 				t.Fatalf("400 body %q does not name last", body)
 			}
 		}},
+		{"/camera?last=10s", 200, func(t *testing.T, body []byte) {
+			fields(t, "/camera", body, "readers", "frames", "max_frame_gap_ms", "corrupt_packets", "config_while_streaming", "config_commands")
+		}},
+		{"/camera/frames?from=0", 200, func(t *testing.T, body []byte) {
+			if strings.TrimSpace(string(body)) != "[]" {
+				t.Fatalf("no frames read: body %q, want []", body)
+			}
+		}},
+		{"/camera?from=abc", 400, func(t *testing.T, body []byte) {
+			if !strings.Contains(string(body), `from="abc"`) {
+				t.Fatalf("400 body %q does not name from", body)
+			}
+		}},
 		{"/writes?from=x", 400, func(t *testing.T, body []byte) {
 			if !strings.Contains(string(body), `from="x"`) {
 				t.Fatalf("400 body %q does not name from", body)

@@ -8,18 +8,23 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/hw/sim/chips"
 )
 
 // Handler serves the referee and the ground truth over HTTP (bind it to
 // loopback):
 //
-//	GET /report?from=NS&to=NS   referee report; or ?last=10s for the last 10 s
-//	GET /writes?from=NS&to=NS   the actuator write log (at most 100000 entries)
-//	GET /state                  ground truth and the fence's epoch
-//	GET /healthz                200 once the drone runs
+//	GET  /report?from=NS&to=NS         referee report; or ?last=10s for the last 10 s
+//	GET  /writes?from=NS&to=NS         the actuator write log (at most 100000 entries)
+//	GET  /state                        ground truth and the fence's epoch
+//	GET  /camera?from=NS&to=NS         the camera report (referee.CameraReport); or ?last=
+//	GET  /camera/frames?from=NS&to=NS  frames delivered, with what each shows (at most 100000)
+//	POST /camera/corrupt?kind=K&n=N    corrupt the next N video packets; K is crc or seq
+//	GET  /healthz                      200 once the drone runs
 //
 // Times are CLOCK_MONOTONIC nanoseconds, the clock of every process on the
-// machine.
+// machine. Without a camera, /camera reports nothing and /camera/corrupt
+// is a 404.
 func (d *Drone) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +48,47 @@ func (d *Drone) Handler() http.Handler {
 		writeJSON(w, ws)
 	})
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Truth()) })
+	mux.HandleFunc("GET /camera", func(w http.ResponseWriter, r *http.Request) {
+		from, to, err := window(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, d.CameraReport(from, to))
+	})
+	mux.HandleFunc("GET /camera/frames", func(w http.ResponseWriter, r *http.Request) {
+		from, to, err := window(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fs := d.CameraFrames(from, to)
+		if len(fs) > 100000 {
+			fs = fs[len(fs)-100000:]
+		}
+		writeJSON(w, fs)
+	})
+	mux.HandleFunc("POST /camera/corrupt", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		kind, err := chips.ParseLeptonFault(q.Get("kind"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 1 || n > 1000000 {
+			http.Error(w, fmt.Sprintf("n=%q: want a packet count from 1 to 1000000", q.Get("n")), http.StatusBadRequest)
+			return
+		}
+		if err := d.CorruptCamera(kind, n); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, struct {
+			Kind string `json:"kind"`
+			N    int    `json:"n"`
+		}{kind.String(), n})
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
 }
