@@ -211,8 +211,8 @@ func (r *Referee) CameraReport(from, to int64) CameraReport {
 	truncated := c.reads.truncates(from) || c.frames.truncates(from) || c.commands.truncates(from)
 	if from == 0 {
 		from = min(c.reads.minTime(), c.frames.minTime(), c.commands.minTime())
-		if from == math.MaxInt64 {
-			from = 0
+		if from == math.MaxInt64 { // nothing logged: an empty window at to
+			from = to
 		}
 	}
 	type readAt struct {

@@ -146,7 +146,9 @@ func TestCameraReport(t *testing.T) {
 }
 
 func TestCameraReportJSON(t *testing.T) {
-	b, err := json.Marshal(New(Config{}).CameraReport(0, 0))
+	r := New(Config{})
+	r.Observe(Sample{T: t0}) // other logs do not widen the camera's window
+	b, err := json.Marshal(r.CameraReport(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +161,9 @@ func TestCameraReportJSON(t *testing.T) {
 		if _, ok := got[k]; !ok {
 			t.Errorf("camera report JSON %s lacks %q", b, k)
 		}
+	}
+	if string(got["seconds"]) != "0" {
+		t.Errorf("an empty camera log spans %s s, want 0", got["seconds"])
 	}
 	if string(got["readers"]) != "{}" || string(got["config_commands"]) != "[]" {
 		t.Errorf("empty camera report JSON %s, want readers {} and config_commands []", b)
