@@ -161,3 +161,16 @@ func (s *Scene) radiance(pos [3]float64, h float64, d [3]float64) float64 {
 	dist := t * math.Hypot(d[0], d[1])
 	return Ground + GroundNear*math.Exp(-dist/GroundFade)
 }
+
+// Horizon returns where the horizon lies in the image for an attitude, by
+// the formulas of the package doc (exact for roll or pitch alone, close for
+// both when small): the line's angle in degrees, positive when it falls to
+// the right (image y grows downwards), and its y at the centre column, in
+// pixels from the top edge. thermal.Horizon measures the same two numbers
+// in a received frame (in its pixels, Scale times these).
+func Horizon(rollDeg, pitchDeg float64) (angleDeg, centreY float64) {
+	const rad = math.Pi / 180
+	tilt := (MountTiltDeg + pitchDeg) * rad
+	angleDeg = math.Atan(-math.Tan(rollDeg*rad)/math.Cos(tilt)) / rad
+	return angleDeg, Height/2 - Focal*math.Tan(tilt)
+}

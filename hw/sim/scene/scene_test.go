@@ -209,3 +209,33 @@ func BenchmarkRender(b *testing.B) {
 		s.Render(p, 1, pix)
 	}
 }
+
+// TestHorizonFormula checks Horizon against rendered frames: the boundary
+// between sky and ground pixels lies on the line it gives.
+func TestHorizonFormula(t *testing.T) {
+	s := New(Config{})
+	for _, tc := range []struct{ roll, pitch float64 }{{0, 0}, {5, 0}, {-5, 0}, {0, 3}, {0, -4}, {3, 2}} {
+		angle, cy := Horizon(tc.roll, tc.pitch)
+		att := physics.FromEuler(tc.roll*math.Pi/180, tc.pitch*math.Pi/180, 0)
+		pix := make([]uint16, Width*Height)
+		s.Render(Pose{Att: att, Pos: [3]float64{0, 0, 2}}, 1, pix)
+		slope := math.Tan(angle * math.Pi / 180)
+		bad := 0
+		for col := range Width {
+			y := cy + slope*(float64(col)+0.5-Width/2)
+			for row := range Height {
+				centre := float64(row) + 0.5
+				if math.Abs(centre-y) < 1 {
+					continue // on the line: either
+				}
+				sky := pix[row*Width+col] < (Sky+Ground)/2
+				if sky != (centre < y) {
+					bad++
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("roll %.0f° pitch %.0f°: %d pixels on the wrong side of the line at %.2f°, y %.2f", tc.roll, tc.pitch, bad, angle, cy)
+		}
+	}
+}
