@@ -53,6 +53,7 @@ type agentRig struct {
 	ground *brokertest.Peer
 	events <-chan brokertest.Message
 	states <-chan brokertest.Message
+	camera <-chan brokertest.Message
 	n      int
 }
 
@@ -81,7 +82,7 @@ func newAgentRig(t *testing.T) *agentRig {
 	}
 	t.Cleanup(func() { os.RemoveAll(simDir) })
 	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
-	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, nil, nil); err != nil {
+	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.sim.Stop() })
@@ -123,6 +124,7 @@ func newAgentRig(t *testing.T) *agentRig {
 	r.ground = r.m.Peer(t, "")
 	r.events = r.ground.MustSubscribe(t, "fleet/d1/events", 1)
 	r.states = r.ground.MustSubscribe(t, "fleet/d1/state", 1)
+	r.camera = r.ground.MustSubscribe(t, "fleet/d1/camera", 0)
 	return r
 }
 
@@ -215,13 +217,13 @@ func (r *agentRig) await(id string, timeout time.Duration, phases ...string) Eve
 // update sends an update (or rollback) and waits for its commit. An abort
 // leaves the owner flying untouched and is retried twice: on a loaded
 // machine the cut-over frame can arrive too late for the candidate.
-func (r *agentRig) update(kind command.Kind, image string) {
+func (r *agentRig) update(kind command.Kind, image string) Event {
 	r.t.Helper()
 	for try := 1; ; try++ {
 		id := r.send(kind, image)
 		e := r.await(id, 90*time.Second, "result", "refused")
 		if e.Phase == "result" && e.Outcome == "committed" {
-			return
+			return e
 		}
 		if e.Outcome != "aborted" || try == 3 {
 			r.t.Fatalf("%s: %+v", kind, e)
@@ -255,8 +257,12 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 
-	// Update to v2 in the air.
-	r.update(command.KindUpdate, r.refs["v2"])
+	// Update to v2 in the air: v2 brings the camera.
+	if n := len(r.camera); n != 0 {
+		t.Fatalf("%d camera frames from v1, which has no camera", n)
+	}
+	v2 := r.update(command.KindUpdate, r.refs["v2"])
+	r.checkCamera(ctx, v2.To)
 
 	// A command signed by an unknown key is refused.
 	c := command.Command{ID: "rogue", Kind: command.KindUpdate, Drone: "d1", App: "flight", Image: r.refs["v1"],

@@ -177,6 +177,41 @@ func (s *Sim) Writes(ctx context.Context, from, to int64) ([]referee.Write, erro
 	return w, err
 }
 
+// Camera fetches the referee's camera report on [from, to].
+func (s *Sim) Camera(ctx context.Context, from, to int64) (referee.CameraReport, error) {
+	var r referee.CameraReport
+	err := s.get(ctx, "/camera"+span(from, to), &r)
+	return r, err
+}
+
+// CameraFrames fetches the frames delivered in [from, to], with what each
+// image shows.
+func (s *Sim) CameraFrames(ctx context.Context, from, to int64) ([]referee.CameraFrame, error) {
+	var f []referee.CameraFrame
+	err := s.get(ctx, "/camera/frames"+span(from, to), &f)
+	return f, err
+}
+
+// CorruptCamera makes the camera corrupt its next n video packets: kind
+// "crc" (a bad checksum) or "seq" (a wrong packet number).
+func (s *Sim) CorruptCamera(ctx context.Context, kind string, n int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		"http://"+s.HTTP+"/camera/corrupt?kind="+kind+"&n="+strconv.Itoa(n), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("rig: drone-sim corrupt: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("rig: drone-sim corrupt: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
 // Truth fetches the simulator's ground truth.
 func (s *Sim) Truth(ctx context.Context) (sim.Truth, error) {
 	var t sim.Truth

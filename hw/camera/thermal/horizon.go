@@ -9,10 +9,9 @@ import (
 
 // Horizon finds the horizon in a false-colour frame (as Append makes it,
 // decoded) of a camera that sees cold sky above warmer ground: in each
-// column it takes the first pixel from the top brighter than the threshold
-// between sky and ground (Otsu's, with the hottest 5% clipped so a warm
-// target does not pass for the ground), and fits a line through those
-// points. It returns the line's angle in degrees (positive when it
+// column it takes the first pixel from the top brighter than halfway
+// between the sky (the top row) and the ground (the bottom half, where a
+// warm target is a minority), and fits a line through those points. It returns the line's angle in degrees (positive when it
 // falls to the right, in image coordinates: y grows downwards) and its row
 // at the image's centre column, in the image's pixels. ok is false when
 // too few columns have a horizon (sky only, ground only, or a flat image).
@@ -28,7 +27,7 @@ func Horizon(img image.Image) (angleDeg, centreRow float64, ok bool) {
 			lum[y*w+x] = float64(color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray).Y)
 		}
 	}
-	thr, ok := skyGround(lum)
+	thr, ok := skyGround(lum, w, h)
 	if !ok {
 		return 0, 0, false
 	}
@@ -62,36 +61,20 @@ func Horizon(img image.Image) (angleDeg, centreRow float64, ok bool) {
 	return math.Atan(s) * 180 / math.Pi, a + s*cx, true
 }
 
-// skyGround returns the luminance that best separates the two classes of
-// lum (Otsu's method on 256 levels), after clipping the hottest 5%.
-func skyGround(lum []float64) (float64, bool) {
-	sorted := slices.Clone(lum)
-	slices.Sort(sorted)
-	clip := sorted[len(sorted)*95/100]
-	if clip-sorted[0] < 16 {
-		return 0, false // flat
+// skyGround returns the luminance halfway between the sky's (the median of
+// the top row) and the ground's (the median of the bottom half, where a
+// warm target is a minority): the threshold between them.
+func skyGround(lum []float64, w, h int) (float64, bool) {
+	sky := median(lum[:w])
+	ground := median(lum[w*(h/2):])
+	if ground-sky < 16 {
+		return 0, false // no sky at the top, or a flat frame
 	}
-	var hist [256]float64
-	for _, v := range lum {
-		hist[int(min(v, clip))]++
-	}
-	n := float64(len(lum))
-	var total float64
-	for i, c := range hist {
-		total += float64(i) * c
-	}
-	var w0, sum0, best, thr float64
-	for i, c := range hist {
-		w0 += c
-		sum0 += float64(i) * c
-		w1 := n - w0
-		if w0 == 0 || w1 == 0 {
-			continue
-		}
-		m0, m1 := sum0/w0, (total-sum0)/w1
-		if v := w0 * w1 * (m0 - m1) * (m0 - m1); v > best {
-			best, thr = v, float64(i)+0.5
-		}
-	}
-	return thr, best > 0
+	return (sky + ground) / 2, true
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

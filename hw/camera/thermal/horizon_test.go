@@ -55,3 +55,29 @@ func TestHorizon(t *testing.T) {
 		t.Error("a horizon in a flat frame")
 	}
 }
+
+// TestHorizonLargeTarget: a warm target that fills a fifth of the frame
+// (the simulated drone at 2 m over its 2 m target) is not the ground.
+func TestHorizonLargeTarget(t *testing.T) {
+	const w, h = 80, 60
+	pix := make([]uint16, w*h)
+	for y := range h {
+		for x := range w {
+			v := uint16(7700)
+			if y >= 15 {
+				v = 8200
+			}
+			if y >= 42 && y < 56 && x > 15 && x < 65 {
+				v = 9800
+			}
+			pix[y*w+x] = v
+		}
+	}
+	var e Encoder
+	b, _ := e.Append(nil, pix, w, h, "")
+	img, _ := jpeg.Decode(bytes.NewReader(b))
+	angle, row, ok := Horizon(img)
+	if !ok || math.Abs(angle) > 1 || math.Abs(row/Scale-15) > 1 {
+		t.Fatalf("found %.2f° at row %.2f (ok %v), want level at 15", angle, row/Scale, ok)
+	}
+}

@@ -24,6 +24,7 @@ import (
 // reading at its last tick.
 type camStream struct {
 	open    func() (*camera.Camera, spi.PortCloser, error)
+	init    func(spi.Port) (*camera.Camera, error) // configures an unconfigured camera
 	cam     *camera.Camera
 	port    spi.PortCloser
 	publish func(data []byte) error
@@ -40,8 +41,11 @@ type frameMeta struct {
 	T        int64  `json:"t"`     // CLOCK_MONOTONIC ns when the frame was read
 }
 
-// openCamera opens the camera for start: Init on a cold start, Attach
-// otherwise.
+// openCamera opens the camera's port and the camera for start: Init on a
+// cold start; otherwise Attach, which reconfigures nothing. A camera that
+// nobody has configured (the owner before this one, v1, has no camera)
+// fails Attach with camera.ErrNotRunning; the port stays open then, and
+// the caller configures it with Init once this instance owns the drone.
 func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*camera.Camera, spi.PortCloser, error) {
 	port, err := bus.OpenSPI(ctx, cfg.CameraSPI, cfg.Instance)
 	if err != nil {
@@ -55,11 +59,11 @@ func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*
 		log.Info("camera: attaching to the streaming camera; no reset", "spi", cfg.CameraSPI)
 		cam, err = camera.Attach(port, b)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, camera.ErrNotRunning) {
 		port.Close()
 		return nil, nil, err
 	}
-	return cam, port, nil
+	return cam, port, err
 }
 
 // run opens the camera, then streams until ctx is done. Opening happens
@@ -68,11 +72,27 @@ func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*
 // drone without it still flies.
 func (s *camStream) run(ctx context.Context) {
 	var err error
-	if s.cam, s.port, err = s.open(); err != nil {
+	s.cam, s.port, err = s.open()
+	if s.port == nil {
 		s.log.Error("camera unavailable; flying without it", "err", err)
 		return
 	}
 	defer s.close()
+	if s.cam == nil {
+		// Nobody configured the camera, so nobody streams it: configure
+		// it once this instance owns the drone, never before.
+		s.log.Info("camera not configured yet; configuring it once this instance drives", "err", err)
+		for !s.driving.Load() {
+			if sleepCtx(ctx, 5*time.Millisecond); ctx.Err() != nil {
+				return
+			}
+		}
+		if s.cam, err = s.init(s.port); err != nil {
+			s.log.Error("camera unavailable; flying without it", "err", err)
+			return
+		}
+		s.log.Info("camera configured")
+	}
 	var (
 		f   camera.Frame
 		enc thermal.Encoder
@@ -121,7 +141,9 @@ func (s *camStream) run(ctx context.Context) {
 }
 
 func (s *camStream) close() {
-	s.cam.Close()
+	if s.cam != nil {
+		s.cam.Close()
+	}
 	s.port.Close()
 }
 

@@ -121,6 +121,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 			cs := &camStream{driving: &l.driving, log: log.With("part", "camera"),
 				open:    func() (*camera.Camera, spi.PortCloser, error) { return openCamera(cctx, cfg, h.bus, log) },
+				init:    func(p spi.Port) (*camera.Camera, error) { return camera.InitOpts(cctx, p, h.bus, nil) },
 				meta:    frameMeta{Instance: cfg.Instance, Version: Version},
 				publish: func(b []byte) error { return nc.Publish(subject, b) }}
 			done := make(chan struct{})
