@@ -39,6 +39,12 @@ type frameMeta struct {
 	Version  string `json:"version"`
 	Count    uint32 `json:"count"` // the camera's frame counter
 	T        int64  `json:"t"`     // CLOCK_MONOTONIC ns when the frame was read
+	// The reader's counts since it opened the camera (camera.Stats): the
+	// ground sees a link that drops packets.
+	Frames    uint64 `json:"frames"`
+	CRCErrors uint64 `json:"crc_errors"`
+	SeqErrors uint64 `json:"seq_errors"`
+	Resyncs   uint64 `json:"resyncs"`
 }
 
 // openCamera opens the camera's port and the camera for start: Init on a
@@ -120,7 +126,9 @@ func (s *camStream) run(ctx context.Context) {
 				}
 				continue
 			}
+			st := s.cam.Stats()
 			s.meta.Count, s.meta.T = f.Count, f.T
+			s.meta.Frames, s.meta.CRCErrors, s.meta.SeqErrors, s.meta.Resyncs = st.Frames, st.CRCErrors, st.SeqErrors, st.Resyncs
 			comment, _ := json.Marshal(s.meta)
 			var err error
 			if buf, err = enc.Append(buf[:0], f.Pix, camera.Width, camera.Height, string(comment)); err != nil {
@@ -131,7 +139,6 @@ func (s *camStream) run(ctx context.Context) {
 				s.log.Debug("camera frame not published", "err", err)
 			}
 			if n++; n%100 == 1 {
-				st := s.cam.Stats()
 				s.log.Info("camera streaming", "frames", st.Frames, "crc_errors", st.CRCErrors, "seq_errors", st.SeqErrors,
 					"resyncs", st.Resyncs, "jpeg_bytes", len(buf))
 			}
