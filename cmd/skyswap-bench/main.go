@@ -6,13 +6,16 @@
 //	handoff:  one line per strategy: 20 consecutive v1 <-> v2 hand-overs
 //	          (handoff), 6 stateless updates each for the baselines
 //	          (stop-start, start-then-stop), same simulator settings.
+//	camera:   v1 hands over to v2 (which has the camera), then 10 hand-overs
+//	          from one v2 instance to the next: the frame rate, the longest
+//	          gap in delivered frames across a hand-over, images lost.
 //	update:   the product path (root and containerd): drone-agent deploys
 //	          flight v1 from a loopback registry, then 4 signed updates
 //	          alternate v2 and v1 over MQTT; command-to-control time, the
 //	          motor gaps, bytes pulled against the changed layer, the
 //	          agent's memory and its arm64 binary size.
 //
-// BENCH=hover,handoff,update (the default: all) picks some.
+// BENCH=hover,handoff,camera,update (the default: all) picks some.
 package main
 
 import (
@@ -63,12 +66,12 @@ func run() error {
 	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
 
 	want := map[string]bool{}
-	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,update"), ",") {
+	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update"), ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "hover", "handoff", "update":
+		case "hover", "handoff", "camera", "update":
 			want[b] = true
 		default:
-			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, update)", os.Getenv("BENCH"), b)
+			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update)", os.Getenv("BENCH"), b)
 		}
 	}
 	if want["hover"] {
@@ -78,6 +81,19 @@ func run() error {
 	}
 	if want["handoff"] {
 		if err := benchHandoff(ctx, bins, v2, simEnv, logs, coordLog); err != nil {
+			return err
+		}
+	}
+	if want["camera"] {
+		r, err := rig.CameraSeries(ctx, rig.CameraSeriesConfig{
+			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
+				Logs: logs, Log: coordLog},
+			V2: v2,
+		})
+		if err != nil {
+			return fmt.Errorf("camera: %w", err)
+		}
+		if err := emit(cameraLine{Bench: "camera", CameraSeriesResult: r}); err != nil {
 			return err
 		}
 	}
@@ -139,6 +155,12 @@ func benchHandoff(ctx context.Context, bins rig.Binaries, v2 string, simEnv []st
 		}
 	}
 	return nil
+}
+
+// cameraLine is the camera benchmark.
+type cameraLine struct {
+	Bench string `json:"bench"`
+	rig.CameraSeriesResult
 }
 
 // handoffLine is one strategy's hand-over benchmark, fields in print order.
