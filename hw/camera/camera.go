@@ -275,6 +275,10 @@ func open(p spi.Port, o Opts) (*Camera, error) {
 		cur:   new([Width * Height]uint16),
 		last:  new([Width * Height]uint16),
 		timer: time.NewTimer(time.Hour),
+		// A new reader may join a stream mid-frame (the previous owner
+		// read until a moment ago): hunt for a frame start, without the
+		// resync pause that a lost stream needs.
+		hunting: true,
 	}
 	c.timer.Stop()
 	return c, nil

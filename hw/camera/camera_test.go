@@ -624,3 +624,26 @@ func BenchmarkNext(b *testing.B) {
 		b.Fatalf("stats %+v", s)
 	}
 }
+
+// TestJoinMidFrame: a new owner's first read lands in the middle of a frame
+// the previous owner was reading. It skips to the next frame start without
+// counting an error or pausing to resynchronise: nothing is wrong with the
+// stream.
+func TestJoinMidFrame(t *testing.T) {
+	s := frames(1, 2)
+	// Drop the leading discards and the first 30 packets of frame 1.
+	s = s[(gap+30)*camera.PacketSize:]
+	for _, n := range []int{1, 7, 24} {
+		t.Run(spiName(n), func(t *testing.T) {
+			c := attach(t, cameratest.Playback(s, n), fast(n))
+			var f camera.Frame
+			if err := c.Next(context.Background(), &f); err != nil {
+				t.Fatal(err)
+			}
+			checkFrame(t, &f, want{2, 6}, 0)
+			if st := c.Stats(); st.SeqErrors != 0 || st.Resyncs != 0 || st.Skipped != camera.PacketsPerFrame-30 {
+				t.Errorf("stats %+v: want no errors and no resync, %d packets skipped", st, camera.PacketsPerFrame-30)
+			}
+		})
+	}
+}
