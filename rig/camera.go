@@ -108,6 +108,9 @@ func CameraSeries(ctx context.Context, cfg CameraSeriesConfig) (CameraSeriesResu
 		return res, err
 	}
 	res.DoubleDrive, res.Crashed = all.DoubleDrive, all.Crashed
+	for _, v := range []*float64{&res.FPS, &res.StreamFPS, &res.HandoffFrameGapMs, &res.SteadyFrameGapMs} {
+		*v = math.Round(*v*1000) / 1000
+	}
 	return res, nil
 }
 
