@@ -7,7 +7,9 @@
 // hover `dronectl push flight:v2` makes the agent pull v2 (only its changed
 // layer), start it beside v1, hand the motors over at a tick boundary, keep
 // v1 warm through probation and retire it. The drone's telemetry (relayed
-// by the agent over MQTT) is shown once a second; after DEMO_SECONDS of
+// by the agent over MQTT) is shown once a second; v2 brings the thermal
+// camera, whose frames come down over MQTT too (the last is saved as
+// /tmp/skyswap-demo-camera.jpg); after DEMO_SECONDS of
 // flight (default 20; 0 = until Ctrl-C) the owner lands. The last line is
 // {"demo":"summary",...}: the referee's figures, the update's phase
 // timings and the bytes pulled.
