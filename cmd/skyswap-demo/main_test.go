@@ -73,6 +73,8 @@ func TestDemo(t *testing.T) {
 		t.Fatal("no telemetry reached the ground")
 	case !strings.Contains(string(out), `"version":"v2"`):
 		t.Fatal("the ground never saw v2's telemetry")
+	case sum.CameraFrames == 0:
+		t.Fatal("no camera frames reached the ground after v2, which has the camera")
 	}
 }
 
