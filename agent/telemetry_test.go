@@ -24,28 +24,36 @@ func frameJSON(t *testing.T, tick int64, instance string) []byte {
 	return b
 }
 
-// TestRelayTelemetry feeds the relay 400 Hz frames and a malformed one and
-// checks that the ground gets the latest frame at about the relay's rate,
-// and nothing once the frames stop.
-func TestRelayTelemetry(t *testing.T) {
+// startRelay runs the relay of drone d1's app flight at 20 Hz on an
+// embedded NATS server, into a fake MQTT client, until the test ends.
+func startRelay(t *testing.T) (*nats.Conn, *brokertest.Fake) {
+	t.Helper()
 	ns, err := handoff.StartServer(handoff.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	t.Cleanup(ns.Shutdown)
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	fake := brokertest.NewFake("d1", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- RelayTelemetry(ctx, nc, fake, RelayConfig{Drone: "d1", App: "flight", Interval: 50 * time.Millisecond})
 	}()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
 	time.Sleep(100 * time.Millisecond) // subscribed
+	return nc, fake
+}
+
+// TestRelayTelemetry feeds the relay 400 Hz frames and a malformed one and
+// checks that the ground gets the latest frame at about the relay's rate,
+// and nothing once the frames stop.
+func TestRelayTelemetry(t *testing.T) {
+	nc, fake := startRelay(t)
 
 	subject := handoff.SubjectsFor("flight").Frames()
 	nc.Publish(subject, []byte(`{"schema":`)) // malformed: dropped, counted
@@ -91,22 +99,7 @@ func TestRelayTelemetryNeedsDroneAndApp(t *testing.T) {
 // TestRelayCamera forwards each camera frame from the on-board NATS to the
 // camera topic, byte for byte.
 func TestRelayCamera(t *testing.T) {
-	ns, err := handoff.StartServer(handoff.ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	fake := brokertest.NewFake("d1", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- RelayTelemetry(ctx, nc, fake, RelayConfig{Drone: "d1", App: "flight"}) }()
-	defer func() { cancel(); <-done }()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	nc, fake := startRelay(t)
 
 	frames := [][]byte{{0xFF, 0xD8, 1, 0xFF, 0xD9}, {0xFF, 0xD8, 2, 0xFF, 0xD9}, {0xFF, 0xD8, 3, 0xFF, 0xD9}}
 	for _, f := range frames {
