@@ -312,8 +312,18 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 				a.log.Warn("remove old image", "image", dropped.Image, "err", err)
 			}
 		}
-	} else if err := a.j.End(); err != nil {
-		a.log.Error("journal end", "err", err)
+	} else {
+		if err := a.j.End(); err != nil {
+			a.log.Error("journal end", "err", err)
+		}
+		// The candidate is gone; so goes its image, unless a release the
+		// drone keeps (the committed one, the previous for rollback) is it.
+		st := a.j.State()
+		if image != st.Committed[c.App].Image && image != st.Previous[c.App].Image {
+			if err := a.images.RemoveImage(ctx, image); err != nil {
+				a.log.Warn("remove the failed candidate's image", "image", image, "err", err)
+			}
+		}
 	}
 	ev := Event{Command: c.ID, App: c.App, Phase: "result", Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
 	if err != nil {

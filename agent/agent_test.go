@@ -253,6 +253,10 @@ func TestAbortKeepsOwner(t *testing.T) {
 	if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Image != refV1 || st.Update != nil {
 		t.Fatalf("journal %+v", st)
 	}
+	// The failed candidate's image goes; the flying release's stays.
+	if len(h.removed) != 1 || h.removed[0] != refV2 {
+		t.Fatalf("images removed %v, want only the failed candidate's %s", h.removed, refV2)
+	}
 }
 
 // TestRefusals: each bad command is refused with an event naming why, and
