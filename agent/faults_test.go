@@ -150,6 +150,7 @@ func TestAgentFaults(t *testing.T) {
 			t.Errorf("the candidate %s did not crash at start; its log:\n%s", e.To, log)
 		}
 		r.onlyOneRunning(v1inst) // the crashed candidate's container is gone
+		st.nothingOf(t, crash, r.idx[versionOf(r, crash)], r.idx["v1"]) // and its image
 		r.stillOwner(t, v1inst, r.refs["v1"])
 		time.Sleep(time.Second)
 		r.flownBy(t, from, v1inst)
