@@ -39,10 +39,20 @@
 // Opts.ResyncPause (the datasheet asks for more than 185 ms, i.e. five frame
 // periods, after which the camera restarts at a frame boundary), and then
 // hunts for a packet 0, skipping (and counting as Skipped) the numbered
-// packets before it. A reader that falls behind, or that stops mid-frame
-// (a cancelled Next), sees exactly such a jump, so the rule covers it. A
-// stream that delivers no complete frame for Opts.SyncTimeout (a camera
-// that lost sync and sends only discards) is resynchronised the same way.
+// packets before it. A reader that falls behind sees exactly such a jump,
+// so the rule covers it. A stream that delivers no complete frame for
+// Opts.SyncTimeout (a camera that lost sync and sends only discards) is
+// resynchronised the same way.
+//
+// Hand-overs: the stream passes between readers (the flight app's owners).
+// A new reader, a reader whose Next was cancelled (its owner handed over),
+// and a reader whose buffered packets are older than a frame period (its
+// owner stood by while another read on) start by hunting for a packet 0
+// without the pause: nothing is known to be wrong with the stream, and the
+// pause would cost the hand-over a quarter of a second of video. If the
+// camera did lose sync (on hardware, a reader that stops mid-frame for
+// more than a few line periods can cause that), the next bad packet
+// triggers the full resync above, so the stream recovers either way.
 //
 // The Lepton 2.5 streams ~27 frames a second, of which every third is new
 // (the export limit of 9 Hz); the other two repeat its pixels. Next returns

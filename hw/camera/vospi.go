@@ -18,10 +18,21 @@ import (
 // unchanged. After a transfer error Next resynchronises on its next call.
 func (c *Camera) Next(ctx context.Context, f *Frame) error {
 	c.progress = mono.Now()
+	if c.pos < c.end && mono.Since(c.readAt) > stale {
+		// Packets buffered before a pause (this reader stopped, another
+		// read on) are history: drop them and hunt for a frame start.
+		c.hunt()
+	}
 	for {
 		if c.pos == c.end {
 			if err := c.fill(ctx); err != nil {
-				if c.next != 0 {
+				switch {
+				case ctx.Err() != nil:
+					// Called off (ownership moved): whoever reads next
+					// hunts for a frame start. Nothing is wrong with the
+					// stream, so no error, no pause.
+					c.hunt()
+				case c.next != 0:
 					// Leaving mid-frame loses the camera's sync.
 					c.resync()
 				}
@@ -136,6 +147,18 @@ func (c *Camera) packet(p []byte) bool {
 	}
 	c.next = 0
 	return true
+}
+
+// stale is how old buffered packets may be when Next is called: more than a
+// frame period (37 ms) means the stream moved on without this reader.
+const stale = 40 * time.Millisecond
+
+// hunt drops the partial frame and what is buffered and looks for the next
+// frame start, without counting an error or pausing.
+func (c *Camera) hunt() {
+	c.pos = c.end
+	c.next = 0
+	c.hunting = true
 }
 
 // resync drops the partial frame and what is buffered, and makes the next
