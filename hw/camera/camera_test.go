@@ -647,3 +647,30 @@ func TestJoinMidFrame(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeAfterPause: a reader that paused for more than a frame period
+// (its owner stood by while another instance read on) drops the packets it
+// had buffered, which are history, and hunts for the next frame start
+// without counting an error.
+func TestResumeAfterPause(t *testing.T) {
+	// Frames back to back: the transfer that ends frame 1 holds the
+	// start of frame 2.
+	s := cameratest.AppendDiscards(nil, gap)
+	for k := 1; k <= 3; k++ {
+		s = cameratest.AppendFrame(s, pix(k), tm(3*k))
+	}
+	c := attach(t, cameratest.Playback(s, 24), fast(24))
+	var f camera.Frame
+	if err := c.Next(context.Background(), &f); err != nil {
+		t.Fatal(err)
+	}
+	checkFrame(t, &f, want{1, 3}, 0)
+	time.Sleep(50 * time.Millisecond) // more than a frame period
+	if err := c.Next(context.Background(), &f); err != nil {
+		t.Fatal(err)
+	}
+	checkFrame(t, &f, want{3, 9}, 0) // frame 2's start was in the dropped buffer
+	if st := c.Stats(); st.SeqErrors != 0 || st.CRCErrors != 0 || st.Resyncs != 0 {
+		t.Errorf("stats %+v: want no errors and no resync", st)
+	}
+}
