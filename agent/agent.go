@@ -263,14 +263,33 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
 	// Progress goes to the ground at most twice a second: a slow radio
 	// link shows the pull moving without being flooded.
+	// The fetchers call progress; the report goes out from its own
+	// goroutine, so a slow link never holds up the pull.
 	lastProgress := a.cfg.Now()
+	fetched := make(chan int64, 1)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		for n := range fetched {
+			ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			a.emit(ectx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image, Bytes: n})
+			cancel()
+		}
+	}()
 	progress := func(p containers.Progress) {
 		if now := a.cfg.Now(); now.Sub(lastProgress) >= 500*time.Millisecond {
 			lastProgress = now
-			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image, Bytes: p.Fetched})
+			// The newest count replaces one not yet sent.
+			select {
+			case <-fetched:
+			default:
+			}
+			fetched <- p.Fetched
 		}
 	}
 	pulled, err := a.images.Pull(ctx, image, progress)
+	close(fetched)
+	<-reported
 	if err != nil {
 		refuse("pull: "+err.Error(), img.Fetched+pulled.Fetched)
 		return
@@ -316,10 +335,14 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		if err := a.j.End(); err != nil {
 			a.log.Error("journal end", "err", err)
 		}
-		// The candidate is gone; so goes its image, unless a release the
-		// drone keeps (the committed one, the previous for rollback) is it.
+		// The candidate is gone (the old owner flies on after an abort,
+		// a revert or a refusal); so goes its image, unless a release the
+		// drone keeps (the committed one, the previous for rollback) is
+		// it. An outcome without an owner is left for Recover to judge.
 		st := a.j.State()
-		if image != st.Committed[c.App].Image && image != st.Previous[c.App].Image {
+		settled := res.Owner == owner && (res.Outcome == handoff.OutcomeAborted ||
+			res.Outcome == handoff.OutcomeReverted || res.Outcome == handoff.OutcomeRefused)
+		if settled && image != st.Committed[c.App].Image && image != st.Previous[c.App].Image {
 			if err := a.images.RemoveImage(ctx, image); err != nil {
 				a.log.Warn("remove the failed candidate's image", "image", image, "err", err)
 			}

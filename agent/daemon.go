@@ -200,7 +200,11 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayed := make(chan error, 1)
 	go func() {
-		relayed <- RelayTelemetry(rctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
+		err := RelayTelemetry(rctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
+		if err != nil {
+			log.Error("no telemetry or camera to the ground", "err", err)
+		}
+		relayed <- err
 	}()
 	defer func() { stopRelay(); <-relayed }()
 	if err := recovered(); err != nil {

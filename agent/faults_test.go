@@ -149,7 +149,7 @@ func TestAgentFaults(t *testing.T) {
 		if log := readLog(t, r.cfg.LogDir, e.To, true); !strings.Contains(log, "fault crash") {
 			t.Errorf("the candidate %s did not crash at start; its log:\n%s", e.To, log)
 		}
-		r.onlyOneRunning(v1inst) // the crashed candidate's container is gone
+		r.onlyOneRunning(v1inst)                                        // the crashed candidate's container is gone
 		st.nothingOf(t, crash, r.idx[versionOf(r, crash)], r.idx["v1"]) // and its image
 		r.stillOwner(t, v1inst, r.refs["v1"])
 		time.Sleep(time.Second)

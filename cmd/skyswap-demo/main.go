@@ -178,6 +178,7 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var up *updateFigures
+	updating := false
 	updateDone := make(chan *updateFigures, 1)
 fly:
 	for {
@@ -190,11 +191,12 @@ fly:
 			show()
 		case <-updateAt:
 			// The update runs beside the telemetry display.
+			updating = true
 			go func() { updateDone <- pushV2(ctx, log, s, g, dronectl, diff.AddedBytes()) }()
 		case up = <-updateDone:
 		}
 	}
-	if up == nil {
+	if up == nil && updating {
 		select {
 		case up = <-updateDone: // in progress at the end: let it finish
 		case <-time.After(30 * time.Second):

@@ -6,6 +6,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -80,7 +81,7 @@ func OpenSPI(ctx context.Context, spec, name string) (spi.PortCloser, error) {
 		if err != nil {
 			return nil, err
 		}
-		return c.SPIPort(0), nil
+		return simSPI{c.SPIPort(0), c}, nil
 	}
 	if spec == "" {
 		return nil, fmt.Errorf("bus: no SPI port given; use /dev/spidev0.0 on a Pi or sim:/path/to/drone-sim.sock")
@@ -94,3 +95,12 @@ func OpenSPI(ctx context.Context, spec, name string) (spi.PortCloser, error) {
 	}
 	return p, nil
 }
+
+// simSPI is the simulator's SPI port on a connection of its own: closing
+// the port closes the connection.
+type simSPI struct {
+	spi.PortCloser
+	c *simbus.Conn
+}
+
+func (p simSPI) Close() error { return errors.Join(p.PortCloser.Close(), p.c.Close()) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,24 @@ type camStream struct {
 	driving *atomic.Bool // set by the control loop every tick
 	meta    frameMeta
 	log     *slog.Logger
+
+	mu         sync.Mutex
+	cancelRead context.CancelFunc // ends the current ownership's reading
+}
+
+// handoverGuard is how long a new owner waits before its first read: more
+// than the old owner's last transfer takes to end (one transfer of 24
+// packets is 1.6 ms at 20 MHz), with room for a loaded machine.
+const handoverGuard = 10 * time.Millisecond
+
+// stopReading ends reading at once: the control loop calls it at the tick
+// this instance stops driving.
+func (s *camStream) stopReading() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelRead != nil {
+		s.cancelRead()
+	}
 }
 
 // frameMeta travels in each JPEG's COM segment.
@@ -60,7 +79,7 @@ func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*
 	var cam *camera.Camera
 	if cfg.Start == StartCold {
 		log.Info("camera: cold start", "spi", cfg.CameraSPI)
-		cam, err = camera.Init(port, b)
+		cam, err = camera.InitOpts(ctx, port, b, nil)
 	} else {
 		log.Info("camera: attaching to the streaming camera; no reset", "spi", cfg.CameraSPI)
 		cam, err = camera.Attach(port, b)
@@ -110,14 +129,21 @@ func (s *camStream) run(ctx context.Context) {
 			sleepCtx(ctx, 5*time.Millisecond)
 			continue
 		}
-		// Read while driving; stop within a packet burst of losing it.
+		// Read while driving. The control loop calls stopReading at the
+		// tick it stops driving, so the old owner's last transfer ends
+		// within one transfer (~2 ms) of the cut-over; a new owner waits
+		// out that much before its first, so the two never share the
+		// stream (a shared stream costs both a resync).
+		if sleepCtx(ctx, handoverGuard); ctx.Err() != nil {
+			return
+		}
 		octx, cancel := context.WithCancel(ctx)
-		go func() {
-			for s.driving.Load() && octx.Err() == nil {
-				sleepCtx(octx, 2*time.Millisecond)
-			}
-			cancel()
-		}()
+		s.mu.Lock()
+		s.cancelRead = cancel
+		s.mu.Unlock()
+		if !s.driving.Load() {
+			cancel() // lost it already
+		}
 		for octx.Err() == nil {
 			if err := s.cam.Next(octx, &f); err != nil {
 				if !errors.Is(err, context.Canceled) {

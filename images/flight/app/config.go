@@ -73,7 +73,8 @@ type Config struct {
 	RTPriority int
 	// Camera is FLIGHT_CAMERA: on | off; "" = on when the build has the
 	// camera feature (v2 and later). On, the owner streams the Lepton's
-	// frames to the on-board NATS.
+	// frames to the on-board NATS; without FLIGHT_NATS there is nowhere to
+	// stream them, and the camera stays closed.
 	Camera bool
 	// CameraSPI is FLIGHT_CAMERA_SPI: the Lepton's video port; "" = the
 	// simulator's socket when FLIGHT_BUS is sim:, else /dev/spidev0.0.

@@ -124,6 +124,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				init:    func(p spi.Port) (*camera.Camera, error) { return camera.InitOpts(cctx, p, h.bus, nil) },
 				meta:    frameMeta{Instance: cfg.Instance, Version: Version},
 				publish: func(b []byte) error { return nc.Publish(subject, b) }}
+			l.cam = cs
 			done := make(chan struct{})
 			go func() { defer close(done); cs.run(cctx) }()
 			defer func() { stop(); <-done }()
@@ -182,6 +183,7 @@ type loop struct {
 	period int64
 
 	driving atomic.Bool // this instance drives the motors this tick (the camera streams while it does)
+	cam     *camStream  // nil without the camera
 
 	missed   uint64 // ticks skipped because a tick overran
 	sensorEr uint64 // failed sensor reads
@@ -223,7 +225,9 @@ func (l *loop) run(ctx context.Context) error {
 				return nil
 			}
 		}
-		l.driving.Store(d.Write && l.hw.motors != nil)
+		if was := l.driving.Swap(d.Write && l.hw.motors != nil); was && !d.Write && l.cam != nil {
+			l.cam.stopReading() // the camera hands over with the motors
+		}
 		if ctx.Err() != nil && landStart.IsZero() {
 			if !d.Write || l.cfg.OnTerm == "exit" {
 				l.log.Info("stop requested; not driving the motors, exiting", "writing", d.Write)
