@@ -154,6 +154,12 @@ func TestCameraHandover(t *testing.T) {
 				t.Fatalf("hand-over %d: %s still read frame %d %.0f ms after the cut-over", i, owner, fm.Count, float64(fm.T-cut)/1e6)
 			}
 		}
+		// The new owner took over the stream at a frame start: no packet
+		// was lost between the two readers, so no error and no resync.
+		if first := got[0]; first.SeqErrors != 0 || first.CRCErrors != 0 || first.Resyncs != 0 {
+			t.Fatalf("hand-over %d: the new owner's first frame came after seq errors %d, crc errors %d, resyncs %d",
+				i, first.SeqErrors, first.CRCErrors, first.Resyncs)
+		}
 		// A resync costs about 200 ms and a new image comes every 111 ms;
 		// a second is far beyond either, and below a stalled stream.
 		if rep.MaxFrameGapMs > 1000 {
