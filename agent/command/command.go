@@ -199,8 +199,9 @@ func (c Command) Validate() error {
 	default:
 		return fieldErr("kind", "%.100q is not a command this drone knows: use update, rollback or status", c.Kind)
 	}
-	if !validName(c.Drone, true) {
-		return fieldErr("drone", "%.100q must be 1 to %d characters from [A-Za-z0-9._-], starting with a letter or digit", c.Drone, maxName)
+	// A drone id is one MQTT topic segment (broker.CheckDrone): no '.'.
+	if !validName(c.Drone, true) || strings.Contains(c.Drone, ".") {
+		return fieldErr("drone", "%.100q must be 1 to %d characters from [A-Za-z0-9_-], starting with a letter or digit", c.Drone, maxName)
 	}
 	if c.App != "" || c.Kind != KindStatus {
 		if !validName(c.App, true) {

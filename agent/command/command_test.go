@@ -513,3 +513,24 @@ func TestMarshalOmitsEmptyOptional(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", js, want)
 	}
 }
+
+// TestDroneIsOneTopicSegment: a drone id with a '.' could not have its
+// MQTT topics (broker.CheckDrone), so no command may address one.
+func TestDroneIsOneTopicSegment(t *testing.T) {
+	_, priv := testKey(t)
+	for _, d := range []string{"d.1", "drone.7", "a."} {
+		c := baseCommand()
+		c.Drone = d
+		var fe *FieldError
+		if _, err := Sign(c, "k", priv); !errors.As(err, &fe) || fe.Field != "drone" {
+			t.Errorf("drone %q: Sign = %v, want a *FieldError for drone", d, err)
+		}
+	}
+	for _, d := range []string{"d1", "drone_7", "Drone-7"} {
+		c := baseCommand()
+		c.Drone = d
+		if _, err := Sign(c, "k", priv); err != nil {
+			t.Errorf("drone %q: %v", d, err)
+		}
+	}
+}
