@@ -37,6 +37,10 @@ type camStream struct {
 	cancelRead context.CancelFunc // ends the current ownership's reading
 }
 
+// openTries is how many times the camera is opened before the drone
+// flies without it.
+const openTries = 3
+
 // handoverGuard is how long a new owner waits before its first read: more
 // than the old owner's last transfer takes to end (one transfer of 24
 // packets is 1.6 ms at 20 MHz), with room for a loaded machine.
@@ -97,10 +101,29 @@ func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*
 // drone without it still flies.
 func (s *camStream) run(ctx context.Context) {
 	var err error
-	s.cam, s.port, err = s.open()
+	// A camera that does not answer at once (a bus glitch, a camera still
+	// booting) gets a few more tries before the drone flies without it.
+	for try := 1; ; try++ {
+		if s.cam, s.port, err = s.open(); s.port != nil || try == openTries || ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("camera did not open; trying again", "err", err, "try", try)
+		sleepCtx(ctx, time.Second)
+	}
 	if s.port == nil {
 		s.log.Error("camera unavailable; flying without it", "err", err)
 		return
+	}
+	// One ticker paces every wait for ownership: no timer per poll.
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-poll.C:
+			return true
+		}
 	}
 	defer s.close()
 	if s.cam == nil {
@@ -108,7 +131,7 @@ func (s *camStream) run(ctx context.Context) {
 		// it once this instance owns the drone, never before.
 		s.log.Info("camera not configured yet; configuring it once this instance drives", "err", err)
 		for !s.driving.Load() {
-			if sleepCtx(ctx, 5*time.Millisecond); ctx.Err() != nil {
+			if !wait() {
 				return
 			}
 		}
@@ -126,7 +149,7 @@ func (s *camStream) run(ctx context.Context) {
 	)
 	for ctx.Err() == nil {
 		if !s.driving.Load() {
-			sleepCtx(ctx, 5*time.Millisecond)
+			wait()
 			continue
 		}
 		// Read while driving. The control loop calls stopReading at the
