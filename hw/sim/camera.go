@@ -70,20 +70,25 @@ type CameraRender struct {
 // renderCamera is the camera's chips.LeptonRender: the scene from the
 // truth at the frame's start t.
 func (d *Drone) renderCamera(frame uint32, t int64, pix []uint16) {
-	p, ok := d.poses.at(t)
-	if !ok { // the physics has not run: the start state holds
+	// The newest pose no later than t: the frame's start. A frame is
+	// rendered at most two frame periods (74 ms) after it, well within the
+	// poses kept; failing that, the oldest kept will do.
+	p, _ := d.poses.last(func(p pose) bool { return p.t <= t })
+	if p.t == 0 { // the physics has not run: the start state holds
 		s := d.quad.State()
 		p = pose{t: mono.Now(), att: s.Att, pos: s.Pos}
 	}
 	d.scene.Render(scene.Pose{Att: p.att, Pos: p.pos}, frame, pix)
 	roll, pitch, _ := p.att.Euler()
-	d.renders.add(CameraRender{Image: frame, T: p.t, RollDeg: roll * 180 / math.Pi, PitchDeg: pitch * 180 / math.Pi, AltM: p.pos[2]})
+	d.renders.push(CameraRender{Image: frame, T: p.t, RollDeg: roll * 180 / math.Pi, PitchDeg: pitch * 180 / math.Pi, AltM: p.pos[2]})
 }
 
 // CameraRender returns what the image of camera frame frame (a frame
 // counter, repeats included) was rendered from, if it is among the last
 // few hundred images.
-func (d *Drone) CameraRender(frame uint32) (CameraRender, bool) { return d.renders.find(frame) }
+func (d *Drone) CameraRender(frame uint32) (CameraRender, bool) {
+	return d.renders.last(func(c CameraRender) bool { return c.Image <= frame })
+}
 
 // Camera returns the camera's model, or nil without a camera.
 func (d *Drone) Camera() *chips.Lepton { return d.cam }
@@ -106,68 +111,37 @@ type pose struct {
 	pos [3]float64
 }
 
-// poseRing keeps the last poses, one per physics step (about 0.5 s at
-// 1 kHz: a frame is rendered at most two frame periods, 74 ms, after its
-// start).
-type poseRing struct {
+// history keeps the last values pushed, as many as it was made for. Safe
+// for concurrent use.
+type history[T any] struct {
 	mu   sync.Mutex
-	buf  [512]pose
+	buf  []T
 	n    int
 	next int
 }
 
-func (r *poseRing) push(p pose) {
-	r.mu.Lock()
-	r.buf[r.next] = p
-	r.next = (r.next + 1) % len(r.buf)
-	r.n = min(r.n+1, len(r.buf))
-	r.mu.Unlock()
+func newHistory[T any](size int) *history[T] { return &history[T]{buf: make([]T, size)} }
+
+func (h *history[T]) push(v T) {
+	h.mu.Lock()
+	h.buf[h.next] = v
+	h.next = (h.next + 1) % len(h.buf)
+	h.n = min(h.n+1, len(h.buf))
+	h.mu.Unlock()
 }
 
-// at returns the newest pose no later than t, or the oldest kept if all
-// are later; false if there is none.
-func (r *poseRing) at(t int64) (pose, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.n == 0 {
-		return pose{}, false
-	}
-	var p pose
-	for k := 1; k <= r.n; k++ { // newest first
-		p = r.buf[(r.next-k+len(r.buf))%len(r.buf)]
-		if p.t <= t {
-			break
+// last returns the newest value that match accepts; if none does, the
+// oldest value kept and false; if there is none, the zero value and false.
+func (h *history[T]) last(match func(T) bool) (T, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var v T
+	for k := 1; k <= h.n; k++ { // newest first
+		if v = h.buf[(h.next-k+len(h.buf))%len(h.buf)]; match(v) {
+			return v, true
 		}
 	}
-	return p, true
-}
-
-// renderLog keeps the last images' renders.
-type renderLog struct {
-	mu   sync.Mutex
-	buf  [256]CameraRender
-	n    int
-	next int
-}
-
-func (l *renderLog) add(c CameraRender) {
-	l.mu.Lock()
-	l.buf[l.next] = c
-	l.next = (l.next + 1) % len(l.buf)
-	l.n = min(l.n+1, len(l.buf))
-	l.mu.Unlock()
-}
-
-// find returns the newest render of an image at or before frame.
-func (l *renderLog) find(frame uint32) (CameraRender, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for k := 1; k <= l.n; k++ {
-		if c := l.buf[(l.next-k+len(l.buf))%len(l.buf)]; c.Image <= frame {
-			return c, true
-		}
-	}
-	return CameraRender{}, false
+	return v, false
 }
 
 // CorruptCamera makes the camera's next n video packets come out with

@@ -19,6 +19,7 @@ import (
 	"periph.io/x/devices/v3/lepton/cci"
 	"periph.io/x/devices/v3/lepton/image14bit"
 
+	"github.com/skyswap/skyswap/hw/camera/cameratest"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim"
 	"github.com/skyswap/skyswap/hw/sim/chips"
@@ -169,25 +170,6 @@ func rawVideo(t *testing.T, path, name string) spi.Conn {
 	return sc
 }
 
-// crcOK is periph's check of a VoSPI packet's CRC.
-func crcOK(p []byte) bool {
-	tmp := append([]byte(nil), p...)
-	tmp[0] &^= 0x0F
-	tmp[2], tmp[3] = 0, 0
-	var crc uint16
-	for _, b := range tmp {
-		crc ^= uint16(b) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc == uint16(p[2])<<8|uint16(p[3])
-}
-
 // stream reads 24-packet transfers until it has seen n packets that are not
 // discards (or 5 s pass) and returns those packets.
 func stream(t *testing.T, sc spi.Conn, n int) [][]byte {
@@ -280,7 +262,7 @@ func TestCameraCorruptAndReferee(t *testing.T) {
 	}
 	bad := 0
 	for _, p := range stream(t, video, 3*60) {
-		if !crcOK(p) {
+		if !cameratest.PeriphCRCOK(p) {
 			bad++
 		}
 	}

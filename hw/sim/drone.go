@@ -57,8 +57,8 @@ type Drone struct {
 
 	cam     *chips.Lepton // nil without a camera
 	scene   *scene.Scene
-	poses   poseRing  // recent truth, for rendering a frame from its start time
-	renders renderLog // the attitude each image was rendered from
+	poses   *history[pose]         // recent truth, one per physics step (0.5 s), for rendering a frame from its start time
+	renders *history[CameraRender] // the attitude each of the last images was rendered from
 
 	// pcaMu orders fence, chip write and referee record as one step, so
 	// the log's order is the chip's.
@@ -111,6 +111,9 @@ func New(cfg Config) *Drone {
 		baro: chips.NewBMP280(mono.Now),
 		quad: physics.New(cfg.Physics),
 		ref:  referee.New(referee.Config{TickHz: cfg.TickHz, LogCap: cfg.LogCap, SampleCap: cfg.LogCap}),
+
+		poses:   newHistory[pose](512),
+		renders: newHistory[CameraRender](256),
 	}
 	if !cfg.NoCamera {
 		st := cfg.Physics.Start

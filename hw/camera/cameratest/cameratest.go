@@ -41,6 +41,17 @@ func CRC(data []byte) uint16 {
 	return crc
 }
 
+// PeriphCRCOK reports whether packet p passes periph's lepton check
+// (verifyCRC): the CRC over p with the first byte's low nibble and the CRC
+// field cleared. It agrees with the datasheet's (top nibble) for packet
+// numbers below 256, which is every packet of a Lepton 2.
+func PeriphCRCOK(p []byte) bool {
+	tmp := append([]byte(nil), p...)
+	tmp[0] &^= 0x0F
+	tmp[2], tmp[3] = 0, 0
+	return CRC(tmp) == uint16(p[2])<<8|uint16(p[3])
+}
+
 // AppendPacket appends one video packet: the 16-bit id (packet number in the
 // low 12 bits; the top 4 are reserved and sent as given), its CRC, and
 // payload, zero-padded to 160 bytes.

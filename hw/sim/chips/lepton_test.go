@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/hw/camera/cameratest"
 )
 
 // renderLog is a LeptonRender that draws a distinct image per unique frame
@@ -33,27 +35,6 @@ func bootedLepton(t *testing.T) (*Lepton, *fakeClock, *renderLog) {
 	l := NewLepton(now, g.render)
 	clk.Advance(LeptonBootTime)
 	return l, clk, g
-}
-
-// periphCRC is the check periph's lepton applies to a packet (verifyCRC),
-// written out bit by bit: CRC-16/CCITT over the packet with the first
-// byte's low nibble and the CRC field cleared.
-func periphCRC(p []byte) bool {
-	tmp := append([]byte(nil), p...)
-	tmp[0] &^= 0x0F
-	tmp[2], tmp[3] = 0, 0
-	var crc uint16
-	for _, b := range tmp {
-		crc ^= uint16(b) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc == uint16(p[2])<<8|uint16(p[3])
 }
 
 // packetID returns a packet's number (ID without the reserved nibble).
@@ -351,8 +332,8 @@ func TestLeptonVoSPIPackets(t *testing.T) {
 			clk.Advance(5 * LeptonFramePeriod) // frame 5: its image is frame 3's
 			ps, info := readPackets(t, l, tc.count+2)
 			for i, p := range ps[:tc.count] {
-				if packetID(p) != i || p[0]&0xF0 != 0 || !periphCRC(p) {
-					t.Fatalf("packet %d: ID %#04x, CRC ok %v", i, uint16(p[0])<<8|uint16(p[1]), periphCRC(p))
+				if packetID(p) != i || p[0]&0xF0 != 0 || !cameratest.PeriphCRCOK(p) {
+					t.Fatalf("packet %d: ID %#04x, CRC ok %v", i, uint16(p[0])<<8|uint16(p[1]), cameratest.PeriphCRCOK(p))
 				}
 				if info[i] != (LeptonPacket{Frame: 5, Number: i, Count: tc.count}) {
 					t.Fatalf("packet %d info %+v", i, info[i])
@@ -436,7 +417,7 @@ func TestLeptonSlowReader(t *testing.T) {
 		t.Fatalf("the packet in progress finishes first: %+v", info)
 	}
 	whole := append(half, rest[:LeptonPacketSize/2]...)
-	if !periphCRC(whole) {
+	if !cameratest.PeriphCRCOK(whole) {
 		t.Fatal("a packet split over two transfers has a bad CRC")
 	}
 	if info[1].Frame != 1 || info[1].Number != 0 || packetID(rest[LeptonPacketSize/2:]) != 0 {
@@ -466,7 +447,7 @@ func TestLeptonCorrupt(t *testing.T) {
 			ps, info := readPackets(t, l, 63)
 			bad := 0
 			for i, p := range ps {
-				crcBad, seqBad := !periphCRC(p), packetID(p) != i
+				crcBad, seqBad := !cameratest.PeriphCRCOK(p), packetID(p) != i
 				if crcBad || seqBad {
 					bad++
 					if (f == LeptonFaultCRC) != crcBad || (f == LeptonFaultSeq) != seqBad {
