@@ -20,20 +20,12 @@ import (
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/containers/containerstest"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
 )
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI is set: CI must install and start containerd with scripts/dev-setup.sh containerd)", msg)
-	}
-	t.Skip(msg)
-}
 
 // agentRig is a drone on one machine for the agent's end-to-end tests: a
 // real mosquitto, releases v1 and v2 in a loopback registry, the virtual
@@ -65,10 +57,10 @@ const testNamespace = "skyswap-test-agent"
 func newAgentRig(t *testing.T) *agentRig {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "the agent test needs root (containerd)")
+		containerstest.SkipOrFail(t, "the agent test needs root (containerd)")
 	}
 	if _, err := os.Stat(containers.DefaultSocket); err != nil {
-		skipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
+		containerstest.SkipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
 	}
 	r := &agentRig{t: t, m: brokertest.Start(t, nil), refs: map[string]string{}, idx: map[string]v1.ImageIndex{}, sent: map[string][]byte{}}
 	ctx := context.Background()

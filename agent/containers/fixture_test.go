@@ -30,6 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/skyswap/skyswap/agent/containers/containerstest"
 )
 
 // The integration tests run against a real containerd daemon, as root, in
@@ -63,16 +65,6 @@ func TestMain(m *testing.M) {
 
 func regHost() string { return strings.TrimPrefix(reg.URL, "http://") }
 
-// skipOrFail skips the test, or fails it when CI is set.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI is set: CI must install and start containerd with scripts/dev-setup.sh containerd)", msg)
-	}
-	t.Skip(msg)
-}
-
 func testSocket() string {
 	if s := os.Getenv("CONTAINERD_ADDRESS"); s != "" {
 		return s
@@ -85,17 +77,17 @@ func testSocket() string {
 func openTest(t *testing.T, plainHTTP ...string) *Runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "containerd tests need root (sudo go test ./agent/containers/)")
+		containerstest.SkipOrFail(t, "containerd tests need root (sudo go test ./agent/containers/)")
 	}
 	sock := testSocket()
 	if _, err := os.Stat(sock); err != nil {
-		skipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd as root", sock)
+		containerstest.SkipOrFail(t, "no containerd socket at %s: run scripts/dev-setup.sh containerd as root", sock)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := Open(ctx, Config{Socket: sock, Namespace: testNamespace, LogDir: logDir, PlainHTTP: append(plainHTTP, regHost())})
 	if err != nil {
-		skipOrFail(t, "%v", err)
+		containerstest.SkipOrFail(t, "%v", err)
 	}
 	t.Cleanup(func() { r.Close() })
 	return r

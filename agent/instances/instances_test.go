@@ -2,7 +2,6 @@ package instances
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,23 +14,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/containers/containerstest"
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
 )
-
-// skipOrFail skips, or fails when CI is set (CI installs and starts
-// containerd, so these tests must run there).
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI is set: CI must install and start containerd with scripts/dev-setup.sh containerd)", msg)
-	}
-	t.Skip(msg)
-}
 
 // TestFlightHandoverInContainers flies flight v1 in a container against the
 // virtual drone and hands it over to flight v2 in another container: the
@@ -42,7 +31,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 // referee judges the cut-over.
 func TestFlightHandoverInContainers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "containerd tests need root")
+		containerstest.SkipOrFail(t, "containerd tests need root")
 	}
 	ctx := context.Background()
 	logDir := t.TempDir()
@@ -50,7 +39,7 @@ func TestFlightHandoverInContainers(t *testing.T) {
 	c, err := containers.Open(octx, containers.Config{Namespace: "skyswap-test-instances", LogDir: logDir})
 	cancel()
 	if err != nil {
-		skipOrFail(t, "%v", err)
+		containerstest.SkipOrFail(t, "%v", err)
 	}
 	defer c.Close()
 
