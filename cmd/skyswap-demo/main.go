@@ -170,38 +170,8 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 			"roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg), "motors", roundAll(t.Motors), "messages", n,
 			"camera_frames", frames)
 	}
-	var end <-chan time.Time
-	if seconds > 0 {
-		end = time.After(time.Duration(seconds * float64(time.Second)))
-	}
-	updateAt := time.After(6 * time.Second)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	var up *updateFigures
-	updating := false
-	updateDone := make(chan *updateFigures, 1)
-fly:
-	for {
-		select {
-		case <-ctx.Done():
-			break fly
-		case <-end:
-			break fly
-		case <-tick.C:
-			show()
-		case <-updateAt:
-			// The update runs beside the telemetry display.
-			updating = true
-			go func() { updateDone <- pushV2(ctx, log, s, g, dronectl, diff.AddedBytes()) }()
-		case up = <-updateDone:
-		}
-	}
-	if up == nil && updating {
-		select {
-		case up = <-updateDone: // in progress at the end: let it finish
-		case <-time.After(30 * time.Second):
-		}
-	}
+	fly(ctx, seconds, show, func() { up = pushV2(ctx, log, s, g, dronectl, diff.AddedBytes()) })
 
 	bg := context.WithoutCancel(ctx)
 	endFlight := mono.Now()
@@ -242,6 +212,40 @@ fly:
 		return fmt.Errorf("the update did not commit: %s %s (process logs: %s)", up.Outcome, up.Error, logFile)
 	}
 	return nil
+}
+
+// fly calls show once a second and, 6 s in, update beside it, until
+// seconds have passed (0 = until ctx ends). It returns once the flight time
+// is over and a started update has finished (at most 30 s more).
+func fly(ctx context.Context, seconds float64, show, update func()) {
+	var end <-chan time.Time
+	if seconds > 0 {
+		end = time.After(time.Duration(seconds * float64(time.Second)))
+	}
+	updateAt := time.After(6 * time.Second)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var updated chan struct{} // nil until the update starts
+flight:
+	for {
+		select {
+		case <-ctx.Done():
+			break flight
+		case <-end:
+			break flight
+		case <-tick.C:
+			show()
+		case <-updateAt:
+			updated = make(chan struct{})
+			go func() { defer close(updated); update() }()
+		}
+	}
+	if updated != nil {
+		select {
+		case <-updated: // in progress at the end: let it finish
+		case <-time.After(30 * time.Second):
+		}
+	}
 }
 
 // pushV2 runs `dronectl push flight:v2` and measures the update from the

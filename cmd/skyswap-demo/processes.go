@@ -56,34 +56,17 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 			"pitch_deg", round(t.PitchDeg), "yaw_deg", round(t.YawDeg),
 			"motors", [4]float64{round(t.Motors[0]), round(t.Motors[1]), round(t.Motors[2]), round(t.Motors[3])})
 	}
-	var end <-chan time.Time
-	if seconds > 0 {
-		end = time.After(time.Duration(seconds * float64(time.Second)))
-	}
-	update := time.After(6 * time.Second)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	var res *handoff.Result
 	var steady, window [2]int64
-fly:
-	for {
-		select {
-		case <-ctx.Done():
-			break fly
-		case <-end:
-			break fly
-		case <-tick.C:
-			show()
-		case <-update:
-			steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
-			r, err := f.Update(ctx, handoff.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
-			res = &r
-			if err != nil {
-				log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)
-			}
-			window = [2]int64{r.CutoverNs - int64(500*time.Millisecond), r.CutoverNs + int64(500*time.Millisecond)}
+	fly(ctx, seconds, show, func() {
+		steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
+		r, err := f.Update(ctx, handoff.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
+		res = &r
+		if err != nil {
+			log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)
 		}
-	}
+		window = [2]int64{r.CutoverNs - int64(500*time.Millisecond), r.CutoverNs + int64(500*time.Millisecond)}
+	})
 	end2 := mono.Now()
 	bg := context.WithoutCancel(ctx)
 	flight, err := f.Report(bg, hover, end2)
