@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/i2c"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 const (
@@ -101,7 +103,7 @@ func Init(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
 	if err := d.d.Tx([]byte{regReset, resetWord}, nil); err != nil {
 		return nil, fmt.Errorf("baro: reset: %w", err)
 	}
-	if err := sleep(ctx, 5*time.Millisecond); err != nil {
+	if err := mono.Sleep(ctx, 5*time.Millisecond); err != nil {
 		return nil, err
 	}
 	if err := d.readCalibration(); err != nil {
@@ -113,7 +115,7 @@ func Init(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
 			return nil, fmt.Errorf("baro: init: write %#02x: %w", w[0], err)
 		}
 	}
-	if err := sleep(ctx, 50*time.Millisecond); err != nil {
+	if err := mono.Sleep(ctx, 50*time.Millisecond); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -193,15 +195,4 @@ const SeaLevelPa = 101325.0
 // the pressure is p0, by the international barometric formula.
 func Altitude(p, p0 float64) float64 {
 	return 44330.77 * (1 - math.Pow(p/p0, 0.190263))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

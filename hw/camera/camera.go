@@ -14,6 +14,8 @@ import (
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi"
 	"periph.io/x/devices/v3/lepton/cci"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // Frame geometry and the VoSPI packet layout in Raw14 mode with telemetry
@@ -178,7 +180,7 @@ func InitOpts(ctx context.Context, p spi.Port, b i2c.Bus, opts *Opts) (*Camera, 
 		if s.CameraStatus == cci.SystemReady {
 			break
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := mono.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return nil, fmt.Errorf("camera: init: status %v, not ready: %w", s.CameraStatus, err)
 		}
 	}
@@ -315,15 +317,4 @@ func (c *Camera) Close() error {
 	}
 	c.sc = nil
 	return err
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/devices/v3/lepton/cci"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // The CCI as the Lepton's IDD defines it (periph's cci implements the same
@@ -52,7 +54,7 @@ func (r regs) waitBooted(ctx context.Context) error {
 		if err == nil && s&bootMask == bootMask {
 			return nil
 		}
-		if cerr := sleepCtx(ctx, cciPoll); cerr != nil {
+		if cerr := mono.Sleep(ctx, cciPoll); cerr != nil {
 			if err != nil {
 				return fmt.Errorf("camera: waiting for boot: %w (last CCI read: %w)", cerr, err)
 			}

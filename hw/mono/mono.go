@@ -5,6 +5,7 @@
 package mono
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,4 +49,18 @@ func RealTime(prio int) error {
 		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w (grant CAP_SYS_NICE for real-time scheduling)", prio, err)
 	}
 	return nil
+}
+
+// Sleep waits for d or until ctx is done, whichever comes first, and
+// returns ctx's error in the second case: a wait a driver's start-up or a
+// stop request may cut short.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

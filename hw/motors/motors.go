@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/i2c"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // N is the number of motors.
@@ -158,10 +160,10 @@ func Init(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("motors: init: wake: %w", err)
 	}
 	// The oscillator needs 500 µs to settle before RESTART is meaningful.
-	if err := sleep(ctx, time.Millisecond); err != nil {
+	if err := mono.Sleep(ctx, time.Millisecond); err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, d.o.ArmTime); err != nil {
+	if err := mono.Sleep(ctx, d.o.ArmTime); err != nil {
 		return nil, fmt.Errorf("motors: arming: %w", err)
 	}
 	return d, nil
@@ -261,15 +263,4 @@ func (d *Dev) write(counts [N]uint16) error {
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

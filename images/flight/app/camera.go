@@ -15,6 +15,7 @@ import (
 	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/camera"
 	"github.com/skyswap/skyswap/hw/camera/thermal"
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // camStream streams the Lepton's frames, as false-colour JPEGs, to the
@@ -108,7 +109,7 @@ func (s *camStream) run(ctx context.Context) {
 			break
 		}
 		s.log.Warn("camera did not open; trying again", "err", err, "try", try)
-		sleepCtx(ctx, time.Second)
+		mono.Sleep(ctx, time.Second)
 	}
 	if s.port == nil {
 		s.log.Error("camera unavailable; flying without it", "err", err)
@@ -157,7 +158,7 @@ func (s *camStream) run(ctx context.Context) {
 		// within one transfer (~2 ms) of the cut-over; a new owner waits
 		// out that much before its first, so the two never share the
 		// stream (a shared stream costs both a resync).
-		if sleepCtx(ctx, handoverGuard); ctx.Err() != nil {
+		if mono.Sleep(ctx, handoverGuard) != nil {
 			return
 		}
 		octx, cancel := context.WithCancel(ctx)
@@ -171,7 +172,7 @@ func (s *camStream) run(ctx context.Context) {
 			if err := s.cam.Next(octx, &f); err != nil {
 				if !errors.Is(err, context.Canceled) {
 					s.log.Warn("camera read failed", "err", err)
-					sleepCtx(octx, 100*time.Millisecond)
+					mono.Sleep(octx, 100*time.Millisecond)
 				}
 				continue
 			}
@@ -201,13 +202,4 @@ func (s *camStream) close() {
 		s.cam.Close()
 	}
 	s.port.Close()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
