@@ -134,20 +134,29 @@ func parseTx(p []byte) (txRequest, error) {
 		addr:  binary.BigEndian.Uint16(p[0:2]),
 		epoch: binary.BigEndian.Uint64(p[2:10]),
 	}
-	wlen := int(binary.BigEndian.Uint16(p[10:12]))
-	p = p[12:]
-	if len(p) != wlen+2 {
-		return txRequest{}, fmt.Errorf("tx declares %d write bytes but carries %d", wlen, len(p)-2)
-	}
-	req.w = p[:wlen]
-	req.rlen = int(binary.BigEndian.Uint16(p[wlen:]))
-	if req.rlen > MaxFrame-1 {
-		return txRequest{}, fmt.Errorf("tx asks to read %d bytes (at most %d)", req.rlen, MaxFrame-1)
-	}
-	if wlen == 0 && req.rlen == 0 {
-		return txRequest{}, errors.New("tx writes and reads nothing")
+	var err error
+	if req.w, req.rlen, err = parseXfer("tx", "writes and reads nothing", p[10:]); err != nil {
+		return txRequest{}, err
 	}
 	return req, nil
+}
+
+// parseXfer decodes the tail both transfers share, u16 wlen | w | u16
+// rlen; op names the request and nothing says what an empty one does.
+func parseXfer(op, nothing string, p []byte) (w []byte, rlen int, err error) {
+	wlen := int(binary.BigEndian.Uint16(p[0:2]))
+	p = p[2:]
+	if len(p) != wlen+2 {
+		return nil, 0, fmt.Errorf("%s declares %d write bytes but carries %d", op, wlen, len(p)-2)
+	}
+	rlen = int(binary.BigEndian.Uint16(p[wlen:]))
+	if rlen > MaxFrame-1 {
+		return nil, 0, fmt.Errorf("%s asks to read %d bytes (at most %d)", op, rlen, MaxFrame-1)
+	}
+	if wlen == 0 && rlen == 0 {
+		return nil, 0, errors.New(op + " " + nothing)
+	}
+	return p[:wlen], rlen, nil
 }
 
 // spiRequest is a decoded spi payload.
@@ -162,18 +171,9 @@ func parseSPI(p []byte) (spiRequest, error) {
 		return spiRequest{}, fmt.Errorf("spi payload of %d bytes is shorter than its header", len(p))
 	}
 	req := spiRequest{dev: p[0]}
-	wlen := int(binary.BigEndian.Uint16(p[1:3]))
-	p = p[3:]
-	if len(p) != wlen+2 {
-		return spiRequest{}, fmt.Errorf("spi declares %d write bytes but carries %d", wlen, len(p)-2)
-	}
-	req.w = p[:wlen]
-	req.rlen = int(binary.BigEndian.Uint16(p[wlen:]))
-	if req.rlen > MaxFrame-1 {
-		return spiRequest{}, fmt.Errorf("spi asks to read %d bytes (at most %d)", req.rlen, MaxFrame-1)
-	}
-	if wlen == 0 && req.rlen == 0 {
-		return spiRequest{}, errors.New("spi clocks nothing")
+	var err error
+	if req.w, req.rlen, err = parseXfer("spi", "clocks nothing", p[1:]); err != nil {
+		return spiRequest{}, err
 	}
 	return req, nil
 }
