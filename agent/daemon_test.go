@@ -123,6 +123,29 @@ func newAgentRig(t *testing.T) *agentRig {
 	return r
 }
 
+// runDaemon runs drone-agent in this process until the test ends and
+// waits until it is online.
+func (r *agentRig) runDaemon() {
+	r.t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunDaemon(ctx, r.cfg, slog.New(slog.NewTextHandler(tlog{r.t}, nil))) }()
+	r.t.Cleanup(func() { stop(); <-done })
+	r.awaitOnline(done)
+}
+
+// deploy sends the first update, of image, and waits until it flies
+// (deployed); it returns that event.
+func (r *agentRig) deploy(image string) Event {
+	r.t.Helper()
+	id := r.send(command.KindUpdate, image)
+	e := r.await(id, 60*time.Second, "deployed", "refused", "failed")
+	if e.Phase != "deployed" {
+		r.t.Fatalf("deploy: %+v", e)
+	}
+	return e
+}
+
 // awaitOnline waits for the agent's retained online state (it is then
 // subscribed to commands).
 func (r *agentRig) awaitOnline(died <-chan error) {
@@ -243,17 +266,10 @@ func (r *agentRig) update(kind command.Kind, image string) Event {
 func TestAgentEndToEnd(t *testing.T) {
 	r := newAgentRig(t)
 	ctx := context.Background()
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- RunDaemon(actx, r.cfg, slog.New(slog.NewTextHandler(tlog{t}, nil))) }()
-	defer func() { stop(); <-done }()
-	r.awaitOnline(done)
+	r.runDaemon()
 
 	// Deploy v1: it takes off from the ground.
-	id := r.send(command.KindUpdate, r.refs["v1"])
-	if e := r.await(id, 60*time.Second, "deployed", "refused", "failed"); e.Phase != "deployed" {
-		t.Fatalf("deploy: %+v", e)
-	}
+	r.deploy(r.refs["v1"])
 	hover, err := r.sim.WaitHover(ctx, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,17 +49,9 @@ func TestAgentFaults(t *testing.T) {
 		st.remove(t, ref) // whatever an interrupted run left: the checks below start from nothing
 	}
 
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- RunDaemon(actx, r.cfg, slog.New(slog.NewTextHandler(tlog{t}, nil))) }()
-	defer func() { stop(); <-done }()
-	r.awaitOnline(done)
-	deployID := r.send(command.KindUpdate, r.refs["v1"])
-	e := r.await(deployID, 60*time.Second, "deployed", "refused", "failed")
-	if e.Phase != "deployed" {
-		t.Fatalf("deploy: %+v", e)
-	}
-	v1inst := e.To
+	r.runDaemon()
+	deployed := r.deploy(r.refs["v1"])
+	deployID, v1inst := deployed.Command, deployed.To
 	if _, err := r.sim.WaitHover(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -157,11 +157,7 @@ func (s *Server) serveConn(c fdConn) {
 				s.Malformed.Add(1)
 				break
 			}
-			if cap(rbuf) < req.rlen {
-				rbuf = make([]byte, req.rlen)
-			}
-			r := rbuf[:req.rlen]
-			clear(r)
+			r := zeroed(&rbuf, req.rlen)
 			switch err := s.h.Tx(client, req.addr, req.epoch, req.w, r); {
 			case err == nil:
 				payload = r
@@ -177,11 +173,7 @@ func (s *Server) serveConn(c fdConn) {
 				s.Malformed.Add(1)
 				break
 			}
-			if cap(rbuf) < req.rlen {
-				rbuf = make([]byte, req.rlen)
-			}
-			r := rbuf[:req.rlen]
-			clear(r)
+			r := zeroed(&rbuf, req.rlen)
 			sh, ok := s.h.(SPIHandler)
 			if !ok {
 				status, payload = statusNACK, []byte("this drone has no SPI bus")
@@ -201,4 +193,15 @@ func (s *Server) serveConn(c fdConn) {
 			return
 		}
 	}
+}
+
+// zeroed returns n zero bytes of *buf, growing it first if needed: the
+// read buffer a connection reuses from request to request.
+func zeroed(buf *[]byte, n int) []byte {
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	r := (*buf)[:n]
+	clear(r)
+	return r
 }
