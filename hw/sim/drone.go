@@ -179,7 +179,9 @@ func (d *Drone) sense() {
 
 func (d *Drone) observe(now int64) {
 	s := d.quad.State()
-	d.poses.push(pose{t: now, att: s.Att, pos: s.Pos})
+	if d.cam != nil { // only the camera renders from past poses
+		d.poses.push(pose{t: now, att: s.Att, pos: s.Pos})
+	}
 	altErr := s.Pos[2] - d.cfg.RefAltM
 	if d.hoverSince.Load() == 0 && math.Abs(altErr) < 0.1 {
 		d.hoverSince.Store(now)
