@@ -1,4 +1,5 @@
-// Package lease is the hardware write lease with a fencing epoch.
+// Package lease is the hardware write lease with a fencing epoch, and the
+// holder's heartbeat.
 //
 // Exactly one process may drive the actuators at a time: the holder of the
 // current epoch. Epochs only grow. The thing being written (the virtual
@@ -8,6 +9,13 @@
 // stop. This is the classic fencing token: the hand-over coordinator gives the
 // candidate epoch E+1, and the candidate's first write fences the old owner.
 //
+// The lease also keeps the Beat: the epoch and time of the last accepted
+// actuator write, a count of them, and the highest epoch its holder has
+// released (handed over). It is stamped where the writes happen, so whoever
+// must judge whether the holder is alive (a standby, the agent) reads it
+// there, without any message queue in between: a holder whose writes stopped
+// for HolderTimeout is presumed gone.
+//
 // Epoch 0 means "no lease": a process with epoch 0 may read sensors but every
 // actuator write it makes is refused.
 package lease
@@ -16,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/i2c"
 )
@@ -24,15 +33,56 @@ import (
 // epoch is older than the newest one the fence has seen (or is 0).
 var ErrStale = errors.New("lease: stale epoch")
 
+// HolderTimeout is how long the holder's accepted actuator writes may stop
+// before it is presumed gone and a standby may take the hardware back. The
+// motor controller holds its last outputs meanwhile, so the drone flies
+// open-loop for at most this long: 50 ms of a hover's outputs held under a
+// 1 N gust moves the reference airframe by well under 1 cm and 1°. It is
+// long against a live holder's write rhythm (a tick is 0.5-10 ms at
+// 100-2000 Hz; on a loaded 2-core machine a live loop's longest gap is
+// 5-25 ms), so a late write is not taken for a dead writer. The standby
+// (handoff), the agent's probation check and the referee's false take-back
+// count all use this one value.
+const HolderTimeout = 50 * time.Millisecond
+
+// Beat is what the lease knows of its holder.
+type Beat struct {
+	Highest  uint64 `json:"highest"`  // highest epoch admitted
+	Epoch    uint64 `json:"epoch"`    // epoch of the last accepted actuator write (0 = none yet)
+	T        int64  `json:"t"`        // its time, CLOCK_MONOTONIC ns
+	Writes   uint64 `json:"writes"`   // accepted actuator writes so far
+	Released uint64 `json:"released"` // highest epoch whose holder released it (handed over)
+}
+
+// Silent reports how long before now (CLOCK_MONOTONIC ns) the last
+// accepted write of an epoch >= epoch was; a beat with no such write is
+// silent since forever.
+func (b Beat) Silent(epoch uint64, now int64) time.Duration {
+	if b.Epoch < epoch || b.T == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Duration(now - b.T)
+}
+
 // Bus is an I2C bus whose actuator writes carry the writer's lease epoch.
 // Drivers see a plain i2c.Bus; the application sets the epoch it holds.
 type Bus interface {
 	i2c.BusCloser
 	// SetEpoch sets the epoch carried by subsequent writes. 0 = no lease.
 	SetEpoch(epoch uint64)
+	Reader
+	// Release records that the holder of epoch has stopped writing
+	// (handed over). Nothing is refused because of it: the next holder's
+	// higher epoch does the fencing.
+	Release(epoch uint64) error
 }
 
-// Fence admits or refuses writes by epoch.
+// Reader reads the lease's heartbeat.
+type Reader interface {
+	Beat() (Beat, error)
+}
+
+// Fence admits or refuses writes by epoch and keeps the heartbeat.
 type Fence interface {
 	// Admit returns an error wrapping ErrStale if epoch is 0 or lower than
 	// the highest epoch admitted so far; otherwise it records epoch as the
@@ -40,14 +90,21 @@ type Fence interface {
 	Admit(epoch uint64) error
 	// Epoch returns the highest epoch admitted so far.
 	Epoch() uint64
+	// Stamp records an accepted actuator write of epoch at t
+	// (CLOCK_MONOTONIC ns). Call it once the write has reached the chip.
+	Stamp(epoch uint64, t int64)
+	// Release records that epoch's holder handed over.
+	Release(epoch uint64)
+	// Beat returns the heartbeat.
+	Beat() Beat
 }
 
 // Memory is a Fence held in process memory. The virtual drone uses it: the
 // simulated bus is the single place every write passes through. The zero
 // value is ready to use.
 type Memory struct {
-	mu      sync.Mutex
-	highest uint64
+	mu   sync.Mutex
+	beat Beat
 }
 
 var _ Fence = (*Memory)(nil)
@@ -56,10 +113,10 @@ var _ Fence = (*Memory)(nil)
 func (m *Memory) Admit(epoch uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := check(epoch, m.highest); err != nil {
+	if err := check(epoch, m.beat.Highest); err != nil {
 		return err
 	}
-	m.highest = epoch
+	m.beat.Highest = epoch
 	return nil
 }
 
@@ -67,7 +124,29 @@ func (m *Memory) Admit(epoch uint64) error {
 func (m *Memory) Epoch() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.highest
+	return m.beat.Highest
+}
+
+// Stamp implements Fence.
+func (m *Memory) Stamp(epoch uint64, t int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.beat.Epoch, m.beat.T = epoch, t
+	m.beat.Writes++
+}
+
+// Release implements Fence.
+func (m *Memory) Release(epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.beat.Released = max(m.beat.Released, epoch)
+}
+
+// Beat implements Fence.
+func (m *Memory) Beat() Beat {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.beat
 }
 
 func check(epoch, highest uint64) error {

@@ -2,11 +2,15 @@ package lease
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/i2c/i2ctest"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 func TestFences(t *testing.T) {
@@ -108,3 +112,98 @@ func TestFencedBus(t *testing.T) {
 type nopCloser struct{ *i2ctest.Record }
 
 func (nopCloser) Close() error { return nil }
+
+func TestBeat(t *testing.T) {
+	shm, err := OpenShm(filepath.Join(t.TempDir(), "lease"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shm.Close()
+	for name, f := range map[string]Fence{"memory": &Memory{}, "shm": shm} {
+		t.Run(name, func(t *testing.T) {
+			if b := f.Beat(); b != (Beat{}) {
+				t.Fatalf("a new lease's beat is %+v, want zero", b)
+			}
+			f.Admit(2)
+			f.Stamp(2, 1000)
+			f.Stamp(2, 3500)
+			f.Release(2)
+			f.Release(1) // releases only grow
+			want := Beat{Highest: 2, Epoch: 2, T: 3500, Writes: 2, Released: 2}
+			if b := f.Beat(); b != want {
+				t.Fatalf("beat %+v, want %+v", b, want)
+			}
+		})
+	}
+}
+
+func TestBeatSilent(t *testing.T) {
+	b := Beat{Highest: 3, Epoch: 3, T: 1000}
+	for _, c := range []struct {
+		epoch uint64
+		now   int64
+		want  time.Duration
+	}{
+		{3, 1500, 500},
+		{2, 1500, 500},                      // a newer epoch's write counts for an older holder's successor
+		{4, 1500, time.Duration(1<<63 - 1)}, // no write of epoch 4 yet
+		{0, 1000, 0},
+	} {
+		if got := b.Silent(c.epoch, c.now); got != c.want {
+			t.Errorf("Silent(%d, %d) = %v, want %v", c.epoch, c.now, got, c.want)
+		}
+	}
+	if got := (Beat{}).Silent(0, 5); got != time.Duration(1<<63-1) {
+		t.Errorf("a lease never written is silent for %v, want forever", got)
+	}
+}
+
+func TestShmGrowsOldFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lease")
+	// An 8-byte lease from before the heartbeat: epoch 7.
+	if err := os.WriteFile(path, []byte{7, 0, 0, 0, 0, 0, 0, 0}, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenShm(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b := s.Beat(); b != (Beat{Highest: 7}) {
+		t.Fatalf("beat of the grown file %+v, want epoch 7 and nothing else", b)
+	}
+}
+
+func TestFencedBusStamps(t *testing.T) {
+	rec := &i2ctest.Record{}
+	fence := &Memory{}
+	bus := Fenced(nopCloser{rec}, fence, 0x40)
+	bus.SetEpoch(3)
+	if err := bus.Tx(0x40, []byte{0x00}, nil); err != nil { // a register-pointer write
+		t.Fatal(err)
+	}
+	if b, _ := bus.Beat(); b.Writes != 0 {
+		t.Fatalf("a register-pointer write stamped the heartbeat: %+v", b)
+	}
+	before := mono.Now()
+	if err := bus.Tx(0x40, []byte{0x06, 1, 2, 3, 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := bus.Beat()
+	if b.Writes != 1 || b.Epoch != 3 || b.T < before {
+		t.Fatalf("beat after one write %+v (written after %d)", b, before)
+	}
+	if err := bus.Release(3); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := bus.Beat(); b.Released != 3 {
+		t.Fatalf("released %d, want 3", b.Released)
+	}
+	// A refused write leaves the beat as it was.
+	stale := Fenced(nopCloser{rec}, fence, 0x40)
+	stale.SetEpoch(1)
+	stale.Tx(0x40, []byte{0x06, 0}, nil)
+	if b2, _ := bus.Beat(); b2.Writes != 1 {
+		t.Fatalf("a refused write was stamped: %+v", b2)
+	}
+}

@@ -231,11 +231,26 @@ func (d *Drone) writePCA(c simbus.Client, epoch uint64, w, r []byte) error {
 	if err := d.pca.Tx(w, r); err != nil {
 		return nack(err)
 	}
+	d.fence.Stamp(epoch, now)
 	d.ref.Record(referee.Write{
 		T: now, Writer: c.Name, Epoch: epoch, Pulses: d.pulseMicros(),
 		Update: chips.PCA9685WritesOutputs(w),
 	})
 	return nil
+}
+
+// Lease implements simbus.LeaseHandler: the motor controller's lease,
+// after recording a release (the referee logs it, for its take-back
+// count).
+func (d *Drone) Lease(c simbus.Client, release uint64) (lease.Beat, error) {
+	if release == 0 {
+		return d.fence.Beat(), nil
+	}
+	d.pcaMu.Lock()
+	defer d.pcaMu.Unlock()
+	d.fence.Release(release)
+	d.ref.Record(referee.Write{T: mono.Now(), Writer: c.Name, Epoch: release, Released: true})
+	return d.fence.Beat(), nil
 }
 
 func (d *Drone) pulseMicros() [4]uint16 {

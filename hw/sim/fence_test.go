@@ -141,3 +141,73 @@ func TestFencingThroughSocket(t *testing.T) {
 	}
 	t.Logf("v2 pulses %v µs held through %d refused writes", v2Pulses, len(refusals))
 }
+
+// TestLeaseBeatThroughSocket: every accepted motor write stamps the lease's
+// heartbeat where it reaches the virtual chip, a refused one does not, and
+// a client that never writes (a standby, the agent) reads it over its own
+// connection. A release is logged, so the referee tells a planned cut-over
+// from a take-back.
+func TestLeaseBeatThroughSocket(t *testing.T) {
+	d := sim.New(sim.Config{})
+	run(t, d)
+	path := serve(t, d)
+	ctx := testCtx(t, 10*time.Second)
+
+	v1 := dial(t, path, "v1")
+	v1.SetEpoch(1)
+	m1, err := motors.Init(ctx, v1, &motors.Opts{ArmTime: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher := dial(t, path, "agent")
+	b0, err := watcher.Beat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := m1.Set([motors.N]float64{0.3, 0.3, 0.3, 0.3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b1, _ := watcher.Beat()
+	if b1.Writes != b0.Writes+5 || b1.Epoch != 1 || b1.T <= b0.T || b1.Highest != 1 {
+		t.Fatalf("beat %+v after five writes (before: %+v)", b1, b0)
+	}
+	if err := v1.Release(1); err != nil {
+		t.Fatal(err)
+	}
+	v2 := dial(t, path, "v2")
+	v2.SetEpoch(2)
+	m2, err := motors.Attach(v2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := m2.Set([motors.N]float64{0.4, 0.4, 0.4, 0.4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m1.Set([motors.N]float64{0.3, 0.3, 0.3, 0.3}); !errors.Is(err, lease.ErrStale) {
+		t.Fatalf("v1 after the cut-over: %v, want stale", err)
+	}
+	b2, _ := watcher.Beat()
+	if b2.Writes != b1.Writes+3 || b2.Epoch != 2 || b2.Released != 1 {
+		t.Fatalf("beat %+v: want 3 more writes at epoch 2 and epoch 1 released", b2)
+	}
+	// v2 falls silent; v1's successor takes back without a release.
+	time.Sleep(lease.HolderTimeout + 10*time.Millisecond)
+	v3 := dial(t, path, "v3")
+	v3.SetEpoch(3)
+	m3, err := motors.Attach(v3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m3.Set([motors.N]float64{0.5, 0.5, 0.5, 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	rep := d.Report(0, 0)
+	if rep.WriterSwitches != 2 || rep.Takebacks != 1 || rep.FalseTakebacks != 0 {
+		t.Fatalf("switches %d takebacks %d false %d; want 2, 1 (v2 -> v3, unreleased), 0 (v2 was silent)",
+			rep.WriterSwitches, rep.Takebacks, rep.FalseTakebacks)
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
+	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/sim/simbus"
 )
 
@@ -22,3 +23,10 @@ func (b *localBus) SetEpoch(e uint64)               { b.epoch.Store(e) }
 func (b *localBus) SetSpeed(physic.Frequency) error { return nil }
 func (b *localBus) String() string                  { return "sim-local#" + b.c.Name }
 func (b *localBus) Close() error                    { return nil }
+
+func (b *localBus) Beat() (lease.Beat, error) { return b.d.Lease(b.c, 0) }
+
+func (b *localBus) Release(epoch uint64) error {
+	_, err := b.d.Lease(b.c, epoch)
+	return err
+}

@@ -38,6 +38,17 @@
 // A writer switch that comes later than half a tick is a clean switch and is
 // only counted in WriterSwitches; every double drive is also a writer switch.
 //
+// # Take-backs
+//
+// A planned cut-over is announced at the lease: the old writer releases its
+// epoch (a Write with Released set) before the new writer's first update.
+// A writer switch without that release is a take-back: the new writer took
+// the motors because it presumed the old one gone. A take-back is false
+// when the old writer's last motor update came less than HolderTimeout
+// (lease.HolderTimeout unless configured) before the new writer's first:
+// the old writer was still driving, and only a late message, not a silent
+// motor controller, could have made it look gone.
+//
 // # Camera
 //
 // The simulator also hands the referee every read of the thermal camera's

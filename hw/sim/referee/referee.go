@@ -5,6 +5,9 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 // Config configures a Referee. The zero Config is a 400 Hz flight loop with
@@ -17,6 +20,10 @@ type Config struct {
 	// frames, configuration commands); zero or negative = 1<<16, about 13
 	// minutes of a reader that reads every frame.
 	CameraCap int
+	// HolderTimeout is how long a writer's motor updates may stop before a
+	// take-back from it is justified; zero or negative =
+	// lease.HolderTimeout, the value the product's standby uses.
+	HolderTimeout time.Duration
 }
 
 // Write is one actuator write on the virtual drone's motor controller.
@@ -27,6 +34,9 @@ type Write struct {
 	Pulses  [4]uint16 `json:"pulses"`  // µs per motor channel after the write
 	Update  bool      `json:"update"`  // the write changed the motor channel registers
 	Refused bool      `json:"refused"` // the fence refused it (stale epoch): not applied
+	// Released marks a release, not a write: Writer handed over Epoch (a
+	// planned cut-over). Nothing reached the chip.
+	Released bool `json:"released,omitempty"`
 }
 
 // Sample is one flight-truth sample from the simulator.
@@ -57,6 +67,14 @@ type Report struct {
 	DoubleDrive    int `json:"double_drive"`    // motor updates by a new writer less than half a tick after the previous one
 	WriterSwitches int `json:"writer_switches"` // motor updates by a writer other than the previous one's
 	StaleRefused   int `json:"stale_refused"`   // writes refused by the fence
+	// Takebacks are writer switches where the previous writer had not
+	// released its epoch: the new writer took the motors from it instead
+	// of being handed them. FalseTakebacks are those where the previous
+	// writer's last motor update was less than HolderTimeout before the
+	// new writer's first: it was still writing, and should have been
+	// left to fly.
+	Takebacks      int `json:"takebacks"`
+	FalseTakebacks int `json:"false_takebacks"`
 
 	Samples      int     `json:"samples"`         // flight-truth samples in the window
 	AttErrP99Deg float64 `json:"att_err_p99_deg"` // nearest-rank 99th percentile of |TiltDeg|
@@ -77,6 +95,7 @@ type Report struct {
 // is not usable; call New.
 type Referee struct {
 	halfTick int64 // ns
+	holder   int64 // HolderTimeout, ns
 
 	mu      sync.Mutex
 	writes  ring[Write]
@@ -107,8 +126,12 @@ func New(cfg Config) *Referee {
 	if cfg.CameraCap <= 0 {
 		cfg.CameraCap = 1 << 16
 	}
+	if cfg.HolderTimeout <= 0 {
+		cfg.HolderTimeout = lease.HolderTimeout
+	}
 	return &Referee{
 		halfTick: int64(math.Round(1e9 / cfg.TickHz / 2)),
+		holder:   int64(cfg.HolderTimeout),
 		writes:   newRing[Write](cfg.LogCap),
 		samples:  newRing[sampleRec](cfg.SampleCap),
 		cam:      newCamera(cfg.CameraCap),
@@ -175,8 +198,13 @@ func (r *Referee) Report(from, to int64) Report {
 	// Motor updates, gaps, double drive.
 	var gaps []float64
 	var prev *Write
+	released := map[string]uint64{} // writer -> highest epoch it released in the window
 	for i := range writes {
 		w := &writes[i]
+		if w.Released {
+			released[w.Writer] = max(released[w.Writer], w.Epoch)
+			continue
+		}
 		if w.Refused {
 			rep.StaleRefused++
 			continue
@@ -195,6 +223,12 @@ func (r *Referee) Report(from, to int64) Report {
 				rep.WriterSwitches++
 				if d < r.halfTick {
 					rep.DoubleDrive++
+				}
+				if released[prev.Writer] < prev.Epoch {
+					rep.Takebacks++
+					if d < r.holder {
+						rep.FalseTakebacks++
+					}
 				}
 			}
 		}

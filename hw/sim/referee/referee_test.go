@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const (
@@ -366,5 +367,70 @@ func BenchmarkObserve(b *testing.B) {
 	for b.Loop() {
 		s.T += ms
 		r.Observe(s)
+	}
+}
+
+func TestTakebacks(t *testing.T) {
+	at := func(ws []Write, epoch uint64) []Write {
+		for i := range ws {
+			ws[i].Epoch = epoch
+		}
+		return ws
+	}
+	release := func(tm int64, writer string, epoch uint64) []Write {
+		return []Write{{T: tm, Writer: writer, Epoch: epoch, Released: true}}
+	}
+	tests := []struct {
+		name             string
+		writes           [][]Write
+		takebacks, false int
+	}{
+		{"planned cut-over: a released before b", [][]Write{
+			at(series(t0, 40, "a"), 1), release(t0+40*tick-tick/2, "a", 1), at(series(t0+40*tick, 40, "b"), 2),
+		}, 0, 0},
+		{"a release of an older epoch does not count", [][]Write{
+			release(t0-tick, "a", 1), at(series(t0, 40, "a"), 3), at(series(t0+40*tick, 40, "b"), 4),
+		}, 1, 1},
+		{"take-back from a writer silent for 60 ms", [][]Write{
+			at(series(t0, 40, "a"), 2), at(series(t0+40*tick+60*ms, 40, "b"), 3),
+		}, 1, 0},
+		{"take-back from a writer that was still writing", [][]Write{
+			at(series(t0, 40, "a"), 2), at(series(t0+40*tick, 40, "b"), 3),
+		}, 1, 1},
+		{"take-back 49 ms after the last update is false", [][]Write{
+			at(series(t0, 40, "a"), 2), at(series(t0+39*tick+49*ms, 40, "b"), 3),
+		}, 1, 1},
+		{"hand-back then take-back", [][]Write{
+			at(series(t0, 40, "a"), 1), release(t0+40*tick-tick/2, "a", 1),
+			at(series(t0+40*tick, 40, "b"), 2),
+			at(series(t0+80*tick+100*ms, 40, "a"), 3), // b went silent for 100 ms
+		}, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Config{})
+			record(r, tt.writes...)
+			rep := r.Report(0, 0)
+			if rep.Takebacks != tt.takebacks || rep.FalseTakebacks != tt.false {
+				t.Fatalf("takebacks %d, false %d; want %d, %d", rep.Takebacks, rep.FalseTakebacks, tt.takebacks, tt.false)
+			}
+			want := 0
+			for _, ws := range tt.writes {
+				for _, w := range ws {
+					if !w.Released {
+						want++
+					}
+				}
+			}
+			if rep.Updates != want {
+				t.Fatalf("updates %d, want %d: a release is not a motor update", rep.Updates, want)
+			}
+		})
+	}
+	// A configured timeout replaces lease.HolderTimeout.
+	r := New(Config{HolderTimeout: 100 * time.Millisecond})
+	record(r, at(series(t0, 40, "a"), 2), at(series(t0+40*tick+60*ms, 40, "b"), 3))
+	if rep := r.Report(0, 0); rep.FalseTakebacks != 1 {
+		t.Fatalf("with a 100 ms holder timeout a take-back after 60 ms is false; got %d", rep.FalseTakebacks)
 	}
 }

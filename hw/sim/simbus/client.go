@@ -76,6 +76,31 @@ func (c *Conn) Tx(addr uint16, w, r []byte) error {
 	return nil
 }
 
+// Beat implements lease.Reader: the motor controller's lease as the
+// virtual drone keeps it.
+func (c *Conn) Beat() (lease.Beat, error) { return c.leaseOp(0) }
+
+// Release implements lease.Bus.
+func (c *Conn) Release(epoch uint64) error {
+	if epoch == 0 {
+		return fmt.Errorf("simbus: release of epoch 0: it holds no lease")
+	}
+	_, err := c.leaseOp(epoch)
+	return err
+}
+
+func (c *Conn) leaseOp(release uint64) (lease.Beat, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = appendLease(c.out[:0], release)
+	var r [beatSize]byte
+	p, err := c.roundTrip(r[:])
+	if err != nil {
+		return lease.Beat{}, fmt.Errorf("simbus: lease: %w", err)
+	}
+	return parseBeat(p), nil
+}
+
 // roundTrip sends c.out and reads the response, which stays valid until
 // the next call. Callers hold c.mu (Dial needs no lock: c is not shared yet).
 func (c *Conn) roundTrip(r []byte) ([]byte, error) {

@@ -41,6 +41,15 @@ type SPIHandler interface {
 	SPI(c Client, dev uint8, w, r []byte) error
 }
 
+// LeaseHandler is implemented by a Handler whose drone keeps a write
+// lease (the motor controller's fence). Lease records, if release is not
+// zero, that the holder of epoch release handed over, then returns the
+// lease's heartbeat. Without a LeaseHandler every lease request is refused
+// as a NACK.
+type LeaseHandler interface {
+	Lease(c Client, release uint64) (lease.Beat, error)
+}
+
 // Server serves a Handler on a listener.
 type Server struct {
 	h      Handler
@@ -147,8 +156,8 @@ func (s *Server) serveConn(c fdConn) {
 			}
 			client = Client{ID: s.nextID.Add(1), Name: string(p)}
 			s.log.Info("simbus: client connected", "client", client.Name, "id", client.ID)
-		case (kind == opTx || kind == opSPI) && client.ID == 0:
-			status, payload = statusBad, []byte("say hello before the first tx or spi")
+		case (kind == opTx || kind == opSPI || kind == opLease) && client.ID == 0:
+			status, payload = statusBad, []byte("say hello before the first tx, spi or lease")
 			s.Malformed.Add(1)
 		case kind == opTx:
 			req, err := parseTx(p)
@@ -184,6 +193,8 @@ func (s *Server) serveConn(c fdConn) {
 				break
 			}
 			payload = r
+		case kind == opLease:
+			status, payload = s.lease(client, p, &rbuf)
 		default:
 			status, payload = statusBad, []byte("unknown op")
 			s.Malformed.Add(1)
@@ -193,6 +204,24 @@ func (s *Server) serveConn(c fdConn) {
 			return
 		}
 	}
+}
+
+func (s *Server) lease(c Client, p []byte, buf *[]byte) (status byte, payload []byte) {
+	release, err := parseLease(p)
+	if err != nil {
+		s.Malformed.Add(1)
+		return statusBad, []byte(err.Error())
+	}
+	lh, ok := s.h.(LeaseHandler)
+	if !ok {
+		return statusNACK, []byte("this drone keeps no lease")
+	}
+	beat, err := lh.Lease(c, release)
+	if err != nil {
+		return statusNACK, []byte(err.Error())
+	}
+	*buf = appendBeat((*buf)[:0], beat)
+	return statusOK, *buf
 }
 
 // zeroed returns n zero bytes of *buf, growing it first if needed: the

@@ -42,6 +42,7 @@ func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
 			return err
 		}
 		copy(e.regs[w[0]:], w[1:])
+		e.fence.Stamp(epoch, 1234)
 	}
 	if len(r) > 0 {
 		copy(r, e.regs[w[0]:])
@@ -52,6 +53,13 @@ func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
 // SPI implements SPIHandler with one device on chip select 0 that answers
 // each byte clocked with the complement of what it received (MOSI reads 0
 // past the end of w).
+func (e *echo) Lease(c Client, release uint64) (lease.Beat, error) {
+	if release > 0 {
+		e.fence.Release(release)
+	}
+	return e.fence.Beat(), nil
+}
+
 func (e *echo) SPI(c Client, dev uint8, w, r []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -108,6 +116,9 @@ func TestWireGolden(t *testing.T) {
 		{"response-stale", appendResponse(nil, statusStale, []byte("stale"))},
 		{"spi-read", appendSPI(nil, 0, nil, 164)},
 		{"spi-duplex", appendSPI(nil, 1, []byte{0x9f, 0, 0}, 3)},
+		{"lease-read", appendLease(nil, 0)},
+		{"lease-release", appendLease(nil, 7)},
+		{"response-beat", appendResponse(nil, statusOK, appendBeat(nil, lease.Beat{Highest: 8, Epoch: 7, T: 1e9, Writes: 400, Released: 6}))},
 	}
 	var got bytes.Buffer
 	for _, f := range frames {
@@ -126,6 +137,62 @@ func TestWireGolden(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Fatalf("wire format changed: old clients and drone-sim would not understand each other\ngot:\n%s\nwant:\n%s", got.Bytes(), want)
 	}
+}
+
+func TestLease(t *testing.T) {
+	h := &echo{}
+	path, _ := serve(t, h)
+	c, err := Dial(context.Background(), path, "flight-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetEpoch(3)
+	if err := c.Tx(0x40, []byte{0x06, 1, 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Beat()
+	if want := (lease.Beat{Highest: 3, Epoch: 3, T: 1234, Writes: 1}); err != nil || b != want {
+		t.Fatalf("Beat = %+v, %v; want %+v", b, err, want)
+	}
+	if err := c.Release(3); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.Beat(); b.Released != 3 {
+		t.Fatalf("released %d after Release(3)", b.Released)
+	}
+	if err := c.Release(0); err == nil {
+		t.Fatal("Release(0) accepted: epoch 0 holds no lease")
+	}
+
+	// A drone that keeps no lease says so; a malformed request is refused
+	// and counted, and the connection stays usable.
+	np, _ := serve(t, noLease{h})
+	c2, err := Dial(context.Background(), np, "flight-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.Beat(); !errors.Is(err, ErrNACK) {
+		t.Fatalf("Beat on a drone without a lease: %v, want a NACK", err)
+	}
+	c.mu.Lock()
+	c.out = append(binary.BigEndian.AppendUint32(c.out[:0], 1+3), opLease, 1, 2, 3)
+	_, err = c.roundTrip(nil)
+	c.mu.Unlock()
+	if !errors.Is(err, ErrNACK) || !strings.Contains(err.Error(), "lease payload") {
+		t.Fatalf("short lease request: %v", err)
+	}
+	if _, err := c.Beat(); err != nil {
+		t.Fatalf("the connection broke after a malformed lease request: %v", err)
+	}
+}
+
+// noLease is a handler without a lease.
+type noLease struct{ e *echo }
+
+func (n noLease) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
+	return n.e.Tx(c, addr, epoch, w, r)
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -12,8 +12,12 @@
 //	  op 1 hello: client name (UTF-8, at most 64 bytes)
 //	  op 2 tx:    u16 addr | u64 epoch | u16 wlen | w | u16 rlen
 //	  op 3 spi:   u8 dev | u16 wlen | w | u16 rlen
+//	  op 4 lease: u64 release (0 = only read the lease)
 //	response: u32 n | u8 status | payload (n-1 bytes)
-//	  status 0 ok:    the rlen bytes read (tx, spi) or nothing (hello)
+//	  status 0 ok:    the rlen bytes read (tx, spi), nothing (hello), or for
+//	                  lease the heartbeat after the release: u64 highest |
+//	                  u64 epoch | i64 t | u64 writes | u64 released
+//	                  (lease.Beat's fields in order)
 //	  status 1 nack:  error text (the target did not acknowledge; for spi,
 //	                  no device answers on that chip select)
 //	  status 2 stale: error text (the fence refused the epoch)
@@ -26,7 +30,11 @@
 // wlen and rlen may not both be zero. SPI carries no epoch: the fence guards
 // the actuators, which are all on I2C.
 //
-// A connection must say hello before its first tx or spi. Frames are at
+// A lease request reads the motor controller's lease (lease.Beat) and,
+// with a non-zero release, first records that the holder of that epoch
+// handed over; it moves no bytes on any bus.
+//
+// A connection must say hello before its first tx, spi or lease. Frames are at
 // most MaxFrame bytes; a larger length prefix closes the connection.
 package simbus
 
@@ -35,6 +43,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 // MaxFrame is the largest frame either side accepts, length prefix excluded.
@@ -46,6 +56,7 @@ const (
 	opHello byte = 1
 	opTx    byte = 2
 	opSPI   byte = 3
+	opLease byte = 4
 )
 
 const (
@@ -89,6 +100,35 @@ func appendSPI(b []byte, dev uint8, w []byte, rlen int) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(w)))
 	b = append(b, w...)
 	return binary.BigEndian.AppendUint16(b, uint16(rlen))
+}
+
+func appendLease(b []byte, release uint64) []byte {
+	b = binary.BigEndian.AppendUint32(b, 1+8)
+	b = append(b, opLease)
+	return binary.BigEndian.AppendUint64(b, release)
+}
+
+// beatSize is the payload of a lease response.
+const beatSize = 5 * 8
+
+func appendBeat(b []byte, beat lease.Beat) []byte {
+	b = binary.BigEndian.AppendUint64(b, beat.Highest)
+	b = binary.BigEndian.AppendUint64(b, beat.Epoch)
+	b = binary.BigEndian.AppendUint64(b, uint64(beat.T))
+	b = binary.BigEndian.AppendUint64(b, beat.Writes)
+	return binary.BigEndian.AppendUint64(b, beat.Released)
+}
+
+func parseBeat(p []byte) lease.Beat {
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(p[8*i:]) }
+	return lease.Beat{Highest: u(0), Epoch: u(1), T: int64(u(2)), Writes: u(3), Released: u(4)}
+}
+
+func parseLease(p []byte) (release uint64, err error) {
+	if len(p) != 8 {
+		return 0, fmt.Errorf("lease payload of %d bytes, want 8", len(p))
+	}
+	return binary.BigEndian.Uint64(p), nil
 }
 
 func appendResponse(b []byte, status byte, payload []byte) []byte {
