@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
@@ -70,6 +71,32 @@ type ExitReporter interface {
 	Exited(instance string) (how string, exited bool)
 }
 
+// Defaults of Plan's zero fields, and the coordinator's other durations.
+const (
+	DefaultSyncTimeout = 10 * time.Second
+	// DefaultLead is how far ahead of now the cut-over tick is set: the
+	// owner must get the request (a NATS round trip, 1-50 ms on a loaded
+	// machine) and the candidate its stamped frames (DefaultMaxLag) before
+	// it comes.
+	DefaultLead = 100 * time.Millisecond
+	// DefaultProbation is how long the new owner flies with the old one
+	// warm beside it before the update commits.
+	DefaultProbation = 3 * time.Second
+	// FrameSilence is how long an instance's frames may stop reaching the
+	// coordinator before it is judged gone from the hand-over: a loaded
+	// machine delays frames by tens of milliseconds and a faulty link by
+	// more than half a second with nothing wrong, and liveness is judged
+	// at the lease anyway.
+	FrameSilence = time.Second
+	// MinWriteRate is the share of the loop's rate that the lease must see
+	// the new owner write over probation: a loop that skips ticks now and
+	// then on a loaded machine passes, one that writes at half rate does
+	// not. It is judged over probations of at least RateWindow: a rate over
+	// less says nothing.
+	MinWriteRate = 0.5
+	RateWindow   = 100 * time.Millisecond
+)
+
 // Plan is one update of app from Owner to Candidate. The zero value of each
 // optional field means the default noted beside it.
 type Plan struct {
@@ -80,9 +107,9 @@ type Plan struct {
 	// label); an owner publishing another schema refuses the update before
 	// the candidate starts. nil = not checked.
 	Accepts     []string
-	SyncTimeout time.Duration // shadow must sync within; 0 = 10 s
-	LeadTicks   int           // cut-over this many ticks ahead; 0 = 20
-	Probation   time.Duration // 0 = 3 s
+	SyncTimeout time.Duration // shadow must sync within; 0 = DefaultSyncTimeout
+	Lead        time.Duration // cut-over this far ahead; 0 = DefaultLead
+	Probation   time.Duration // 0 = DefaultProbation
 	MaxTiltDeg  float64       // probation envelope; 0 = 30°
 	// MaxDiverged is how many of the new owner's ticks the standby may find
 	// divergent during probation; 0 = 20.
@@ -104,15 +131,9 @@ func (p Plan) withDefaults() (Plan, error) {
 	default:
 		return p, fmt.Errorf("handoff: unknown strategy %q: use handoff, stop-start or start-then-stop", p.Strategy)
 	}
-	if p.SyncTimeout == 0 {
-		p.SyncTimeout = 10 * time.Second
-	}
-	if p.LeadTicks == 0 {
-		p.LeadTicks = 20
-	}
-	if p.Probation == 0 {
-		p.Probation = 3 * time.Second
-	}
+	p.SyncTimeout = cmpOr(p.SyncTimeout, DefaultSyncTimeout)
+	p.Lead = cmpOr(p.Lead, DefaultLead)
+	p.Probation = cmpOr(p.Probation, DefaultProbation)
 	if p.MaxTiltDeg == 0 {
 		p.MaxTiltDeg = 30
 	}
@@ -144,23 +165,38 @@ type Result struct {
 	SyncMs      float64 `json:"sync_ms,omitempty"`      // candidate start to synced
 	ToCommitMs  float64 `json:"to_commit_ms,omitempty"` // cut-over to commit (or revert)
 	TakenBack   bool    `json:"taken_back,omitempty"`   // the standby took back on its own
+	// Retryable marks an abort that timing caused (the owner flew on
+	// untouched, the candidate was sound): trying again is expected to
+	// succeed.
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // ErrIncompatible is the class of errors for a candidate that cannot read
 // the owner's state schema.
 var ErrIncompatible = errors.New("handoff: incompatible state schema")
 
+// CoordinatorConfig configures a coordinator. The zero value of each
+// optional field means the default noted beside it.
+type CoordinatorConfig struct {
+	App string // required: the app whose instances it updates
+	// Lease is the hardware's lease (required): whether an instance drives
+	// the motors is read there, not inferred from its frames.
+	Lease lease.Reader
+	Log   *slog.Logger // nil = discard
+}
+
 // Coordinator runs updates of one app. The agent drives it.
 type Coordinator struct {
-	nc     *nats.Conn
-	app    string
-	sub    Subjects
-	rt     Runtime
-	log    *slog.Logger
-	period int64
-	subs   []*nats.Subscription
+	nc    *nats.Conn
+	app   string
+	sub   Subjects
+	rt    Runtime
+	lease lease.Reader
+	log   *slog.Logger
+	subs  []*nats.Subscription
 
 	mu     sync.Mutex
+	period int64
 	status map[string]Status
 	frames map[string]frameInfo // newest frame per instance
 	// OnEvent, if set, receives every event (also published on the events
@@ -176,36 +212,20 @@ type frameInfo struct {
 	seen         int64 // when it arrived
 }
 
-// NewCoordinator follows app's frames and statuses on nc.
-func NewCoordinator(nc *nats.Conn, app string, rt Runtime, log *slog.Logger) (*Coordinator, error) {
-	if err := CheckApp(app); err != nil {
+// NewCoordinator follows the app's frames and statuses on nc.
+func NewCoordinator(nc *nats.Conn, rt Runtime, cfg CoordinatorConfig) (*Coordinator, error) {
+	if err := CheckApp(cfg.App); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Lease == nil {
+		return nil, errors.New("handoff: a coordinator needs the hardware's lease")
 	}
-	c := &Coordinator{nc: nc, app: app, sub: SubjectsFor(app), rt: rt, log: log,
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{nc: nc, app: cfg.App, sub: SubjectsFor(cfg.App), rt: rt, lease: cfg.Lease, log: cfg.Log,
 		status: map[string]Status{}, frames: map[string]frameInfo{}}
-	fs, err := nc.Subscribe(c.sub.Frames(), func(m *nats.Msg) {
-		// Only the header: the coordinator never looks at the state.
-		var f struct {
-			Schema   string `json:"schema"`
-			Instance string `json:"instance"`
-			Epoch    uint64 `json:"epoch"`
-			Tick     int64  `json:"tick"`
-			TickNs   int64  `json:"tick_ns"`
-			Health   Health `json:"health"`
-		}
-		if json.Unmarshal(m.Data, &f) != nil || f.Instance == "" || f.Schema == "" || f.Epoch == 0 || f.Tick <= 0 || f.TickNs <= 0 {
-			return
-		}
-		c.mu.Lock()
-		if f.TickNs > 0 && f.Tick > 0 {
-			c.period = f.TickNs / f.Tick
-		}
-		c.frames[f.Instance] = frameInfo{tick: f.Tick, tickNs: f.TickNs, epoch: f.Epoch, schema: f.Schema, health: f.Health, seen: mono.Now()}
-		c.mu.Unlock()
-	})
+	fs, err := nc.Subscribe(c.sub.Frames(), func(m *nats.Msg) { c.onFrame(m.Data) })
 	if err != nil {
 		return nil, fmt.Errorf("handoff: coordinator: %w", err)
 	}
@@ -225,6 +245,19 @@ func NewCoordinator(nc *nats.Conn, app string, rt Runtime, log *slog.Logger) (*C
 	}
 	c.subs = []*nats.Subscription{fs, ss}
 	return c, nc.Flush()
+}
+
+// onFrame keeps the newest frame header per instance; a malformed frame is
+// no instance's.
+func (c *Coordinator) onFrame(data []byte) {
+	f, err := DecodeFrame(data)
+	if err != nil || f.TickNs <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.period = f.TickNs / f.Tick
+	c.frames[f.Instance] = frameInfo{tick: f.Tick, tickNs: f.TickNs, epoch: f.Epoch, schema: f.Schema, health: f.Health, seen: mono.Now()}
+	c.mu.Unlock()
 }
 
 // Close stops following.
@@ -269,10 +302,26 @@ func (c *Coordinator) forget(instance string) {
 	delete(c.frames, instance)
 }
 
-// fresh reports whether instance published a frame in the last d.
+// fresh reports whether instance's frames reached us in the last d.
 func (c *Coordinator) fresh(instance string, d time.Duration) (frameInfo, bool) {
 	f, ok := c.frame(instance)
 	return f, ok && mono.Now()-f.seen <= int64(d)
+}
+
+func (c *Coordinator) periodNs() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.period
+}
+
+// beat reads the lease; a failed read is logged and reads as nothing
+// known (zero).
+func (c *Coordinator) beat() lease.Beat {
+	b, err := c.lease.Beat()
+	if err != nil {
+		c.log.Warn("handoff: cannot read the lease", "err", err)
+	}
+	return b
 }
 
 // poll calls cond every 5 ms until it returns done or an error, or ctx ends.
@@ -320,234 +369,296 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 	if err != nil {
 		return Result{Outcome: OutcomeRefused, Reason: err.Error()}, err
 	}
-	res := Result{Strategy: string(plan.Strategy), Owner: plan.Owner, StartNs: mono.Now()}
-	ev := Event{Strategy: string(plan.Strategy), From: plan.Owner, To: plan.Candidate}
+	u := &update{c: c, plan: plan,
+		res: Result{Strategy: string(plan.Strategy), Owner: plan.Owner, StartNs: mono.Now()},
+		ev:  Event{Strategy: string(plan.Strategy), From: plan.Owner, To: plan.Candidate}}
+	if err := u.check(ctx); err != nil {
+		return u.res, err
+	}
+	if plan.Strategy != StrategyHandoff {
+		return u.baseline(ctx)
+	}
+	for _, phase := range []func(context.Context) error{u.prepare, u.shadow, u.cutover} {
+		if err := phase(ctx); err != nil {
+			return u.abort(ctx, err)
+		}
+	}
+	if why := u.probation(ctx); why != "" {
+		return u.revert(ctx, why)
+	}
+	return u.commit(ctx)
+}
 
-	// The owner must be flying and publishing.
+// update is one Run: the plan, what it did so far, and its events.
+type update struct {
+	c     *Coordinator
+	plan  Plan
+	res   Result
+	ev    Event
+	epoch   uint64   // the owner's epoch at the start
+	started int64    // when the candidate's start was asked for
+	h       Handover // the cut-over, once asked for
+	cutAt   int64    // when the candidate was seen driving
+}
+
+// retryable marks an abort cause that timing produced.
+type retryable struct{ error }
+
+func (u *update) emit(phase, err string) {
+	u.ev.Phase, u.ev.Error = phase, err
+	u.c.emit(u.ev)
+}
+
+// check refuses the update unless the owner flies and publishes a schema
+// the candidate accepts.
+func (u *update) check(ctx context.Context) error {
 	var of frameInfo
-	err = poll(withTimeout(ctx, 2*time.Second), func() (bool, error) {
+	err := poll(withTimeout(ctx, 2*time.Second), func() (bool, error) {
 		var ok bool
-		of, ok = c.fresh(plan.Owner, 200*time.Millisecond)
+		of, ok = u.c.fresh(u.plan.Owner, FrameSilence)
 		return ok, nil
 	})
 	if err != nil {
-		res.Outcome, res.Reason = OutcomeRefused, fmt.Sprintf("owner %s publishes no frames: is it running with a NATS URL?", plan.Owner)
-		ev.Phase, ev.Error = "refused", res.Reason
-		c.emit(ev)
-		return res, errors.New("handoff: " + res.Reason)
+		return u.refuse(fmt.Sprintf("owner %s publishes no frames: is it running with a NATS URL?", u.plan.Owner), nil)
 	}
-	res.Epoch = of.epoch
-	if plan.Accepts != nil && !slices.Contains(plan.Accepts, of.schema) {
-		res.Outcome = OutcomeRefused
-		res.Reason = fmt.Sprintf("candidate accepts state schemas %v, owner publishes %q", plan.Accepts, of.schema)
-		ev.Phase, ev.Error = "refused", res.Reason
-		c.emit(ev)
-		return res, fmt.Errorf("%w: %s; build the candidate with a schema it can read", ErrIncompatible, res.Reason)
+	u.epoch, u.res.Epoch, u.ev.Epoch = of.epoch, of.epoch, of.epoch
+	if u.plan.Accepts != nil && !slices.Contains(u.plan.Accepts, of.schema) {
+		return u.refuse(fmt.Sprintf("candidate accepts state schemas %v, owner publishes %q", u.plan.Accepts, of.schema), ErrIncompatible)
 	}
+	return nil
+}
 
-	switch plan.Strategy {
-	case StrategyStopStart, StrategyStartThenStop:
-		return c.baseline(ctx, plan, res, ev, of.epoch)
+func (u *update) refuse(why string, class error) error {
+	u.res.Outcome, u.res.Reason = OutcomeRefused, why
+	u.emit("refused", why)
+	if class != nil {
+		return fmt.Errorf("%w: %s; build the candidate with a schema it can read", class, why)
 	}
+	return errors.New("handoff: " + why)
+}
 
-	// 1. prepare
-	ev.Phase, ev.Epoch = "prepare", of.epoch
-	c.emit(ev)
+// prepare starts the candidate.
+func (u *update) prepare(ctx context.Context) error {
+	u.emit("prepare", "")
 	// A release run before under the same instance name (a rollback) left
 	// its last status and frame here: they must not pass for the new one's.
-	c.forget(plan.Candidate)
-	t0 := mono.Now()
-	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Mode: ModeCandidate}); err != nil {
-		return c.abort(ctx, plan, res, ev, fmt.Sprintf("start candidate: %v", err))
+	u.c.forget(u.plan.Candidate)
+	u.started = mono.Now()
+	if err := u.c.rt.Start(ctx, Spec{Instance: u.plan.Candidate, Mode: ModeCandidate}); err != nil {
+		return fmt.Errorf("start candidate: %v", err)
 	}
-	res.StartMs = msSince(t0)
+	u.res.StartMs = msSince(u.started)
+	return nil
+}
 
-	// 2. shadow until synced
-	ev.Phase = "shadow"
-	c.emit(ev)
-	err = poll(withTimeout(ctx, plan.SyncTimeout), func() (bool, error) {
-		if _, ok := c.fresh(plan.Owner, 200*time.Millisecond); !ok {
-			return false, errors.New("the owner stopped publishing frames")
-		}
-		if er, ok := c.rt.(ExitReporter); ok {
-			if how, exited := er.Exited(plan.Candidate); exited {
-				return false, fmt.Errorf("the candidate exited while shadowing (%s)", how)
-			}
-		}
-		s, ok := c.statusOf(plan.Candidate)
-		if !ok {
-			return false, nil
-		}
-		age := mono.Now() - s.T
-		if age > int64(time.Second) {
-			return false, fmt.Errorf("candidate stopped reporting %.0f ms ago (crashed?)", float64(age)/1e6)
-		}
-		// A status is only trusted while fresh: a delayed path must not
-		// pass for synced.
-		return s.Synced && age <= int64(100*time.Millisecond), nil
-	})
+// shadow waits until the candidate reports synced.
+func (u *update) shadow(ctx context.Context) error {
+	u.emit("shadow", "")
+	err := poll(withTimeout(ctx, u.plan.SyncTimeout), u.synced)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s, _ := u.c.statusOf(u.plan.Candidate)
+		err = fmt.Errorf("no sync within %v (streak %d, diverged %d, lag %.1f ms, incompatible frames %d)",
+			u.plan.SyncTimeout, s.Streak, s.Diverged, s.LagMs, s.Incompatible)
+	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			s, _ := c.statusOf(plan.Candidate)
-			err = fmt.Errorf("no sync within %v (streak %d, diverged %d, lag %.1f ms, incompatible frames %d)",
-				plan.SyncTimeout, s.Streak, s.Diverged, s.LagMs, s.Incompatible)
-		}
-		return c.abort(ctx, plan, res, ev, err.Error())
+		return err
 	}
-	res.SyncMs = msSince(t0)
-	ev.Phase = "synced"
-	c.emit(ev)
+	u.res.SyncMs = msSince(u.started)
+	u.emit("synced", "")
+	return nil
+}
 
-	// 3. cut-over
-	of, _ = c.frame(plan.Owner)
-	h := Handover{Tick: of.tick + int64(plan.LeadTicks), To: plan.Candidate, Epoch: of.epoch + 1, Fallback: of.epoch + 2}
-	if err := c.request(ctx, plan.Owner, Control{Op: "handover", Handover: &h}); err != nil {
-		return c.abort(ctx, plan, res, ev, err.Error())
+func (u *update) synced() (bool, error) {
+	if _, ok := u.c.fresh(u.plan.Owner, FrameSilence); !ok {
+		return false, errors.New("the owner stopped publishing frames")
 	}
-	res.CutoverTick = h.Tick
-	res.CutoverNs = h.Tick * c.periodNs()
-	ev.Phase, ev.Epoch, ev.Tick = "cutover", h.Epoch, h.Tick
-	c.emit(ev)
-	took := false
-	err = poll(withTimeout(ctx, time.Duration(res.CutoverNs-mono.Now())+time.Second), func() (bool, error) {
-		if f, ok := c.frame(plan.Candidate); ok && f.tick >= h.Tick && f.epoch == h.Epoch {
-			took = true
-			return true, nil
+	if er, ok := u.c.rt.(ExitReporter); ok {
+		if how, exited := er.Exited(u.plan.Candidate); exited {
+			return false, fmt.Errorf("the candidate exited while shadowing (%s)", how)
 		}
-		if f, ok := c.frame(plan.Owner); ok && f.epoch == h.Fallback {
-			return true, nil // the owner took back: the candidate never wrote
-		}
+	}
+	s, ok := u.c.statusOf(u.plan.Candidate)
+	if !ok {
 		return false, nil
+	}
+	age := mono.Now() - s.T
+	if age > int64(2*FrameSilence) {
+		return false, fmt.Errorf("candidate stopped reporting %.0f ms ago (crashed?)", float64(age)/1e6)
+	}
+	// A status is only trusted while fresh: a delayed path must not pass
+	// for synced.
+	return s.Synced && age <= int64(DefaultMaxLag), nil
+}
+
+// cutover asks the owner to hand over a lead ahead, then waits until the
+// lease shows the candidate driving.
+func (u *update) cutover(ctx context.Context) error {
+	period := u.c.periodNs()
+	lead := int64(math.Ceil(float64(u.plan.Lead) / float64(period)))
+	e := u.epoch
+	u.h = Handover{Tick: mono.Now()/period + lead, To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
+	if err := u.c.request(ctx, u.plan.Owner, Control{Op: "handover", Handover: &u.h}); err != nil {
+		return retryable{err}
+	}
+	u.res.CutoverTick, u.res.CutoverNs = u.h.Tick, u.h.Tick*period
+	u.ev.Epoch, u.ev.Tick = u.h.Epoch, u.h.Tick
+	u.emit("cutover", "")
+	took := false
+	wait := time.Duration(u.res.CutoverNs-mono.Now()) + FrameSilence
+	err := poll(withTimeout(ctx, wait), func() (bool, error) {
+		b := u.c.beat()
+		took = b.Highest >= u.h.Epoch && b.Epoch == u.h.Epoch
+		return took || b.Highest >= u.h.Fallback, nil
 	})
 	if err != nil || !took {
-		// Nothing was written by the candidate: the owner kept (or took
-		// back) the hardware.
-		return c.abort(ctx, plan, res, ev, "the candidate did not take over at the cut-over tick")
+		// The candidate never drove: the owner kept (or took back) the
+		// hardware.
+		return retryable{errors.New("the candidate did not take over at the cut-over tick")}
 	}
-	cutAt := mono.Now()
+	u.cutAt = mono.Now()
+	return nil
+}
 
-	// 4. probation
-	ev.Phase = "probation"
-	c.emit(ev)
-	s0, _ := c.statusOf(plan.Owner)
-	var unhealthy string
-	deadline := mono.Now() + int64(plan.Probation)
-	err = poll(ctx, func() (bool, error) {
-		if f, ok := c.frame(plan.Owner); ok && f.epoch == h.Fallback {
-			unhealthy, res.TakenBack = "the new owner fell silent; the standby took back", true
+// probation watches the new owner; it returns why it is unhealthy, or ""
+// for a commit.
+func (u *update) probation(ctx context.Context) string {
+	u.emit("probation", "")
+	s0, _ := u.c.statusOf(u.plan.Owner)
+	b0, t0 := u.c.beat(), mono.Now()
+	deadline := t0 + int64(u.plan.Probation)
+	var why string
+	err := poll(ctx, func() (bool, error) {
+		if why = u.unhealthy(s0); why != "" {
 			return true, nil
 		}
-		f, ok := c.fresh(plan.Candidate, 250*time.Millisecond)
-		switch {
-		case !ok:
-			unhealthy = "the new owner stopped publishing frames"
-		case math.Abs(f.health.RollDeg) > plan.MaxTiltDeg || math.Abs(f.health.PitchDeg) > plan.MaxTiltDeg:
-			unhealthy = fmt.Sprintf("attitude out of the envelope: roll %.1f°, pitch %.1f°", f.health.RollDeg, f.health.PitchDeg)
+		if mono.Now() < deadline {
+			return false, nil
 		}
-		if s, ok := c.statusOf(plan.Owner); ok && s.Diverged-s0.Diverged > plan.MaxDiverged {
-			unhealthy = fmt.Sprintf("the standby found %d divergent ticks", s.Diverged-s0.Diverged)
+		why = u.writeRate(b0, t0)
+		if why == "" && u.plan.Revert {
+			why = "revert requested"
 		}
-		if unhealthy != "" {
-			return true, nil
-		}
-		if mono.Now() >= deadline {
-			if plan.Revert {
-				unhealthy = "revert requested"
-			}
-			return true, nil
-		}
-		return false, nil
+		return true, nil
 	})
 	if err != nil {
-		unhealthy = "probation interrupted: " + err.Error()
+		return "probation interrupted: " + err.Error()
 	}
-	if unhealthy != "" {
-		return c.revert(ctx, plan, res, ev, h, cutAt, unhealthy)
-	}
+	return why
+}
 
-	// 5. commit
+// unhealthy checks the new owner once.
+func (u *update) unhealthy(s0 Status) string {
+	if b := u.c.beat(); b.Highest >= u.h.Fallback {
+		u.res.TakenBack = true
+		return "the new owner fell silent at the lease; the standby took back"
+	}
+	f, ok := u.c.fresh(u.plan.Candidate, FrameSilence)
+	switch {
+	case !ok:
+		return "the new owner stopped publishing frames"
+	case math.Abs(f.health.RollDeg) > u.plan.MaxTiltDeg || math.Abs(f.health.PitchDeg) > u.plan.MaxTiltDeg:
+		return fmt.Sprintf("attitude out of the envelope: roll %.1f°, pitch %.1f°", f.health.RollDeg, f.health.PitchDeg)
+	}
+	if s, ok := u.c.statusOf(u.plan.Owner); ok && s.Diverged-s0.Diverged > u.plan.MaxDiverged {
+		return fmt.Sprintf("the standby found %d divergent ticks", s.Diverged-s0.Diverged)
+	}
+	return ""
+}
+
+// writeRate checks the motor-update rate the lease saw since b0 at t0.
+func (u *update) writeRate(b0 lease.Beat, t0 int64) string {
+	period := u.c.periodNs()
+	b, secs := u.c.beat(), float64(mono.Now()-t0)/1e9
+	if period <= 0 || secs < RateWindow.Seconds() {
+		return ""
+	}
+	rate, want := float64(b.Writes-b0.Writes)/secs, MinWriteRate*1e9/float64(period)
+	if rate < want {
+		return fmt.Sprintf("the lease saw %.0f motor writes/s, want at least %.0f", rate, want)
+	}
+	return ""
+}
+
+// commit retires the standby and stops it.
+func (u *update) commit(ctx context.Context) (Result, error) {
+	c, plan := u.c, u.plan
 	if err := c.request(ctx, plan.Owner, Control{Op: "retire"}); err != nil {
 		if errors.Is(err, errRefused) {
 			// It took back an instant before: it owns the hardware and the
 			// candidate is fenced out. Revert, do not stop it.
-			res.TakenBack = true
-			return c.revert(ctx, plan, res, ev, h, cutAt, "the standby took back before it was retired")
+			u.res.TakenBack = true
+			return u.revert(ctx, "the standby took back before it was retired")
 		}
 		c.log.Warn("standby did not answer retire; stopping it", "err", err)
 	}
 	if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Owner); err != nil {
 		c.log.Warn("stopping the retired standby", "err", err)
 	}
-	res.Outcome, res.Owner, res.Epoch = OutcomeCommitted, plan.Candidate, h.Epoch
-	res.ToCommitMs = msSince(cutAt)
-	ev.Phase = "commit"
-	c.emit(ev)
-	return res, nil
+	u.res.Outcome, u.res.Owner, u.res.Epoch = OutcomeCommitted, plan.Candidate, u.h.Epoch
+	u.res.ToCommitMs = msSince(u.cutAt)
+	u.emit("commit", "")
+	return u.res, nil
 }
 
 // revert gives the hardware back to the standby after a cut-over.
-func (c *Coordinator) revert(ctx context.Context, plan Plan, res Result, ev Event, h Handover, cutAt int64, why string) (Result, error) {
-	ev.Phase, ev.Error = "revert", why
-	c.emit(ev)
-	back := h.Fallback
-	if !res.TakenBack {
-		if f, ok := c.fresh(plan.Candidate, 100*time.Millisecond); ok {
-			hb := Handover{Tick: f.tick + int64(plan.LeadTicks), To: plan.Owner, Epoch: h.Fallback, Fallback: h.Fallback + 1}
-			if err := c.request(ctx, plan.Candidate, Control{Op: "handover", Handover: &hb}); err != nil {
-				c.log.Warn("hand-back refused; the standby will take back when the candidate stops", "err", err)
-			}
+func (u *update) revert(ctx context.Context, why string) (Result, error) {
+	c, plan := u.c, u.plan
+	u.emit("revert", why)
+	back := u.h.Fallback
+	if !u.res.TakenBack {
+		period := c.periodNs()
+		lead := int64(math.Ceil(float64(plan.Lead) / float64(period)))
+		hb := Handover{Tick: mono.Now()/period + lead, To: plan.Owner, Epoch: back, Fallback: back + 1}
+		if err := c.request(ctx, plan.Candidate, Control{Op: "handover", Handover: &hb}); err != nil {
+			c.log.Warn("hand-back refused; the standby will take back when the candidate stops", "err", err)
 		}
 	}
 	// Whichever way (hand-back or the standby's own take-back), the old
-	// owner ends up publishing at the fallback epoch.
-	err := poll(withTimeout(ctx, 3*time.Second), func() (bool, error) {
-		f, ok := c.frame(plan.Owner)
-		return ok && f.epoch >= back, nil
-	})
+	// owner ends up driving at the fallback epoch.
+	backInPlace := func() (bool, error) {
+		b := c.beat()
+		return b.Highest >= back && b.Epoch >= back, nil
+	}
+	err := poll(withTimeout(ctx, 3*time.Second), backInPlace)
 	stopErr := c.rt.Stop(context.WithoutCancel(ctx), plan.Candidate)
 	if err != nil {
 		// The hand-back did not show: stopping the candidate makes the
 		// standby take back; wait for it once more.
-		err = poll(withTimeout(ctx, 2*time.Second), func() (bool, error) {
-			f, ok := c.frame(plan.Owner)
-			return ok && f.epoch >= back, nil
-		})
+		err = poll(withTimeout(ctx, 2*time.Second), backInPlace)
 	}
 	if stopErr != nil {
 		c.log.Warn("stopping the candidate", "err", stopErr)
 	}
-	res.Outcome, res.Owner, res.Reason = OutcomeReverted, plan.Owner, why
-	if f, ok := c.frame(plan.Owner); ok {
-		res.Epoch = f.epoch
-	}
-	res.ToCommitMs = msSince(cutAt)
-	ev.Phase, ev.Epoch = "done", res.Epoch
+	u.res.Outcome, u.res.Owner, u.res.Reason = OutcomeReverted, plan.Owner, why
+	u.res.Epoch = c.beat().Highest
+	u.res.ToCommitMs = msSince(u.cutAt)
+	u.ev.Epoch = u.res.Epoch
 	if err != nil {
-		ev.Error = "the old owner is not publishing after the revert: " + err.Error()
-		c.emit(ev)
-		return res, errors.New("handoff: revert did not complete: " + ev.Error)
+		u.emit("done", "the old owner is not driving after the revert: "+err.Error())
+		return u.res, errors.New("handoff: revert did not complete: " + u.ev.Error)
 	}
-	ev.Error = why
-	c.emit(ev)
-	return res, fmt.Errorf("handoff: reverted to %s: %s", plan.Owner, why)
+	u.emit("done", why)
+	return u.res, fmt.Errorf("handoff: reverted to %s: %s", plan.Owner, why)
 }
 
 // abort stops the candidate before cut-over; the owner is untouched.
-func (c *Coordinator) abort(ctx context.Context, plan Plan, res Result, ev Event, why string) (Result, error) {
-	if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Candidate); err != nil {
-		c.log.Warn("stopping the aborted candidate", "err", err)
+func (u *update) abort(ctx context.Context, cause error) (Result, error) {
+	if err := u.c.rt.Stop(context.WithoutCancel(ctx), u.plan.Candidate); err != nil {
+		u.c.log.Warn("stopping the aborted candidate", "err", err)
 	}
-	res.Outcome, res.Owner, res.Reason = OutcomeAborted, plan.Owner, why
-	ev.Phase, ev.Error = "abort", why
-	c.emit(ev)
-	return res, errors.New("handoff: aborted: " + why)
+	var r retryable
+	u.res.Outcome, u.res.Owner, u.res.Reason = OutcomeAborted, u.plan.Owner, cause.Error()
+	u.res.Retryable = errors.As(cause, &r)
+	u.res.Epoch = max(u.epoch, u.c.beat().Highest)
+	u.emit("abort", u.res.Reason)
+	return u.res, errors.New("handoff: aborted: " + u.res.Reason)
 }
 
 // baseline runs stop-start or start-then-stop: no state moves.
-func (c *Coordinator) baseline(ctx context.Context, plan Plan, res Result, ev Event, epoch uint64) (Result, error) {
-	ev.Phase = "prepare"
-	c.emit(ev)
-	next := epoch + 1
+func (u *update) baseline(ctx context.Context) (Result, error) {
+	c, plan, res := u.c, u.plan, u.res
+	u.emit("prepare", "")
+	next := u.epoch + 1
 	t0 := mono.Now()
 	if plan.Strategy == StrategyStopStart {
 		if err := c.rt.Stop(ctx, plan.Owner); err != nil {
@@ -569,8 +680,8 @@ func (c *Coordinator) baseline(ctx context.Context, plan Plan, res Result, ev Ev
 		return res, fmt.Errorf("handoff: the new instance never drove the hardware: %w", err)
 	}
 	res.CutoverTick, res.CutoverNs = nf.tick, nf.tickNs
-	ev.Phase, ev.Epoch, ev.Tick = "cutover", next, nf.tick
-	c.emit(ev)
+	u.ev.Epoch, u.ev.Tick = next, nf.tick
+	u.emit("cutover", "")
 	if plan.Strategy == StrategyStartThenStop {
 		if err := c.rt.Stop(ctx, plan.Owner); err != nil {
 			return res, fmt.Errorf("handoff: stop old owner: %w", err)
@@ -578,15 +689,8 @@ func (c *Coordinator) baseline(ctx context.Context, plan Plan, res Result, ev Ev
 	}
 	res.Outcome, res.Owner, res.Epoch = OutcomeCommitted, plan.Candidate, next
 	res.ToCommitMs = msSince(t0)
-	ev.Phase = "commit"
-	c.emit(ev)
+	u.emit("commit", "")
 	return res, nil
-}
-
-func (c *Coordinator) periodNs() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.period
 }
 
 func msSince(t int64) float64 { return float64(mono.Now()-t) / 1e6 }

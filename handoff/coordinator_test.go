@@ -3,7 +3,6 @@ package handoff_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/handoff/handofftest"
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 // TestHandoverAtTickBoundary proves the hand-over itself, in process: the
@@ -20,123 +20,70 @@ import (
 // may be missing only where the responsible loop overran and skipped it;
 // never two writers), the candidate's first tick is the cut-over tick, the
 // owner's last is the one before, the candidate's first output is computed
-// from the owner's state after its last tick, and the old owner retires: its
-// loop ends on Decision.Retire. A timing miss that a loaded machine can cause
-// (see retryTimingMiss) is retried.
+// from the owner's state after its last tick, the owner released its epoch
+// at the lease before the candidate's first write, and the old owner
+// retires: its loop ends on Decision.Retire.
 func TestHandoverAtTickBoundary(t *testing.T) {
-	retryTimingMiss(t, func(t *testing.T) string {
-		f := newFixture(t)
-		owner := f.startOwner("a")
-		f.candidates(nil, nil)
-		c := f.coordinator()
-		var ev events
-		c.OnEvent = ev.add
+	f := newFixture(t)
+	owner := f.startOwner("a")
+	f.candidates(nil, nil)
+	c := f.coordinator()
+	var ev events
+	c.OnEvent = ev.add
 
-		res, err := c.Run(context.Background(), handoff.Plan{
-			Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
-		})
-		if miss := timingMiss(t, f, res); miss != "" {
-			return miss
-		}
-		if err != nil || res.Outcome != handoff.OutcomeCommitted {
-			t.Fatalf("Run = %+v, %v; want committed", res, err)
-		}
-		if s := owner.P.Status(); s.TakenBack {
-			t.Fatalf("the coordinator committed to b although the standby a had taken back (status %+v): "+
-				"it retired nobody and stopped the instance that was driving", s)
-		}
-		if res.Owner != "b" || res.Epoch != 2 || res.CutoverTick == 0 || res.TakenBack {
-			t.Fatalf("result %+v", res)
-		}
-		want := []string{"prepare", "shadow", "synced", "cutover", "probation", "commit"}
-		if got := ev.phases(); !slices.Equal(got, want) {
-			t.Fatalf("phases %v, want %v", got, want)
-		}
-
-		// The old owner was retired, then stopped: its loop ended on Retire.
-		if stopped, exit := f.rt.Stopped("a"); !stopped || exit != handofftest.ExitRetired {
-			t.Fatalf("old owner stopped %v, exit %q; want stopped after retiring", stopped, exit)
-		}
-		if r := owner.P.Role(); r != handoff.RoleRetired {
-			t.Fatalf("old owner's role %s", r)
-		}
-		cand := f.instance("b")
-		sleepTicks(40) // the new owner flies on alone
-		cand.Stop()
-
-		T := res.CutoverTick
-		ta, tb := f.ledger.Ticks("a"), f.ledger.Ticks("b")
-		if len(ta) == 0 || len(tb) == 0 {
-			t.Fatalf("owner wrote %d ticks, candidate %d", len(ta), len(tb))
-		}
-		if last := ta[len(ta)-1]; last != T-1 {
-			t.Fatalf("the owner's last tick is %d; cut-over at %d", last, T)
-		}
-		if tb[0] != T {
-			t.Fatalf("the candidate's first tick is %d; cut-over at %d", tb[0], T)
-		}
-		checkOneWriter(t, f, ta[0], tb[len(tb)-1], T, owner, cand)
-		if r := f.ledger.Refused(); len(r) != 0 {
-			t.Fatalf("the fence refused %d writes: %+v", len(r), r)
-		}
-		before, after := f.ledger.At(T - 1)[0], f.ledger.At(T)[0]
-		if before.Epoch != 1 || after.Epoch != 2 || after.X != before.X+1 {
-			t.Fatalf("cut-over: tick %d %+v, tick %d %+v; want epochs 1 then 2 and the state carried over (x+1)", T-1, before, T, after)
-		}
-		t.Logf("start %.1f ms, synced %.0f ms after start, cut-over at tick %d, probation to commit %.0f ms; owner skipped %d ticks, candidate %d",
-			res.StartMs, res.SyncMs, T, res.ToCommitMs, len(owner.Loop.Skipped()), len(cand.Loop.Skipped()))
-		return ""
+	res, err := c.Run(context.Background(), handoff.Plan{
+		Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
 	})
-}
+	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+		t.Fatalf("Run = %+v, %v; want committed", res, err)
+	}
+	if s := owner.P.Status(); s.TakenBack {
+		t.Fatalf("the coordinator committed to b although the standby a had taken back (status %+v): "+
+			"it retired nobody and stopped the instance that was driving", s)
+	}
+	if res.Owner != "b" || res.Epoch != 2 || res.CutoverTick == 0 || res.TakenBack {
+		t.Fatalf("result %+v", res)
+	}
+	want := []string{"prepare", "shadow", "synced", "cutover", "probation", "commit"}
+	if got := ev.phases(); !slices.Equal(got, want) {
+		t.Fatalf("phases %v, want %v", got, want)
+	}
 
-// retryTimingMiss runs scenario until it passes or fails, retrying (up to 3
-// attempts, within 20 s) while it reports a timing miss: an outcome a busy
-// machine causes without any protocol fault, because the protocol chooses
-// safety over liveness (a cut-over frame that is half a tick late cancels the
-// cut-over; a new owner silent for TakebackTicks is taken back from). Safety
-// is checked on every attempt, missed or not.
-func retryTimingMiss(t *testing.T, scenario func(t *testing.T) (miss string)) {
-	t.Helper()
-	start := time.Now()
-	for i := 1; ; i++ {
-		var miss string
-		if !t.Run(fmt.Sprintf("attempt_%d", i), func(t *testing.T) { miss = scenario(t) }) || miss == "" {
-			return
-		}
-		t.Logf("attempt %d missed on timing: %s", i, miss)
-		if i == 3 || time.Since(start) > 20*time.Second {
-			t.Fatalf("%d attempts in %v all missed on timing; last: %s", i, time.Since(start).Round(time.Millisecond), miss)
-		}
+	// The old owner was retired, then stopped: its loop ended on Retire.
+	if stopped, exit := f.rt.Stopped("a"); !stopped || exit != handofftest.ExitRetired {
+		t.Fatalf("old owner stopped %v, exit %q; want stopped after retiring", stopped, exit)
 	}
-}
+	if r := owner.P.Role(); r != handoff.RoleRetired {
+		t.Fatalf("old owner's role %s", r)
+	}
+	cand := f.instance("b")
+	sleepTicks(40) // the new owner flies on alone
+	cand.Stop()
 
-// timingMiss returns why res is a timing miss (see retryTimingMiss), or ""
-// if it is not one. For a miss it first checks safety: no tick was written
-// twice, and the owner (or, after a take-back, the standby) drives on.
-func timingMiss(t *testing.T, f *fixture, res handoff.Result) string {
-	t.Helper()
-	var miss string
-	switch {
-	case res.Outcome == handoff.OutcomeAborted:
-		for _, r := range []string{"no sync within", "did not take over at the cut-over tick", "is not ahead of the current tick", "stopped publishing"} {
-			if strings.Contains(res.Reason, r) {
-				miss = "aborted: " + res.Reason
-			}
-		}
-	case res.Outcome == handoff.OutcomeReverted && res.TakenBack:
-		miss = "the standby took back during probation: " + res.Reason
+	T := res.CutoverTick
+	ta, tb := f.ledger.Ticks("a"), f.ledger.Ticks("b")
+	if len(ta) == 0 || len(tb) == 0 {
+		t.Fatalf("owner wrote %d ticks, candidate %d", len(ta), len(tb))
 	}
-	if miss == "" {
-		return ""
+	if last := ta[len(ta)-1]; last != T-1 {
+		t.Fatalf("the owner's last tick is %d; cut-over at %d", last, T)
 	}
-	if d := f.ledger.Doubles(); len(d) != 0 {
-		t.Fatalf("%s, and ticks were written twice: %v", miss, d)
+	if tb[0] != T {
+		t.Fatalf("the candidate's first tick is %d; cut-over at %d", tb[0], T)
 	}
-	if res.Owner != "a" {
-		t.Fatalf("%s, and the result names %s the owner", miss, res.Owner)
+	checkOneWriter(t, f, ta[0], tb[len(tb)-1], T, owner, cand)
+	if r := f.ledger.Refused(); len(r) != 0 {
+		t.Fatalf("the fence refused %d writes: %+v", len(r), r)
 	}
-	checkOwnerWroteEveryTick(t, f, f.instance("a"), currentTick(), 20)
-	return miss
+	before, after := f.ledger.At(T - 1)[0], f.ledger.At(T)[0]
+	if before.Epoch != 1 || after.Epoch != 2 || after.X != before.X+1 {
+		t.Fatalf("cut-over: tick %d %+v, tick %d %+v; want epochs 1 then 2 and the state carried over (x+1)", T-1, before, T, after)
+	}
+	if r := f.ledger.Released(); len(r) == 0 || r[0] != 1 {
+		t.Fatalf("released epochs %v; want the owner's 1 released at the cut-over", r)
+	}
+	t.Logf("start %.1f ms, synced %.0f ms after start, cut-over at tick %d, probation to commit %.0f ms; owner skipped %d ticks, candidate %d",
+		res.StartMs, res.SyncMs, T, res.ToCommitMs, len(owner.Loop.Skipped()), len(cand.Loop.Skipped()))
 }
 
 // checkOneWriter fails unless every tick in [from, to] has exactly one
@@ -165,17 +112,13 @@ func checkOneWriter(t *testing.T, f *fixture, from, to, cut int64, owner, cand *
 
 // TestCandidateKilledInProbation proves the standby's own take-back: the
 // candidate crashes right after the cut-over (its loop ends and its
-// connection drops when probation begins); the standby notices that frames
-// stopped and writes at the fallback epoch within TakebackTicks+2 ticks of
-// the candidate's last write (plus any ticks its own loop skipped), with the
-// state it kept stepping; the coordinator reports a revert with TakenBack,
-// and no tick is ever written twice. A timing miss before the cut-over is
-// retried (see retryTimingMiss).
+// connection drops when probation begins); the standby sees at the lease
+// that the writes stopped and writes at the fallback epoch within the
+// holder timeout and two ticks of the candidate's last write (plus any
+// ticks its own loop skipped), with the state it kept stepping; the
+// coordinator reports a revert with TakenBack, and no tick is ever written
+// twice.
 func TestCandidateKilledInProbation(t *testing.T) {
-	retryTimingMiss(t, candidateKilledInProbation)
-}
-
-func candidateKilledInProbation(t *testing.T) string {
 	f := newFixture(t)
 	owner := f.startOwner("a")
 	f.candidates(nil, nil)
@@ -190,11 +133,6 @@ func candidateKilledInProbation(t *testing.T) string {
 	res, err := c.Run(context.Background(), handoff.Plan{
 		Owner: "a", Candidate: "b", Probation: 2 * time.Second, SyncTimeout: 5 * time.Second,
 	})
-	if res.Outcome == handoff.OutcomeAborted {
-		if miss := timingMiss(t, f, res); miss != "" {
-			return miss
-		}
-	}
 	if err == nil || res.Outcome != handoff.OutcomeReverted || !res.TakenBack {
 		t.Fatalf("Run = %+v, %v; want reverted, taken back", res, err)
 	}
@@ -227,9 +165,10 @@ func candidateKilledInProbation(t *testing.T) string {
 	}
 	gap := back - lastB
 	skipped := owner.Loop.SkippedIn(lastB+1, back)
-	if gap < 1 || gap > int64(testTakeback+2+skipped) {
-		t.Fatalf("took back at tick %d, %d ticks after the candidate's last write %d; want within %d+2 (+%d skipped)",
-			back, gap, lastB, testTakeback, skipped)
+	holder := int64(lease.HolderTimeout / testPeriod)
+	if gap < holder || gap > holder+2+int64(skipped) {
+		t.Fatalf("took back at tick %d, %d ticks after the candidate's last write %d; want after the holder timeout (%d ticks) and within 2 more (+%d skipped)",
+			back, gap, lastB, holder, skipped)
 	}
 	if d := f.ledger.Doubles(); len(d) != 0 {
 		t.Fatalf("ticks with two writers: %v", d)
@@ -245,7 +184,6 @@ func candidateKilledInProbation(t *testing.T) string {
 	}
 	t.Logf("candidate wrote ticks %d..%d (%d); standby took back at %d: %d ticks later (%d skipped); reason %q",
 		tb[0], lastB, len(tb), back, gap, skipped, res.Reason)
-	return ""
 }
 
 // TestAbortLeavesOwnerUntouched proves that an update stopped before the
@@ -296,12 +234,7 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 			owner := f.startOwner("a")
 			c := f.coordinator() // the runtime's Start does nothing
 			if tc.exits {
-				var err error
-				c, err = handoff.NewCoordinator(f.bus.Connect("coordinator-x"), testApp, exitingRuntime{f.rt}, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				c = f.coordinatorOn(exitingRuntime{f.rt})
 			}
 			var ev events
 			c.OnEvent = ev.add
@@ -410,12 +343,6 @@ func TestOwnerRefusesBadHandover(t *testing.T) {
 // (here: no schema, tick, state, sample or outputs) published under an
 // instance name that is not running do not make it believe the instance is
 // flying, so the update is refused before the runtime starts anything.
-//
-// Known bug: the coordinator decodes only the header and checks only
-// instance and epoch (coordinator.go, NewCoordinator's frame handler), so
-// these frames count as the owner's: Run goes on to start the candidate and
-// shadows it until the sync timeout. Remove the Skip once the handler
-// rejects frames without a schema, a tick > 0 and a tick_ns > 0.
 func TestCoordinatorIgnoresMalformedFrames(t *testing.T) {
 	f := newFixture(t)
 	c := f.coordinator()
@@ -439,14 +366,10 @@ func TestCoordinatorIgnoresMalformedFrames(t *testing.T) {
 // retire: the standby refuses to retire because it is the owner again, so
 // the update must end reverted with the old owner left running. The take-back
 // is made to fall between the coordinator's last probation check and its
-// retire request: the standby's loop is stalled for 100 ms between its
-// take-back Tick and the frame that would announce it (Probation is a single
-// check).
-//
-// Known bug: the commit step (coordinator.go, Run, "5. commit") logs the
-// refused retire, stops the standby anyway and reports committed, leaving
-// nobody driving: the old owner is stopped and the candidate is fenced out
-// by the fallback epoch. Remove the Skip once a refused retire is handled.
+// retire request: at the start of probation the new owner's loop stalls for
+// longer than the holder timeout (so the lease shows it silent) and the
+// standby's loop is stalled too, between its take-back Tick and the write
+// and frame that would announce it (Probation is a single check).
 func TestNoCommitAfterTakeBack(t *testing.T) {
 	f := newFixture(t)
 	owner := f.startOwner("a")
@@ -454,8 +377,10 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 	c := f.coordinator()
 	c.OnEvent = func(e handoff.Event) {
 		if e.Phase == "probation" {
+			f.instance("b").Loop.Pause()
 			owner.Loop.Pause()
-			if d := owner.P.Tick(currentTick() + 100); !d.Write || d.Epoch != 3 {
+			time.Sleep(lease.HolderTimeout + 10*time.Millisecond)
+			if d := owner.P.Tick(currentTick()); !d.Write || d.Epoch != 3 {
 				t.Errorf("the standby did not take back: %+v", d)
 			}
 			// Its loop goes on (and announces the take-back) shortly after
@@ -466,11 +391,8 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 	res, err := c.Run(context.Background(), handoff.Plan{
 		Owner: "a", Candidate: "b", Probation: time.Nanosecond, SyncTimeout: 5 * time.Second,
 	})
-	if res.Outcome == handoff.OutcomeAborted {
-		t.Skipf("timing miss before the cut-over: %s", res.Reason)
-	}
-	if stopped, _ := f.rt.Stopped("a"); res.Outcome == handoff.OutcomeCommitted || stopped {
-		t.Fatalf("Run = %+v, %v; a stopped: %v; want not committed and the standby that took back left running", res, err, stopped)
+	if stopped, _ := f.rt.Stopped("a"); res.Outcome != handoff.OutcomeReverted || !res.TakenBack || stopped {
+		t.Fatalf("Run = %+v, %v; a stopped: %v; want reverted after the take-back, and the standby that took back left running", res, err, stopped)
 	}
 }
 
@@ -480,34 +402,25 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 // second old by then, and the coordinator used to abort on it with
 // "candidate stopped reporting".
 func TestRollbackReusesInstanceName(t *testing.T) {
-	retryTimingMiss(t, func(t *testing.T) string {
-		f := newFixture(t)
-		f.startOwner("a")
-		f.candidates(nil, nil)
-		c := f.coordinator()
-		plan := handoff.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
-		res, err := c.Run(context.Background(), plan)
-		if miss := timingMiss(t, f, res); miss != "" {
-			return miss
-		}
-		if err != nil || res.Outcome != handoff.OutcomeCommitted {
-			t.Fatalf("a -> b: %+v, %v", res, err)
-		}
-		time.Sleep(1200 * time.Millisecond) // the retired a's last status is now stale
-		plan.Owner, plan.Candidate = "b", "a"
-		res, err = c.Run(context.Background(), plan)
-		if res.Outcome == handoff.OutcomeAborted && strings.Contains(res.Reason, "stopped reporting") {
-			t.Fatalf("b -> a aborted on the retired a's status: %s", res.Reason)
-		}
-		if res.Outcome != handoff.OutcomeCommitted {
-			if d := f.ledger.Doubles(); len(d) != 0 {
-				t.Fatalf("b -> a: %+v, and ticks were written twice: %v", res, d)
-			}
-			return fmt.Sprintf("b -> a: %s: %s", res.Outcome, res.Reason)
-		}
-		if err != nil || res.Owner != "a" {
-			t.Fatalf("b -> a: %+v, %v", res, err)
-		}
-		return ""
-	})
+	f := newFixture(t)
+	f.startOwner("a")
+	f.candidates(nil, nil)
+	c := f.coordinator()
+	plan := handoff.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
+	res, err := c.Run(context.Background(), plan)
+	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+		t.Fatalf("a -> b: %+v, %v", res, err)
+	}
+	time.Sleep(1200 * time.Millisecond) // the retired a's last status is now stale
+	plan.Owner, plan.Candidate = "b", "a"
+	res, err = c.Run(context.Background(), plan)
+	if res.Outcome == handoff.OutcomeAborted && strings.Contains(res.Reason, "stopped reporting") {
+		t.Fatalf("b -> a aborted on the retired a's status: %s", res.Reason)
+	}
+	if err != nil || res.Outcome != handoff.OutcomeCommitted || res.Owner != "a" {
+		t.Fatalf("b -> a: %+v, %v", res, err)
+	}
+	if d := f.ledger.Doubles(); len(d) != 0 {
+		t.Fatalf("ticks written twice: %v", d)
+	}
 }

@@ -19,9 +19,6 @@ import (
 const (
 	testApp    = "hotest"
 	testPeriod = 2500 * time.Microsecond
-	// testTakeback is every participant's TakebackTicks, set explicitly so
-	// the tests do not depend on the default.
-	testTakeback = 16
 )
 
 // fixture is one test's bus: an embedded NATS server, the actuator ledger,
@@ -56,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) cfg(instance string, role handoff.Role, epoch uint64) handoff.ParticipantConfig {
 	return handoff.ParticipantConfig{
 		App: testApp, Instance: instance, Version: "test", Schema: handofftest.Schema,
-		Role: role, Epoch: epoch, Period: testPeriod, TakebackTicks: testTakeback,
+		Role: role, Epoch: epoch, Period: testPeriod, Lease: f.ledger,
 		Log: f.log.With("instance", instance),
 	}
 }
@@ -117,7 +114,14 @@ func (f *fixture) candidates(model handoff.Model, cfg func(*handoff.ParticipantC
 // fixture's runtime.
 func (f *fixture) coordinator() *handoff.Coordinator {
 	f.t.Helper()
-	c, err := handoff.NewCoordinator(f.bus.Connect("coordinator"), testApp, f.rt, f.log.With("who", "coordinator"))
+	return f.coordinatorOn(f.rt)
+}
+
+// coordinatorOn returns a coordinator on its own connection using rt.
+func (f *fixture) coordinatorOn(rt handoff.Runtime) *handoff.Coordinator {
+	f.t.Helper()
+	c, err := handoff.NewCoordinator(f.bus.Connect("coordinator"), rt,
+		handoff.CoordinatorConfig{App: testApp, Lease: f.ledger, Log: f.log.With("who", "coordinator")})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
@@ -24,6 +25,39 @@ type Model interface {
 	// live controller. It is called from the participant's goroutine.
 	Replay(state, sample json.RawMessage) ([]float64, error)
 }
+
+// Lease is the hardware's write lease as a participant uses it; the app's
+// bus (lease.Bus) is one.
+type Lease interface {
+	// Beat reads the lease's heartbeat, where the writes happen.
+	Beat() (lease.Beat, error)
+	// Release records that this instance stopped writing with epoch.
+	Release(epoch uint64) error
+}
+
+// Defaults of ParticipantConfig's zero durations. Each is a time, not a
+// count of ticks, so that it protects the same thing at any loop rate.
+const (
+	// DefaultSyncFor: the candidate's replays must have matched the
+	// owner's outputs over this much of the owner's flight, with no
+	// divergence and no gap, to be synced: 250 ms holds every phase of the
+	// control law (estimator, integrators, mission) long enough to show a
+	// mismatch, at 62 frames at 250 Hz and 500 at 2000 Hz.
+	DefaultSyncFor = 250 * time.Millisecond
+	// DefaultMaxLag: a candidate is synced only while the owner's newest
+	// frame reached it at most this late (and no older). It follows live
+	// well inside the cut-over lead (DefaultLead), so it sees the owner's
+	// commitment in time; on a loaded machine frames arrive 5-30 ms late
+	// with nothing wrong. Older frames are not used to hydrate: the loop
+	// catches up at most this much of its own samples.
+	DefaultMaxLag = 50 * time.Millisecond
+	// DefaultFrameWait: at the cut-over tick, once the lease shows the
+	// owner released, how long the new owner waits for the owner's last
+	// frame before driving from its own caught-up state. Loopback NATS
+	// delivers a frame in 0.1-0.3 ms; 1 ms covers a busy moment and
+	// stretches that one motor gap by at most that.
+	DefaultFrameWait = time.Millisecond
+)
 
 // ParticipantConfig configures a participant. The zero value of each
 // optional field means the default noted beside it.
@@ -37,29 +71,27 @@ type ParticipantConfig struct {
 	Role   Role
 	Epoch  uint64        // the owner's epoch; required for RoleOwner
 	Period time.Duration // tick period; required
+	// Lease is the hardware's lease (required): the take-over and the
+	// take-back are decided on what it says, never on messages alone.
+	Lease Lease
 
-	SyncTicks int           // matching ticks in a row to be synced; 0 = 100
+	SyncFor   time.Duration // 0 = DefaultSyncFor
 	Tolerance float64       // largest output difference that matches; 0 = 0.01
-	MaxLag    time.Duration // frames older than this are stale; 0 = 8 ticks
-	// TakebackTicks is how many ticks without an owner frame make a standby
-	// take back; 0 = 16 (40 ms at 400 Hz: the motor controller holds the
-	// last outputs meanwhile, and a busy machine can delay a frame by
-	// 10-20 ms without anything being wrong).
-	TakebackTicks int
-	// FrameWait bounds how long Tick waits for frame T-1 when a hand-over
-	// to this instance at T is pending; 0 = two ticks. Writing tick T a
-	// little late stretches one motor-update gap; giving up aborts the
-	// hand-over and costs a take-back (TakebackTicks) instead.
-	FrameWait time.Duration
-	Log       *slog.Logger // nil = discard
+	MaxLag    time.Duration // 0 = DefaultMaxLag
+	FrameWait time.Duration // 0 = DefaultFrameWait
+	// HolderTimeout is how long the owner's writes may stop before it is
+	// presumed gone; 0 = lease.HolderTimeout.
+	HolderTimeout time.Duration
+	Clock         func() int64 // CLOCK_MONOTONIC ns; nil = mono.Now
+	Log           *slog.Logger // nil = discard
 }
 
 func (c ParticipantConfig) withDefaults() (ParticipantConfig, error) {
 	if err := CheckApp(c.App); err != nil {
 		return c, err
 	}
-	if c.Instance == "" || c.Schema == "" || c.Period <= 0 {
-		return c, errors.New("handoff: participant needs an instance, a schema and a tick period")
+	if c.Instance == "" || c.Schema == "" || c.Period <= 0 || c.Lease == nil {
+		return c, errors.New("handoff: participant needs an instance, a schema, a tick period and the hardware's lease")
 	}
 	if c.Role != RoleOwner && c.Role != RoleCandidate {
 		return c, fmt.Errorf("handoff: participant cannot start as %q: use owner or candidate", c.Role)
@@ -70,20 +102,15 @@ func (c ParticipantConfig) withDefaults() (ParticipantConfig, error) {
 	if c.Accepts == nil {
 		c.Accepts = []string{c.Schema}
 	}
-	if c.SyncTicks == 0 {
-		c.SyncTicks = 100
-	}
+	c.SyncFor = cmpOr(c.SyncFor, DefaultSyncFor)
+	c.MaxLag = cmpOr(c.MaxLag, DefaultMaxLag)
+	c.FrameWait = cmpOr(c.FrameWait, DefaultFrameWait)
+	c.HolderTimeout = cmpOr(c.HolderTimeout, lease.HolderTimeout)
 	if c.Tolerance == 0 {
 		c.Tolerance = 0.01
 	}
-	if c.MaxLag == 0 {
-		c.MaxLag = 8 * c.Period
-	}
-	if c.TakebackTicks == 0 {
-		c.TakebackTicks = 16
-	}
-	if c.FrameWait == 0 {
-		c.FrameWait = 2 * c.Period
+	if c.Clock == nil {
+		c.Clock = mono.Now
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -91,14 +118,25 @@ func (c ParticipantConfig) withDefaults() (ParticipantConfig, error) {
 	return c, nil
 }
 
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
 // Decision tells the control loop what to do this tick.
 type Decision struct {
 	// Write: drive the actuators this tick, with Epoch.
 	Write bool
 	Epoch uint64
-	// Hydrate, if set, is the state to load before stepping: the owner's
-	// state after the previous tick.
-	Hydrate json.RawMessage
+	// Hydrate, if set, is the owner's state after tick HydrateTick (before
+	// this one). Load it, then step the control law on the loop's own
+	// samples of the ticks after HydrateTick (Recent keeps them), then
+	// step this tick as usual. Usually HydrateTick is the previous tick
+	// and there is nothing to catch up.
+	Hydrate     json.RawMessage
+	HydrateTick int64
 	// Retire: exit now without touching the actuators.
 	Retire bool
 }
@@ -112,6 +150,8 @@ type Participant struct {
 	sub   Subjects
 	model Model
 	log   *slog.Logger
+	lease Lease
+	now   func() int64
 
 	curTick atomic.Int64
 	frameCh chan struct{} // a frame arrived
@@ -124,17 +164,27 @@ type Participant struct {
 	mu       sync.Mutex
 	role     Role
 	epoch    uint64    // epoch we write with (owner)
-	fallback uint64    // standby: epoch to take back with; 0 = none
 	pending  *Handover // owner: accepted hand-over
+	released uint64    // the epoch this instance last released at the lease
+	watch    uint64    // standby: the epoch it handed over to, whose holder it watches
+	fallback uint64    // standby: epoch to take back with; 0 = none
+	commit   *commitment
 	seq      uint64
 	highest  uint64 // highest epoch seen anywhere
 	latest   *Frame // newest frame from another instance
+	hydrated int64  // tick of the newest frame handed to the loop
 	lastTick int64  // newest tick of any owner frame, ours included
-	streak   int
+	streak   int    // replayed frames in a row that matched
+	since    int64  // tick time of the first frame of the streak
 	lagNs    int64
-	lastDown int64 // the latest tick at which the NATS connection was down
 	counts   struct{ diverged, gaps, malformed, incompatible, staleFrames uint64 }
 	taken    bool
+}
+
+// commitment is an owner's stamped promise to hand over to this instance.
+type commitment struct {
+	Handover
+	from uint64 // the epoch handing over
 }
 
 // NewParticipant joins the hand-over for app on nc. A candidate hydrates
@@ -145,7 +195,7 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 		return nil, err
 	}
 	p := &Participant{
-		nc: nc, cfg: cfg, sub: SubjectsFor(cfg.App), model: model, log: cfg.Log,
+		nc: nc, cfg: cfg, sub: SubjectsFor(cfg.App), model: model, log: cfg.Log, lease: cfg.Lease, now: cfg.Clock,
 		frameCh: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{}),
 		role: cfg.Role, epoch: cfg.Epoch, highest: cfg.Epoch,
 	}
@@ -154,20 +204,8 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 			return nil, err
 		}
 	}
-	fs, err := nc.Subscribe(p.sub.Frames(), func(m *nats.Msg) { p.onFrame(m.Data) })
-	if err != nil {
-		return nil, fmt.Errorf("handoff: subscribe frames: %w", err)
-	}
-	fs.SetPendingLimits(4096, 64<<20)
-	cs, err := nc.Subscribe(p.sub.Control(cfg.Instance), p.onControl)
-	if err != nil {
-		fs.Unsubscribe()
-		return nil, fmt.Errorf("handoff: subscribe control: %w", err)
-	}
-	p.subs = []*nats.Subscription{fs, cs}
-	if err := nc.FlushTimeout(5 * time.Second); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("handoff: nats flush: %w", err)
+	if err := p.subscribe(); err != nil {
+		return nil, err
 	}
 	if cfg.Role == RoleCandidate {
 		// Late join: start from the newest kept frame, then follow live.
@@ -181,6 +219,25 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 	p.wg.Add(1)
 	go p.statusLoop()
 	return p, nil
+}
+
+func (p *Participant) subscribe() error {
+	fs, err := p.nc.Subscribe(p.sub.Frames(), func(m *nats.Msg) { p.onFrame(m.Data) })
+	if err != nil {
+		return fmt.Errorf("handoff: subscribe frames: %w", err)
+	}
+	fs.SetPendingLimits(4096, 64<<20)
+	cs, err := p.nc.Subscribe(p.sub.Control(p.cfg.Instance), p.onControl)
+	if err != nil {
+		fs.Unsubscribe()
+		return fmt.Errorf("handoff: subscribe control: %w", err)
+	}
+	p.subs = []*nats.Subscription{fs, cs}
+	if err := p.nc.FlushTimeout(5 * time.Second); err != nil {
+		p.Close()
+		return fmt.Errorf("handoff: nats flush: %w", err)
+	}
+	return nil
 }
 
 // Close leaves the hand-over.
@@ -205,61 +262,157 @@ func (p *Participant) Role() Role {
 	return p.role
 }
 
+// CatchUpTicks is how many of its own past samples the loop must keep for
+// a Hydrate's catch-up (Recent's size).
+func (p *Participant) CatchUpTicks() int {
+	return int(p.cfg.MaxLag/p.cfg.Period) + 2
+}
+
 // Tick decides the control loop's part in tick. Call it at the start of
-// every tick, before reading sensors.
+// every tick, before reading sensors. An instance that may take the
+// hardware this tick reads the lease (and may wait on it, at most half a
+// tick) before it answers.
 func (p *Participant) Tick(tick int64) Decision {
 	p.curTick.Store(tick)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.role {
 	case RoleOwner:
-		if h := p.pending; h != nil && tick >= h.Tick {
-			p.setRole(RoleStandby, "handed over", "tick", tick, "to", h.To, "epoch", h.Epoch)
-			p.fallback, p.pending, p.epoch = h.Fallback, nil, 0
-			return Decision{}
-		}
-		return Decision{Write: true, Epoch: p.epoch}
+		return p.ownerTick(tick)
 	case RoleRetired:
 		return Decision{Retire: true}
 	}
-	// Candidate or standby.
-	if f := p.latest; f != nil && p.handoverTo(f, tick) && f.Tick < tick-1 {
-		p.waitFrame(tick)
-	}
-	var d Decision
-	f := p.latest
-	if f != nil && f.Tick == tick-1 {
-		d.Hydrate = f.State
-		if p.handoverTo(f, tick) {
-			h := f.Handover
-			p.epoch, p.fallback, p.seq = h.Epoch, 0, 0
-			p.highest = max(p.highest, h.Epoch)
-			p.setRole(RoleOwner, "took over", "tick", tick, "epoch", h.Epoch, "from", f.Instance)
-			return Decision{Write: true, Epoch: h.Epoch, Hydrate: f.State}
-		}
-	}
-	if !p.nc.IsConnected() {
-		// Silence over a broken bus says nothing about the owner (the
-		// on-board NATS may be restarting with the agent): no take-back
-		// while it is down, nor for a second after it is back, while the
-		// owner's client reconnects too (clients retry at their own pace).
-		p.lastDown = tick
-	}
-	busQuiet := p.lastDown == 0 || tick-p.lastDown > int64(p.cfg.TakebackTicks)+int64(time.Second/p.cfg.Period)
-	if p.role == RoleStandby && p.fallback > 0 && tick-p.lastTick > int64(p.cfg.TakebackTicks) && busQuiet {
-		// The owner fell silent: take back at the fallback epoch, which
-		// fences it out. Our own state has been stepping all along.
-		p.epoch, p.fallback, p.seq, p.taken = p.fallback, 0, 0, true
-		p.highest = max(p.highest, p.epoch)
-		p.setRole(RoleOwner, "owner silent: took back", "tick", tick, "epoch", p.epoch, "last_owner_tick", p.lastTick)
+	return p.shadowTick(tick)
+}
+
+// ownerTick: drive, unless an accepted hand-over starts at this tick.
+func (p *Participant) ownerTick(tick int64) Decision {
+	h := p.pending
+	if h == nil || tick < h.Tick {
 		return Decision{Write: true, Epoch: p.epoch}
 	}
+	p.releaseLocked(p.epoch) // normally done right after the last write already
+	p.setRole(RoleStandby, "handed over", "tick", tick, "to", h.To, "epoch", h.Epoch)
+	p.watch, p.fallback, p.pending, p.epoch = h.Epoch, h.Fallback, nil, 0
+	return Decision{}
+}
+
+// releaseLocked tells the lease this instance stopped writing with epoch.
+func (p *Participant) releaseLocked(epoch uint64) {
+	if epoch == 0 || p.released >= epoch {
+		return
+	}
+	if err := p.lease.Release(epoch); err != nil {
+		p.log.Warn("handoff: cannot release the lease; the new owner will wait for the holder timeout", "epoch", epoch, "err", err)
+		return
+	}
+	p.released = epoch
+}
+
+// shadowTick is a candidate's or standby's tick: take over, take back, or
+// follow the owner.
+func (p *Participant) shadowTick(tick int64) Decision {
+	v := p.view(tick)
+	for {
+		switch decide(v) {
+		case readLease:
+			b, err := p.readLease()
+			if err != nil {
+				return p.follow(tick) // no lease, no take-over: the owner flies on
+			}
+			v.beat, v.haveBeat = b, true
+			continue
+		case waitRelease:
+			if p.now() > tick*int64(p.cfg.Period)+int64(p.cfg.Period)/2 {
+				return p.follow(tick) // try again next tick
+			}
+			p.sleepUnlocked(time.Duration(p.cfg.Period) / 16)
+			v = p.view(tick)
+			continue
+		case dropCommit:
+			p.log.Warn("handoff: hand-over void: another instance holds the hardware", "tick", tick, "highest", v.beat.Highest)
+			p.commit = nil
+			return p.follow(tick)
+		case takeOver:
+			return p.takeOver(tick, v.beat)
+		case takeBack:
+			return p.takeBack(tick, v.beat)
+		}
+		return p.follow(tick)
+	}
+}
+
+// readLease reads the lease's heartbeat without holding the lock.
+func (p *Participant) readLease() (lease.Beat, error) {
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	b, err := p.lease.Beat()
+	if err != nil {
+		p.log.Warn("handoff: cannot read the lease", "err", err)
+	}
+	return b, err
+}
+
+func (p *Participant) sleepUnlocked(d time.Duration) {
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	time.Sleep(d)
+}
+
+// view gathers what decide needs (lock held); the lease is read on demand.
+func (p *Participant) view(tick int64) view {
+	v := view{tick: tick, now: p.now(), period: int64(p.cfg.Period), holder: int64(p.cfg.HolderTimeout),
+		watch: p.watch, fallback: p.fallback}
+	if c := p.commit; c != nil {
+		v.commitTick, v.from = c.Tick, c.from
+	}
+	if f := p.latest; f != nil && f.Epoch >= p.watch {
+		v.ownerSeen = f.TickNs
+	}
+	return v
+}
+
+// follow is a tick without driving: hydrate from the newest owner frame
+// not yet handed to the loop, if it is recent enough to catch up from.
+func (p *Participant) follow(tick int64) Decision {
+	f := p.latest
+	if f == nil || f.Tick <= p.hydrated || f.Tick >= tick || p.now()-f.TickNs > int64(p.cfg.MaxLag) {
+		return Decision{}
+	}
+	p.hydrated = f.Tick
+	return Decision{Hydrate: f.State, HydrateTick: f.Tick}
+}
+
+// takeOver makes this instance the owner at the committed epoch: the
+// owner before released the lease (or fell silent for the holder timeout).
+// It waits, briefly, for the owner's last frame, and keeps half a tick
+// after the owner's last write so that no tick has two writers.
+func (p *Participant) takeOver(tick int64, b lease.Beat) Decision {
+	c := p.commit
+	if f := p.latest; f == nil || f.Tick < tick-1 {
+		p.waitFrame(tick)
+	}
+	p.keepHalfTick(b)
+	d := p.follow(tick)
+	d.Write, d.Epoch = true, c.Epoch
+	p.epoch, p.fallback, p.watch, p.seq, p.commit = c.Epoch, 0, 0, 0, nil
+	p.highest = max(p.highest, c.Epoch)
+	p.setRole(RoleOwner, "took over", "tick", tick, "epoch", c.Epoch, "planned_tick", c.Tick,
+		"from_state_tick", d.HydrateTick, "owner_released", b.Released >= c.from)
 	return d
 }
 
-func (p *Participant) handoverTo(f *Frame, tick int64) bool {
-	h := f.Handover
-	return h != nil && h.To == p.cfg.Instance && h.Tick == tick && h.Epoch > p.highest
+// takeBack: the owner fell silent at the lease for the holder timeout; take
+// the hardware back at the fallback epoch, which fences it out. Our own
+// state has been stepping (and catching up on its frames) all along.
+func (p *Participant) takeBack(tick int64, b lease.Beat) Decision {
+	d := p.follow(tick)
+	d.Write, d.Epoch = true, p.fallback
+	p.epoch, p.fallback, p.watch, p.seq, p.taken, p.commit = p.fallback, 0, 0, 0, true, nil
+	p.highest = max(p.highest, p.epoch)
+	p.setRole(RoleOwner, "owner silent at the lease: took back", "tick", tick, "epoch", p.epoch,
+		"silent_ms", float64(p.now()-b.T)/1e6, "last_owner_tick", p.lastTick)
+	return d
 }
 
 // waitFrame waits (lock held on entry and exit) up to FrameWait for the
@@ -274,9 +427,20 @@ func (p *Participant) waitFrame(tick int64) {
 			p.mu.Lock()
 		case <-deadline.C:
 			p.mu.Lock()
-			p.log.Warn("frame for the hand-over tick did not arrive in time; not taking over", "tick", tick)
 			return
 		}
+	}
+}
+
+// keepHalfTick waits until half a tick has passed since the lease's last
+// accepted write, so that a late write of the owner's last tick and our
+// first write are never two writers in one tick.
+func (p *Participant) keepHalfTick(b lease.Beat) {
+	if b.T == 0 {
+		return
+	}
+	if wait := b.T + int64(p.cfg.Period)/2 - p.now(); wait > 0 {
+		p.sleepUnlocked(time.Duration(wait))
 	}
 }
 
@@ -292,18 +456,30 @@ func (p *Participant) setRole(r Role, msg string, args ...any) {
 }
 
 // Fenced tells the participant that a write was refused as stale: someone
-// newer holds the hardware. It becomes a standby that does not take back.
+// newer holds the hardware. An owner that had accepted a hand-over was
+// taken over from (the new owner wrote a little before our last tick): it
+// becomes the standby that hand-over made it. Otherwise it becomes a
+// standby that does not take back.
 func (p *Participant) Fenced() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.role == RoleOwner {
-		p.epoch, p.fallback, p.pending = 0, 0, nil
+	if p.role != RoleOwner {
+		return
+	}
+	if h := p.pending; h != nil {
+		p.watch, p.fallback = h.Epoch, h.Fallback
+		p.setRole(RoleStandby, "fenced by the instance it was handing over to", "to", h.To, "epoch", h.Epoch)
+	} else {
+		p.watch, p.fallback = 0, 0
 		p.setRole(RoleStandby, "fenced out by a newer epoch")
 	}
+	p.epoch, p.pending = 0, nil
 }
 
 // Publish sends this tick's frame if this instance is the owner. state and
-// sample are the app's JSON; out the outputs written.
+// sample are the app's JSON; out the outputs written. After the last tick
+// before an accepted hand-over it also releases the lease, so the new
+// owner can start on time.
 func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []float64, h Health) error {
 	p.mu.Lock()
 	if p.role != RoleOwner {
@@ -317,21 +493,29 @@ func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []f
 		State: state, Sample: sample, Out: out, Health: h,
 	}
 	p.lastTick = max(p.lastTick, tick)
+	last := p.pending != nil && tick == p.pending.Tick-1
 	p.mu.Unlock()
 	data, err := json.Marshal(&f)
 	if err != nil {
 		return fmt.Errorf("handoff: encode frame: %w", err)
 	}
-	return p.nc.Publish(p.sub.Frames(), data)
+	err = p.nc.Publish(p.sub.Frames(), data)
+	if last {
+		p.mu.Lock()
+		p.releaseLocked(f.Epoch)
+		p.mu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("handoff: publish frame: %w", err)
+	}
+	return nil
 }
 
 // onFrame handles one frame (NATS goroutine; calls are serialised).
 func (p *Participant) onFrame(data []byte) {
 	f, err := DecodeFrame(data)
 	if err != nil {
-		p.mu.Lock()
-		p.counts.malformed++
-		p.mu.Unlock()
+		p.count(&p.counts.malformed)
 		return
 	}
 	if f.Instance == p.cfg.Instance {
@@ -339,40 +523,19 @@ func (p *Participant) onFrame(data []byte) {
 	}
 	p.frameMu.Lock()
 	defer p.frameMu.Unlock()
-	now := mono.Now()
-	p.mu.Lock()
-	if l := p.latest; l != nil && l.Instance == f.Instance && f.Tick <= l.Tick {
-		// Older than what we hold (the late-join fetch raced a live frame).
-		p.mu.Unlock()
+	now := p.now()
+	prev, role, ok := p.admit(f)
+	if !ok {
 		return
 	}
-	if !slices.Contains(p.cfg.Accepts, f.Schema) {
-		p.counts.incompatible++
-		p.mu.Unlock()
-		return
-	}
-	if f.Epoch < p.highest {
-		// A fenced instance that has not noticed yet.
-		p.counts.staleFrames++
-		p.mu.Unlock()
-		return
-	}
-	p.highest = f.Epoch
-	prev := p.latest
-	role := p.role
-	p.mu.Unlock()
-
-	lag := now - f.TickNs
 	same := prev != nil && prev.Instance == f.Instance
-	consecutive := same && f.Seq == prev.Seq+1 && f.Tick == prev.Tick+1
+	consecutive := same && f.Seq == prev.Seq+1
 	match := false
-	if consecutive && role != RoleOwner && lag <= int64(p.cfg.MaxLag) {
+	if consecutive && role != RoleOwner {
 		out, err := p.model.Replay(prev.State, f.Sample)
 		match = err == nil && maxDiff(out, f.Out) <= p.cfg.Tolerance
 		if !match {
-			p.mu.Lock()
-			p.counts.diverged++
-			p.mu.Unlock()
+			p.count(&p.counts.diverged)
 		}
 	}
 
@@ -380,19 +543,51 @@ func (p *Participant) onFrame(data []byte) {
 	if same && f.Seq != prev.Seq+1 {
 		p.counts.gaps++
 	}
-	if match {
+	switch {
+	case !match:
+		p.streak, p.since = 0, f.TickNs
+	case p.streak == 0:
+		p.streak, p.since = 1, prev.TickNs
+	default:
 		p.streak++
-	} else {
-		p.streak = 0
 	}
 	p.latest = f
 	p.lastTick = max(p.lastTick, f.Tick)
-	p.lagNs = lag
+	p.lagNs = now - f.TickNs
+	if h := f.Handover; h != nil && h.To == p.cfg.Instance && p.role != RoleOwner &&
+		(p.commit == nil || p.commit.Epoch < h.Epoch) {
+		p.commit = &commitment{Handover: *h, from: f.Epoch}
+	}
 	p.mu.Unlock()
 	select {
 	case p.frameCh <- struct{}{}:
 	default:
 	}
+}
+
+// admit checks a decoded frame of another instance against what is held
+// and returns the previous frame and our role if it is to be used.
+func (p *Participant) admit(f *Frame) (prev *Frame, role Role, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch l := p.latest; {
+	case l != nil && l.Instance == f.Instance && f.Tick <= l.Tick:
+		return nil, "", false // older than what we hold (the late-join fetch raced a live frame)
+	case !slices.Contains(p.cfg.Accepts, f.Schema):
+		p.counts.incompatible++
+		return nil, "", false
+	case f.Epoch < p.highest:
+		p.counts.staleFrames++ // a fenced instance that has not noticed yet
+		return nil, "", false
+	}
+	p.highest = f.Epoch
+	return p.latest, p.role, true
+}
+
+func (p *Participant) count(n *uint64) {
+	p.mu.Lock()
+	*n++
+	p.mu.Unlock()
 }
 
 func maxDiff(a, b []float64) float64 {
@@ -411,66 +606,71 @@ func maxDiff(a, b []float64) float64 {
 
 // onControl answers a coordinator request.
 func (p *Participant) onControl(m *nats.Msg) {
-	reply := func(err error) {
-		r := Reply{OK: err == nil}
-		if err != nil {
-			r.Error = err.Error()
-		}
-		b, _ := json.Marshal(r)
-		if m.Reply != "" {
-			m.Respond(b)
-		}
-	}
 	var c Control
 	if err := json.Unmarshal(m.Data, &c); err != nil {
-		p.mu.Lock()
-		p.counts.malformed++
-		p.mu.Unlock()
-		reply(fmt.Errorf("%w: control: %v", ErrMalformed, err))
+		p.count(&p.counts.malformed)
+		respond(m, fmt.Errorf("%w: control: %v", ErrMalformed, err))
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch c.Op {
 	case "handover":
-		h := c.Handover
-		now := p.curTick.Load()
-		switch {
-		case h == nil || h.To == "" || h.To == p.cfg.Instance:
-			p.counts.malformed++
-			reply(fmt.Errorf("%w: handover needs another instance to hand to", ErrMalformed))
-		case p.role != RoleOwner:
-			reply(fmt.Errorf("handoff: %s is %s, not the owner", p.cfg.Instance, p.role))
-		case p.pending != nil:
-			reply(fmt.Errorf("handoff: a hand-over at tick %d is already pending", p.pending.Tick))
-		case h.Tick <= now+1:
-			reply(fmt.Errorf("handoff: hand-over tick %d is not ahead of the current tick %d", h.Tick, now))
-		case h.Epoch <= p.epoch || h.Fallback <= h.Epoch:
-			reply(fmt.Errorf("handoff: epochs must grow: owner %d, new %d, fallback %d", p.epoch, h.Epoch, h.Fallback))
-		default:
-			hc := *h
-			p.pending = &hc
-			p.log.Info("handoff: hand-over accepted", "tick", h.Tick, "to", h.To, "epoch", h.Epoch, "current_tick", now)
-			reply(nil)
-		}
+		respond(m, p.acceptHandover(c.Handover))
 	case "retire":
 		if p.role == RoleOwner {
-			reply(errors.New("handoff: the owner cannot retire; hand over first"))
+			respond(m, errors.New("handoff: the owner cannot retire; hand over first"))
 			return
 		}
 		p.setRole(RoleRetired, "retired")
-		reply(nil)
+		respond(m, nil)
 	default:
 		p.counts.malformed++
-		reply(fmt.Errorf("%w: unknown op %q", ErrMalformed, c.Op))
+		respond(m, fmt.Errorf("%w: unknown op %q", ErrMalformed, c.Op))
 	}
+}
+
+// acceptHandover takes an owner's commitment to stop before h.Tick (lock
+// held).
+func (p *Participant) acceptHandover(h *Handover) error {
+	now := p.curTick.Load()
+	switch {
+	case h == nil || h.To == "" || h.To == p.cfg.Instance:
+		p.counts.malformed++
+		return fmt.Errorf("%w: handover needs another instance to hand to", ErrMalformed)
+	case p.role != RoleOwner:
+		return fmt.Errorf("handoff: %s is %s, not the owner", p.cfg.Instance, p.role)
+	case p.pending != nil:
+		return fmt.Errorf("handoff: a hand-over at tick %d is already pending", p.pending.Tick)
+	case h.Tick <= now+1:
+		return fmt.Errorf("handoff: hand-over tick %d is not ahead of the current tick %d", h.Tick, now)
+	case h.Epoch <= p.epoch || h.Fallback <= h.Epoch:
+		return fmt.Errorf("handoff: epochs must grow: owner %d, new %d, fallback %d", p.epoch, h.Epoch, h.Fallback)
+	}
+	hc := *h
+	p.pending = &hc
+	p.log.Info("handoff: hand-over accepted", "tick", h.Tick, "to", h.To, "epoch", h.Epoch, "current_tick", now)
+	return nil
+}
+
+// respond answers a request with err's text, or OK.
+func respond(m *nats.Msg, err error) {
+	if m.Reply == "" {
+		return
+	}
+	r := Reply{OK: err == nil}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	b, _ := json.Marshal(r)
+	m.Respond(b)
 }
 
 // Status returns the participant's current status.
 func (p *Participant) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := mono.Now()
+	now := p.now()
 	s := Status{
 		Instance: p.cfg.Instance, Version: p.cfg.Version, Role: p.role, Epoch: p.epoch,
 		Accepts: p.cfg.Accepts, Streak: p.streak, LagMs: float64(p.lagNs) / 1e6,
@@ -478,9 +678,9 @@ func (p *Participant) Status() Status {
 		Incompatible: p.counts.incompatible, Stale: p.counts.staleFrames, TakenBack: p.taken, T: now,
 		LastTick: p.lastTick,
 	}
-	if p.latest != nil {
-		fresh := now-p.latest.TickNs <= int64(p.cfg.MaxLag)
-		s.Synced = p.role != RoleOwner && p.streak >= p.cfg.SyncTicks && fresh && p.lagNs <= int64(p.cfg.MaxLag)
+	if f := p.latest; f != nil && p.role != RoleOwner && p.streak > 0 {
+		live := now-f.TickNs <= int64(p.cfg.MaxLag) && p.lagNs <= int64(p.cfg.MaxLag)
+		s.Synced = live && f.TickNs-p.since >= int64(p.cfg.SyncFor)
 	}
 	return s
 }

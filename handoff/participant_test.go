@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/handoff/handofftest"
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 // TestLateJoin proves that a candidate started while an owner is flying
@@ -227,11 +230,18 @@ func TestIncompatibleSchema(t *testing.T) {
 func TestStaleEpochIgnored(t *testing.T) {
 	f := newFixture(t)
 	nc := f.bus.Connect("a")
-	a, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, f.cfg("a", handoff.RoleOwner, 1))
+	// The clock and the lease are the test's: ticks are driven by hand.
+	var clock atomic.Int64
+	at := func(tick int64) int64 { return tick * int64(testPeriod) }
+	fl := &fakeLease{}
+	cfg := f.cfg("a", handoff.RoleOwner, 1)
+	cfg.Lease, cfg.Clock = fl, clock.Load
+	a, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
+	clock.Store(at(100))
 	if d := a.Tick(100); !d.Write || d.Epoch != 1 {
 		t.Fatalf("owner Tick(100) = %+v", d)
 	}
@@ -239,8 +249,12 @@ func TestStaleEpochIgnored(t *testing.T) {
 	if r := request(t, nc, "a", mustJSON(t, handoff.Control{Op: "handover", Handover: &h})); !r.OK {
 		t.Fatalf("handover refused: %+v", r)
 	}
+	clock.Store(at(110))
 	if d := a.Tick(110); d.Write || a.Role() != handoff.RoleStandby {
 		t.Fatalf("Tick(110) = %+v, role %s; want a standby that does not write", d, a.Role())
+	}
+	if b, _ := fl.Beat(); b.Released != 1 {
+		t.Fatalf("the owner handed over without releasing epoch 1 at the lease: %+v", b)
 	}
 
 	pub := f.bus.Connect("others")
@@ -253,13 +267,14 @@ func TestStaleEpochIgnored(t *testing.T) {
 	}
 	// The new owner b at epoch 2.
 	send(handofftest.Frame("b", 2, 1, 110, testPeriod, 10, nil))
+	fl.set(lease.Beat{Highest: 2, Epoch: 2, T: at(110), Released: 1})
 	waitFor(t, 5*time.Second, "the standby sees b's frame", func() bool { return a.Status().LastTick == 110 })
 
 	for _, fr := range []struct {
 		name string
 		f    handoff.Frame
 	}{
-		{"far ahead (would hold off the take-back)", handofftest.Frame("z", 1, 50, 5000, testPeriod, 99, nil)},
+		{"far ahead (would pass for a live owner)", handofftest.Frame("z", 1, 50, 5000, testPeriod, 99, nil)},
 		{"hand-over to the standby", handofftest.Frame("z", 1, 51, 111, testPeriod, 99, &handoff.Handover{Tick: 112, To: "a", Epoch: 8, Fallback: 9})},
 		{"next tick with another state", handofftest.Frame("z", 1, 52, 111, testPeriod, 99, nil)},
 		{"from the new owner's name at the old epoch", handofftest.Frame("b", 1, 2, 111, testPeriod, 99, nil)},
@@ -270,35 +285,64 @@ func TestStaleEpochIgnored(t *testing.T) {
 	// A current frame after them: once it is seen, the stale ones (sent
 	// earlier on the same connection) have been handled.
 	send(handofftest.Frame("b", 2, 2, 111, testPeriod, 11, nil))
+	fl.set(lease.Beat{Highest: 2, Epoch: 2, T: at(111), Writes: 2, Released: 1})
 	waitFor(t, 5*time.Second, "the standby sees b's next frame", func() bool { return a.Status().LastTick == 111 })
 
 	s := a.Status()
 	if s.Malformed != 0 || s.Incompatible != 0 || s.Gaps != 0 {
 		t.Fatalf("status %+v: stale frames miscounted", s)
 	}
+	clock.Store(at(112))
 	d := a.Tick(112)
 	if d.Write {
 		t.Fatalf("Tick(112) = %+v: the standby acted on a stale hand-over", d)
 	}
 	var st handofftest.State
-	if err := json.Unmarshal(d.Hydrate, &st); err != nil || st.X != 12 {
-		t.Fatalf("Tick(112) hydrates %s (%v); want b's state after tick 111, x=12", d.Hydrate, err)
+	if err := json.Unmarshal(d.Hydrate, &st); err != nil || st.X != 12 || d.HydrateTick != 111 {
+		t.Fatalf("Tick(112) hydrates %s from tick %d (%v); want b's state after tick 111, x=12", d.Hydrate, d.HydrateTick, err)
 	}
-	// b falls silent after 111: the standby takes back once more than
-	// TakebackTicks ticks have passed, the stale frame at tick 5000
+	// b falls silent after 111: the standby takes back once the lease has
+	// seen no write for the holder timeout, the stale frame at tick 5000
 	// notwithstanding.
-	back := int64(111 + testTakeback + 1)
+	back := 111 + int64(lease.HolderTimeout/testPeriod)
 	for tick := int64(113); tick < back; tick++ {
+		clock.Store(at(tick))
 		if d := a.Tick(tick); d.Write {
-			t.Fatalf("Tick(%d) = %+v: took back too early", tick, d)
+			t.Fatalf("Tick(%d) = %+v: took back %v after b's last write, before the holder timeout", tick, d, time.Duration(at(tick)-at(111)))
 		}
 	}
+	clock.Store(at(back))
 	if d := a.Tick(back); !d.Write || d.Epoch != 3 {
 		t.Fatalf("Tick(%d) = %+v; want a take-back at the fallback epoch 3", back, d)
 	}
 	if s := a.Status(); !s.TakenBack || s.Role != handoff.RoleOwner || s.Epoch != 3 {
 		t.Fatalf("status after the take-back %+v", s)
 	}
+}
+
+// fakeLease is a lease the test sets by hand.
+type fakeLease struct {
+	mu sync.Mutex
+	b  lease.Beat
+}
+
+func (l *fakeLease) Beat() (lease.Beat, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b, nil
+}
+
+func (l *fakeLease) Release(epoch uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Released = max(l.b.Released, epoch)
+	return nil
+}
+
+func (l *fakeLease) set(b lease.Beat) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = b
 }
 
 // checkOwnerWroteEveryTick waits until owner's loop has run n ticks past

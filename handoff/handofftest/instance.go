@@ -23,11 +23,14 @@ type Instance struct {
 }
 
 // StartInstance connects to url, joins the hand-over with cfg (cfg.Instance
-// names it; model nil means Model{}) and starts its control loop on a grid of
-// cfg.Period, writing to ledger.
+// names it; model nil means Model{}; a nil cfg.Lease is ledger) and starts
+// its control loop on a grid of cfg.Period, writing to ledger.
 func StartInstance(ctx context.Context, url string, model handoff.Model, cfg handoff.ParticipantConfig, ledger *Ledger) (*Instance, error) {
 	if model == nil {
 		model = Model{}
+	}
+	if cfg.Lease == nil {
+		cfg.Lease = ledger
 	}
 	nc, err := Dial(url, cfg.Instance)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/skyswap/skyswap/hw/lease"
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // Write is one actuator write admitted by the ledger's fence.
@@ -17,13 +18,16 @@ type Write struct {
 }
 
 // Ledger stands for the actuators: every write passes through a lease fence
-// (lease.Memory), and the admitted and refused writes are recorded per tick.
-// It is safe for concurrent use.
+// (lease.Memory) that stamps its heartbeat, and the admitted and refused
+// writes are recorded per tick. It is the participants' and the
+// coordinator's lease too (handoff.Lease, lease.Reader). It is safe for
+// concurrent use.
 type Ledger struct {
 	fence   lease.Memory
 	mu      sync.Mutex
-	writes  map[int64][]Write
-	refused []Write
+	writes   map[int64][]Write
+	refused  []Write
+	released []uint64
 }
 
 // NewLedger returns an empty ledger.
@@ -38,8 +42,28 @@ func (l *Ledger) Write(w Write) error {
 		l.refused = append(l.refused, w)
 		return err
 	}
+	l.fence.Stamp(w.Epoch, mono.Now())
 	l.writes[w.Tick] = append(l.writes[w.Tick], w)
 	return nil
+}
+
+// Beat implements lease.Reader.
+func (l *Ledger) Beat() (lease.Beat, error) { return l.fence.Beat(), nil }
+
+// Release implements handoff.Lease.
+func (l *Ledger) Release(epoch uint64) error {
+	l.fence.Release(epoch)
+	l.mu.Lock()
+	l.released = append(l.released, epoch)
+	l.mu.Unlock()
+	return nil
+}
+
+// Released returns the epochs released, in order.
+func (l *Ledger) Released() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.released)
 }
 
 // At returns the admitted writes of tick.

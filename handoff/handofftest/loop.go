@@ -38,7 +38,8 @@ type Decided struct {
 // Loop drives a Participant the way an app's control loop does: it sleeps
 // on the absolute tick grid (mono.SleepUntil), calls Tick at the start of
 // every tick, loads Decision.Hydrate, steps the trivial control law on
-// SampleAt(tick), and when told to write, writes to the Ledger and
+// SampleAt(tick) (after catching up on its own samples of the ticks the
+// hydrated state is behind by, as Decision says), and when told to write, writes to the Ledger and
 // publishes the frame. Like the flight app, a tick that overruns the next
 // grid point makes the loop skip to the next grid tick; skipped ticks are
 // recorded.
@@ -56,6 +57,7 @@ type Loop struct {
 	once   sync.Once
 
 	mu      sync.Mutex
+	recent  *handoff.Recent[Sample]
 	state   State
 	log     []Decided
 	skipped []int64
@@ -66,7 +68,7 @@ type Loop struct {
 // StartLoop starts a loop for p, named instance, on a grid of period,
 // writing to ledger. The first tick is the next grid point.
 func StartLoop(p *handoff.Participant, instance string, period time.Duration, ledger *Ledger) *Loop {
-	l := &Loop{p: p, instance: instance, period: int64(period), ledger: ledger,
+	l := &Loop{p: p, instance: instance, period: int64(period), ledger: ledger, recent: handoff.NewRecent[Sample](p.CatchUpTicks()),
 		kill: make(chan struct{}), ack: make(chan struct{}, 1), done: make(chan struct{})}
 	go l.run()
 	return l
@@ -127,9 +129,11 @@ func (l *Loop) run() {
 			var s State
 			if err := json.Unmarshal(d.Hydrate, &s); err == nil {
 				l.state = s
+				l.recent.CatchUp(d, tick, func(in Sample) { Step(&l.state, in) })
 			}
 		}
 		in := SampleAt(tick)
+		l.recent.Put(tick, in)
 		rec.X = l.state.X
 		out := Step(&l.state, in)
 		st := l.state

@@ -54,14 +54,14 @@ type Beat struct {
 	Released uint64 `json:"released"` // highest epoch whose holder released it (handed over)
 }
 
-// Silent reports how long before now (CLOCK_MONOTONIC ns) the last
-// accepted write of an epoch >= epoch was; a beat with no such write is
-// silent since forever.
-func (b Beat) Silent(epoch uint64, now int64) time.Duration {
-	if b.Epoch < epoch || b.T == 0 {
-		return time.Duration(1<<63 - 1)
+// Silent returns how long before now (CLOCK_MONOTONIC ns) the last
+// accepted actuator write was, by whichever holder; a lease never written
+// is silent since forever.
+func (b Beat) Silent(now int64) int64 {
+	if b.T == 0 {
+		return 1<<63 - 1
 	}
-	return time.Duration(now - b.T)
+	return now - b.T
 }
 
 // Bus is an I2C bus whose actuator writes carry the writer's lease epoch.

@@ -1,0 +1,73 @@
+package handoff
+
+import "github.com/skyswap/skyswap/hw/lease"
+
+// view is what a candidate or standby knows at the start of a tick when it
+// decides whether to drive. Times are CLOCK_MONOTONIC ns.
+type view struct {
+	tick, now, period int64
+	holder            int64 // how long the holder's writes may stop before it is presumed gone
+
+	// commitTick is the first tick of a hand-over to this instance that an
+	// owner of epoch from stamped on its frames (0 = none seen).
+	commitTick int64
+	from       uint64
+	// A standby watches the owner of epoch watch and takes back with
+	// fallback (0 = it does not take back).
+	watch, fallback uint64
+	ownerSeen       int64 // tick time of the newest frame of the watched owner (0 = none)
+
+	beat     lease.Beat
+	haveBeat bool
+}
+
+// verdict is decide's answer.
+type verdict int
+
+const (
+	stay        verdict = iota // do not drive; follow the owner's frames
+	readLease                  // read the lease, then decide again
+	waitRelease                // the owner still holds the lease: read it again shortly
+	dropCommit                 // the hand-over to us is void: another instance holds the hardware
+	takeOver                   // drive at the committed epoch
+	takeBack                   // drive at the fallback epoch
+)
+
+// decide is the cut-over and take-back rule, in one place:
+//
+//   - Take over at or after the committed tick once the lease shows the
+//     owner released its epoch (it wrote its last tick), or once its writes
+//     stopped for the holder timeout (it died after committing). Never if
+//     the lease holds a newer epoch than the one handing over: someone else
+//     (the standby) took the hardware, and the hand-over is void; void too
+//     if the owner writes on a holder timeout past its promise.
+//   - A standby takes back at its fallback epoch only when the lease shows
+//     no accepted write for the holder timeout: late frames prove nothing.
+//     Frames fresh by their tick time prove the owner alive without
+//     reading the lease.
+func decide(v view) verdict {
+	if v.commitTick > 0 && v.tick >= v.commitTick {
+		if !v.haveBeat {
+			return readLease
+		}
+		switch {
+		case v.beat.Highest > v.from:
+			return dropCommit
+		case v.beat.Released >= v.from, v.beat.Silent(v.now) >= v.holder:
+			return takeOver
+		case v.now-v.commitTick*v.period > v.holder:
+			return dropCommit
+		}
+		return waitRelease
+	}
+	if v.fallback == 0 || (v.ownerSeen > 0 && v.now-v.ownerSeen < v.holder/2) {
+		return stay
+	}
+	if !v.haveBeat {
+		return readLease
+	}
+	if v.beat.Highest <= v.watch && v.beat.Silent(v.now) >= v.holder {
+		return takeBack
+	}
+	return stay
+}
