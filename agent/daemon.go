@@ -20,6 +20,7 @@ import (
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/hw/bus"
 )
 
 // DaemonConfig is drone-agent's configuration; LoadDaemonConfig fills it
@@ -46,7 +47,8 @@ type DaemonConfig struct {
 	Mounts      string  // AGENT_MOUNTS: bind mounts for app instances, src:dst[:ro], comma separated
 	Devices     string  // AGENT_DEVICES: devices for app instances, comma separated (/dev/i2c-1)
 	Grace       float64 // AGENT_GRACE_S: SIGTERM to SIGKILL, seconds; 0 = 30
-	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = 5
+	Lease       string  // AGENT_LEASE: the motors' lease as the agent reads it: sim:PATH (the virtual drone's socket) or the shared-memory file; "" = /dev/shm/skyswap-lease
+	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = handoff.DefaultProbation
 }
 
 // LoadDaemonConfig reads AGENT_* settings from getenv.
@@ -75,6 +77,7 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	r.String("AGENT_MOUNTS", &c.Mounts)
 	r.String("AGENT_DEVICES", &c.Devices)
 	r.Float("AGENT_GRACE_S", &c.Grace, 0.1, 600)
+	r.String("AGENT_LEASE", &c.Lease)
 	r.Float("AGENT_PROBATION_S", &c.Probation, 0.1, 600)
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skyswap"
@@ -87,9 +90,6 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	}
 	if c.Grace == 0 {
 		c.Grace = 30
-	}
-	if c.Probation == 0 {
-		c.Probation = 5
 	}
 	return c, r.Err()
 }
@@ -165,7 +165,12 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+natsURL, "FLIGHT_APP="+cfg.App)
 	inst := instances.New(rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
 		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{"io.skyswap.app": cfg.App}})
-	coord, err := handoff.NewCoordinator(nc, cfg.App, inst, log)
+	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")
+	if err != nil {
+		return fmt.Errorf("AGENT_LEASE: %w", err)
+	}
+	defer ls.Close()
+	coord, err := handoff.NewCoordinator(nc, inst, handoff.CoordinatorConfig{App: cfg.App, Lease: ls, Log: log})
 	if err != nil {
 		return err
 	}

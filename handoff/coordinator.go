@@ -391,10 +391,10 @@ func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 
 // update is one Run: the plan, what it did so far, and its events.
 type update struct {
-	c     *Coordinator
-	plan  Plan
-	res   Result
-	ev    Event
+	c       *Coordinator
+	plan    Plan
+	res     Result
+	ev      Event
 	epoch   uint64   // the owner's epoch at the start
 	started int64    // when the candidate's start was asked for
 	h       Handover // the cut-over, once asked for
@@ -430,7 +430,7 @@ func (u *update) check(ctx context.Context) error {
 
 func (u *update) refuse(why string, class error) error {
 	u.res.Outcome, u.res.Reason = OutcomeRefused, why
-	u.emit("refused", why)
+	u.emit(PhaseRefused, why)
 	if class != nil {
 		return fmt.Errorf("%w: %s; build the candidate with a schema it can read", class, why)
 	}
@@ -439,7 +439,7 @@ func (u *update) refuse(why string, class error) error {
 
 // prepare starts the candidate.
 func (u *update) prepare(ctx context.Context) error {
-	u.emit("prepare", "")
+	u.emit(PhasePrepare, "")
 	// A release run before under the same instance name (a rollback) left
 	// its last status and frame here: they must not pass for the new one's.
 	u.c.forget(u.plan.Candidate)
@@ -453,7 +453,7 @@ func (u *update) prepare(ctx context.Context) error {
 
 // shadow waits until the candidate reports synced.
 func (u *update) shadow(ctx context.Context) error {
-	u.emit("shadow", "")
+	u.emit(PhaseShadow, "")
 	err := poll(withTimeout(ctx, u.plan.SyncTimeout), u.synced)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s, _ := u.c.statusOf(u.plan.Candidate)
@@ -464,7 +464,7 @@ func (u *update) shadow(ctx context.Context) error {
 		return err
 	}
 	u.res.SyncMs = msSince(u.started)
-	u.emit("synced", "")
+	u.emit(PhaseSynced, "")
 	return nil
 }
 
@@ -502,7 +502,7 @@ func (u *update) cutover(ctx context.Context) error {
 	}
 	u.res.CutoverTick, u.res.CutoverNs = u.h.Tick, u.h.Tick*period
 	u.ev.Epoch, u.ev.Tick = u.h.Epoch, u.h.Tick
-	u.emit("cutover", "")
+	u.emit(PhaseCutover, "")
 	took := false
 	wait := time.Duration(u.res.CutoverNs-mono.Now()) + FrameSilence
 	err := poll(withTimeout(ctx, wait), func() (bool, error) {
@@ -522,7 +522,7 @@ func (u *update) cutover(ctx context.Context) error {
 // probation watches the new owner; it returns why it is unhealthy, or ""
 // for a commit.
 func (u *update) probation(ctx context.Context) string {
-	u.emit("probation", "")
+	u.emit(PhaseProbation, "")
 	s0, _ := u.c.statusOf(u.plan.Owner)
 	b0, t0 := u.c.beat(), mono.Now()
 	deadline := t0 + int64(u.plan.Probation)
@@ -552,10 +552,18 @@ func (u *update) unhealthy(s0 Status) string {
 		u.res.TakenBack = true
 		return "the new owner fell silent at the lease; the standby took back"
 	}
-	f, ok := u.c.fresh(u.plan.Candidate, FrameSilence)
+	// The new owner's first frame may reach us after the lease showed it
+	// driving: silence counts from the cut-over until then.
+	f, ok := u.c.frame(u.plan.Candidate)
+	last := u.cutAt
+	if ok {
+		last = max(last, f.seen)
+	}
 	switch {
-	case !ok:
+	case mono.Now()-last > int64(FrameSilence):
 		return "the new owner stopped publishing frames"
+	case !ok:
+		return ""
 	case math.Abs(f.health.RollDeg) > u.plan.MaxTiltDeg || math.Abs(f.health.PitchDeg) > u.plan.MaxTiltDeg:
 		return fmt.Sprintf("attitude out of the envelope: roll %.1f°, pitch %.1f°", f.health.RollDeg, f.health.PitchDeg)
 	}
@@ -596,14 +604,14 @@ func (u *update) commit(ctx context.Context) (Result, error) {
 	}
 	u.res.Outcome, u.res.Owner, u.res.Epoch = OutcomeCommitted, plan.Candidate, u.h.Epoch
 	u.res.ToCommitMs = msSince(u.cutAt)
-	u.emit("commit", "")
+	u.emit(PhaseCommit, "")
 	return u.res, nil
 }
 
 // revert gives the hardware back to the standby after a cut-over.
 func (u *update) revert(ctx context.Context, why string) (Result, error) {
 	c, plan := u.c, u.plan
-	u.emit("revert", why)
+	u.emit(PhaseRevert, why)
 	back := u.h.Fallback
 	if !u.res.TakenBack {
 		period := c.periodNs()
@@ -634,10 +642,10 @@ func (u *update) revert(ctx context.Context, why string) (Result, error) {
 	u.res.ToCommitMs = msSince(u.cutAt)
 	u.ev.Epoch = u.res.Epoch
 	if err != nil {
-		u.emit("done", "the old owner is not driving after the revert: "+err.Error())
+		u.emit(PhaseDone, "the old owner is not driving after the revert: "+err.Error())
 		return u.res, errors.New("handoff: revert did not complete: " + u.ev.Error)
 	}
-	u.emit("done", why)
+	u.emit(PhaseDone, why)
 	return u.res, fmt.Errorf("handoff: reverted to %s: %s", plan.Owner, why)
 }
 
@@ -650,14 +658,14 @@ func (u *update) abort(ctx context.Context, cause error) (Result, error) {
 	u.res.Outcome, u.res.Owner, u.res.Reason = OutcomeAborted, u.plan.Owner, cause.Error()
 	u.res.Retryable = errors.As(cause, &r)
 	u.res.Epoch = max(u.epoch, u.c.beat().Highest)
-	u.emit("abort", u.res.Reason)
+	u.emit(PhaseAbort, u.res.Reason)
 	return u.res, errors.New("handoff: aborted: " + u.res.Reason)
 }
 
 // baseline runs stop-start or start-then-stop: no state moves.
 func (u *update) baseline(ctx context.Context) (Result, error) {
 	c, plan, res := u.c, u.plan, u.res
-	u.emit("prepare", "")
+	u.emit(PhasePrepare, "")
 	next := u.epoch + 1
 	t0 := mono.Now()
 	if plan.Strategy == StrategyStopStart {
@@ -681,7 +689,7 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 	}
 	res.CutoverTick, res.CutoverNs = nf.tick, nf.tickNs
 	u.ev.Epoch, u.ev.Tick = next, nf.tick
-	u.emit("cutover", "")
+	u.emit(PhaseCutover, "")
 	if plan.Strategy == StrategyStartThenStop {
 		if err := c.rt.Stop(ctx, plan.Owner); err != nil {
 			return res, fmt.Errorf("handoff: stop old owner: %w", err)
@@ -689,7 +697,7 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 	}
 	res.Outcome, res.Owner, res.Epoch = OutcomeCommitted, plan.Candidate, next
 	res.ToCommitMs = msSince(t0)
-	u.emit("commit", "")
+	u.emit(PhaseCommit, "")
 	return res, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 )
 
@@ -47,6 +48,7 @@ type Fleet struct {
 	mu    sync.Mutex
 	owner string
 	nc    *nats.Conn
+	lease bus.LeaseReader
 	dir   string
 }
 
@@ -86,7 +88,10 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (f *Fleet, err error) {
 	if f.nc, err = nats.Connect(f.NATS.URL(), nats.Name("coordinator")); err != nil {
 		return f, fmt.Errorf("rig: nats: %w", err)
 	}
-	f.Coord, err = handoff.NewCoordinator(f.nc, "flight", hooked{f}, cfg.Log)
+	if f.lease, err = bus.OpenLease(ctx, "sim:"+f.Sim.Socket, "coordinator"); err != nil {
+		return f, err
+	}
+	f.Coord, err = handoff.NewCoordinator(f.nc, hooked{f}, handoff.CoordinatorConfig{App: "flight", Lease: f.lease, Log: cfg.Log})
 	return f, err
 }
 
@@ -141,6 +146,9 @@ func (f *Fleet) Close() {
 	}
 	if f.nc != nil {
 		f.nc.Close()
+	}
+	if f.lease != nil {
+		f.lease.Close()
 	}
 	if f.RT != nil {
 		f.RT.KillAll()

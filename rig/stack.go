@@ -152,6 +152,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 		"AGENT_NATS_PORT=" + natsAddr[strings.LastIndex(natsAddr, ":")+1:],
 		"AGENT_APP_ENV=" + strings.Join(appEnv, ";"),
 		"AGENT_MOUNTS=" + simDir + ":/run/skyswap-sim",
+		"AGENT_LEASE=sim:" + s.Sim.Socket,
 		"AGENT_GRACE_S=5",
 		"AGENT_PROBATION_S=" + strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64),
 	}

@@ -2,8 +2,6 @@ package instances
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +14,7 @@ import (
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/containers/containerstest"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/images/build/buildtest"
@@ -135,7 +134,12 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	coord, err := handoff.NewCoordinator(nc, "flight", rt, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ls, err := bus.OpenLease(ctx, "sim:"+sim.Socket, "coordinator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	coord, err := handoff.NewCoordinator(nc, rt, handoff.CoordinatorConfig{App: "flight", Lease: ls})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,8 @@ type Write struct {
 // coordinator's lease too (handoff.Lease, lease.Reader). It is safe for
 // concurrent use.
 type Ledger struct {
-	fence   lease.Memory
-	mu      sync.Mutex
+	fence    lease.Memory
+	mu       sync.Mutex
 	writes   map[int64][]Write
 	refused  []Write
 	released []uint64

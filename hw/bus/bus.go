@@ -5,6 +5,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ import (
 // are fenced.
 const PCA9685Addr = 0x40
 
+// DefaultLeaseFile is the shared-memory lease on a Pi.
+const DefaultLeaseFile = "/dev/shm/skyswap-lease"
+
 // Config says which bus to open.
 type Config struct {
 	// Spec is "sim:PATH" for the virtual drone's unix socket at PATH, or a
@@ -32,7 +36,7 @@ type Config struct {
 	// it); required for the simulator, informational on a Pi.
 	Name string
 	// LeaseFile is the shared-memory word that fences actuator writes on a
-	// Pi. Empty = /dev/shm/skyswap-lease. Unused in simulation, where the
+	// Pi. Empty = DefaultLeaseFile. Unused in simulation, where the
 	// virtual drone's bus fences.
 	LeaseFile string
 }
@@ -40,10 +44,7 @@ type Config struct {
 // Open opens the bus described by cfg.
 func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
 	if path, ok := strings.CutPrefix(cfg.Spec, "sim:"); ok {
-		if path == "" {
-			return nil, fmt.Errorf("bus: %q names no socket; use sim:/path/to/drone-sim.sock", cfg.Spec)
-		}
-		return simbus.Dial(ctx, path, cfg.Name)
+		return dialSim(ctx, path, cfg.Name)
 	}
 	name := strings.TrimPrefix(cfg.Spec, "/dev/i2c-")
 	if name == "" {
@@ -56,17 +57,46 @@ func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: open I2C bus %q: %w (is i2c enabled: dtparam=i2c_arm=on, and /dev/i2c-%s passed to the container?)", cfg.Spec, err, name)
 	}
-	leaseFile := cfg.LeaseFile
-	if leaseFile == "" {
-		leaseFile = "/dev/shm/skyswap-lease"
-	}
-	f, err := lease.OpenShm(leaseFile)
+	f, err := lease.OpenShm(cmp.Or(cfg.LeaseFile, DefaultLeaseFile))
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
 	return lease.Fenced(b, f, PCA9685Addr), nil
 }
+
+// LeaseReader is the lease as an observer reads it (the agent's
+// coordinator): the heartbeat, never a write.
+type LeaseReader interface {
+	lease.Reader
+	Close() error
+}
+
+// OpenLease opens the motors' lease for reading: spec "sim:PATH" is the
+// virtual drone's fence over its socket (a connection named name), anything
+// else the shared-memory lease file on a Pi ("" = DefaultLeaseFile).
+func OpenLease(ctx context.Context, spec, name string) (LeaseReader, error) {
+	if path, ok := strings.CutPrefix(spec, "sim:"); ok {
+		return dialSim(ctx, path, name)
+	}
+	s, err := lease.OpenShm(cmp.Or(spec, DefaultLeaseFile))
+	if err != nil {
+		return nil, err
+	}
+	return shmReader{s}, nil
+}
+
+// dialSim connects to the virtual drone's socket at path (from "sim:PATH").
+func dialSim(ctx context.Context, path, name string) (*simbus.Conn, error) {
+	if path == "" {
+		return nil, errors.New("bus: sim: names no socket; use sim:/path/to/drone-sim.sock")
+	}
+	return simbus.Dial(ctx, path, name)
+}
+
+type shmReader struct{ *lease.Shm }
+
+func (r shmReader) Beat() (lease.Beat, error) { return r.Shm.Beat(), nil }
 
 // OpenSPI opens the camera's SPI port: "sim:PATH" is the virtual drone's
 // socket (a connection of its own, named name, so video reads never queue

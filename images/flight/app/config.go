@@ -59,7 +59,7 @@ type Config struct {
 	App       string  // FLIGHT_APP: hand-over namespace; "" = flight
 	OnTerm    string  // FLIGHT_ON_TERM: land | exit (hold the outputs and exit; a stateless app); "" = land
 	Epoch     uint64  // FLIGHT_EPOCH: lease epoch for writes; 0 = 1
-	RateHz    float64 // FLIGHT_RATE_HZ: control rate, 50..1000; 0 = 400
+	RateHz    float64 // FLIGHT_RATE_HZ: control rate, 50..2000; 0 = 400
 	AltM      float64 // FLIGHT_ALT_M: hover altitude, 0.5..20 m; 0 = 2
 	HoverS    float64 // FLIGHT_HOVER_S: hover before the pattern, s; 0 = 5 (negative not allowed)
 	Pattern   string  // FLIGHT_PATTERN: hover | box; "" = box
@@ -101,7 +101,7 @@ func Load(getenv func(string) string) (Config, error) {
 	var epoch int64
 	r.Int("FLIGHT_EPOCH", &epoch, 1, 1<<62)
 	c.Epoch = uint64(epoch)
-	r.Float("FLIGHT_RATE_HZ", &c.RateHz, 50, 1000)
+	r.Float("FLIGHT_RATE_HZ", &c.RateHz, 50, 2000)
 	r.Float("FLIGHT_ALT_M", &c.AltM, 0.5, 20)
 	r.Float("FLIGHT_HOVER_S", &c.HoverS, 0, 86400)
 	r.OneOf("FLIGHT_PATTERN", &c.Pattern, "hover", "box")

@@ -107,7 +107,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer h.bus.Close()
 	ctl := control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission(), h.p0)
-	l := &loop{cfg: cfg, log: log, hw: h, ctl: ctl, period: int64(math.Round(1e9 / cfg.RateHz))}
+	l := &loop{cfg: cfg, log: log, hw: h, ctl: ctl, period: int64(math.Round(1e9 / cfg.RateHz)),
+		recent: &handoff.Recent[control.Sensors]{}}
 	if cfg.NATS != "" {
 		nc, p, err := l.join(ctx)
 		if err != nil {
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer nc.Close()
 		defer p.Close()
-		l.p = p
+		l.p, l.recent = p, handoff.NewRecent[control.Sensors](p.CatchUpTicks())
 		if cfg.Camera {
 			subject := handoff.SubjectsFor(cfg.App).Camera()
 			cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -147,7 +148,7 @@ func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, erro
 	p, err := handoff.NewParticipant(ctx, nc, model{l.cfg}, handoff.ParticipantConfig{
 		App: l.cfg.App, Instance: l.cfg.Instance, Version: Version, Schema: Schema,
 		Accepts: strings.Split(Accepts, ","), Role: role, Epoch: epoch,
-		Period: time.Duration(l.period), Log: l.log,
+		Period: time.Duration(l.period), Lease: l.hw.bus, Log: l.log,
 	})
 	if err != nil {
 		nc.Close()
@@ -180,6 +181,7 @@ type loop struct {
 	hw     *hardware
 	ctl    *control.Controller
 	p      *handoff.Participant // nil without FLIGHT_NATS
+	recent *handoff.Recent[control.Sensors]
 	period int64
 
 	driving atomic.Bool // this instance drives the motors this tick (the camera streams while it does)
@@ -238,9 +240,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.ctl.Land()
 		}
 		if d.Hydrate != nil {
-			if err := json.Unmarshal(d.Hydrate, &l.ctl.S); err != nil {
-				l.log.Warn("cannot load the owner's state", "err", err)
-			}
+			l.hydrate(d, tick)
 		}
 
 		s, err := l.hw.imu.Read()
@@ -268,6 +268,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.ctl.Resume(in.Accel, in.BaroPa)
 			resumed = true
 		}
+		l.recent.Put(tick, in)
 		out := l.ctl.Step(in)
 
 		if d.Write && l.hw.motors != nil {
@@ -312,6 +313,16 @@ func (l *loop) run(ctx context.Context) error {
 			next += skip * period
 		}
 	}
+}
+
+// hydrate loads the owner's state and steps it over the ticks its frame
+// did not cover, on this loop's own samples of them.
+func (l *loop) hydrate(d handoff.Decision, tick int64) {
+	if err := json.Unmarshal(d.Hydrate, &l.ctl.S); err != nil {
+		l.log.Warn("cannot load the owner's state", "err", err)
+		return
+	}
+	l.recent.CatchUp(d, tick, func(in control.Sensors) { l.ctl.Step(in) })
 }
 
 // publish sends the tick's frame (the participant drops it unless owner).
