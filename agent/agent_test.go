@@ -15,6 +15,7 @@ import (
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
 )
 
@@ -31,6 +32,7 @@ type fakes struct {
 	removed  []string
 	prepared map[string]string
 	owners   []string // StartOwner calls
+	stopped  []string // Stop calls
 	plans    []handoff.Plan
 	outcome  string     // what the fake updater returns
 	progress []int64    // Pull reports these bytes fetched, one call each...
@@ -91,7 +93,10 @@ func (f *fakes) StartOwner(_ context.Context, inst string) error {
 	return nil
 }
 func (f *fakes) Start(context.Context, handoff.Spec) error { return nil }
-func (f *fakes) Stop(context.Context, string) error        { return nil }
+func (f *fakes) Stop(_ context.Context, inst string) error {
+	f.stopped = append(f.stopped, inst)
+	return nil
+}
 func (f *fakes) Run(_ context.Context, p handoff.Plan) (handoff.Result, error) {
 	f.plans = append(f.plans, p)
 	if f.outcome != handoff.OutcomeCommitted {
@@ -375,4 +380,68 @@ func TestUnsettledUpdateKeepsImage(t *testing.T) {
 	if len(h.removed) != 0 {
 		t.Fatalf("images removed %v after an unsettled update", h.removed)
 	}
+}
+
+// listed is a Lister of fixed containers.
+type listed []containers.Status
+
+func (l listed) List(context.Context) ([]containers.Status, error) { return l, nil }
+
+// running is a container of ref as the agent started it.
+func running(id, ref, version string) containers.Status {
+	return containers.Status{ID: id, Image: ref, Running: true,
+		Labels: map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": version}}
+}
+
+// TestRecoverLostState: an agent whose state directory was lost while its
+// app flew adopts the running instance (a push of the same release is
+// refused as flying, a push of another hands over from it), and one that
+// cannot tell which of two instances flies leaves both running and refuses
+// to deploy, saying what to do.
+func TestRecoverLostState(t *testing.T) {
+	ctx := context.Background()
+	t.Run("adopt", func(t *testing.T) {
+		h := newHarness(t)
+		v1 := journal.NewRelease("flight", refV1, "v1", nil, h.now).ID
+		if err := h.a.Recover(ctx, "flight", listed{running(v1, refV1, "v1")}, v1); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Version != "v1" {
+			t.Fatalf("journal after recovery %+v", st)
+		}
+		if e := h.last(); e.Phase != report.PhaseRecovered || e.To != v1 {
+			t.Fatalf("event %+v", e)
+		}
+		h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+		if e := h.last(); e.Phase != report.PhaseRefused || !strings.Contains(e.Error, "already committed and flying") {
+			t.Fatalf("push of the flying release: %+v", e)
+		}
+		h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+		if len(h.owners) != 0 || len(h.plans) != 1 || h.plans[0].Owner != v1 {
+			t.Fatalf("cold starts %v, plans %+v: want one hand-over from %s", h.owners, h.plans, v1)
+		}
+		if e := h.last(); e.Outcome != handoff.OutcomeCommitted {
+			t.Fatalf("event %+v", e)
+		}
+	})
+	t.Run("cannot tell", func(t *testing.T) {
+		h := newHarness(t)
+		both := listed{running("flight-a", refV1, "v1"), running("flight-b", refV2, "v2")}
+		if err := h.a.Recover(ctx, "flight", both, ""); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.stopped) != 0 {
+			t.Fatalf("stopped %v: nothing may be stopped when the agent cannot tell which flies", h.stopped)
+		}
+		if e := h.last(); e.Phase != report.PhaseRecovered || !strings.Contains(e.Error+e.Outcome, "cannot tell") {
+			t.Fatalf("event %+v", e)
+		}
+		h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+		if e := h.last(); e.Phase != report.PhaseRefused || !strings.Contains(e.Error, "task kill") {
+			t.Fatalf("push while undecided: %+v", e)
+		}
+		if len(h.owners)+len(h.plans)+len(h.pulls) != 0 {
+			t.Fatalf("started %v, planned %v, pulled %v", h.owners, h.plans, h.pulls)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
 )
 
@@ -62,9 +63,11 @@ func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying s
 		return fmt.Errorf("agent: recover: %w", err)
 	}
 	var running []string
+	images := map[string]containers.Status{}
 	for _, s := range list {
 		if s.Labels["io.skyswap.app"] == app && s.Running {
 			running = append(running, s.ID)
+			images[s.ID] = s
 		} else if s.Labels["io.skyswap.app"] == app {
 			// An exited instance is of no use: clear it away.
 			a.inst.Stop(ctx, s.ID)
@@ -88,18 +91,33 @@ func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying s
 			return fmt.Errorf("agent: recover: %w", err)
 		}
 	}
+	if d.Adopt {
+		if err := a.adopt(app, images[d.Keep]); err != nil {
+			return fmt.Errorf("agent: recover: %w", err)
+		}
+	}
+	a.unknown = d.Unknown
 	if d.Keep != "" {
 		if rel, ok := a.j.State().Committed[app]; ok {
 			a.inst.Prepare(d.Keep, rel.Image)
 		}
 	}
-	if d.Outcome != "" || len(d.Remove) > 0 {
-		ev := Event{App: app, Phase: "recovered", Outcome: d.Outcome, To: d.Keep}
+	if d.Outcome != "" || len(d.Remove) > 0 || d.Adopt {
+		ev := Event{App: app, Phase: report.PhaseRecovered, Outcome: d.Outcome, To: d.Keep}
 		if st.Update != nil {
 			ev.Command, ev.From = st.Update.Command, st.Update.From.ID
 		}
 		a.emit(ctx, ev)
 	}
-	a.log.Info("recovered", "app", app, "keep", d.Keep, "removed", d.Remove, "outcome", d.Outcome)
+	a.log.Info("recovered", "app", app, "keep", d.Keep, "adopted", d.Adopt, "removed", d.Remove, "outcome", d.Outcome)
 	return nil
+}
+
+// adopt records a running instance the journal does not name as the app's
+// owner (the state directory was lost or is behind): its release is read
+// from the container's image and labels.
+func (a *Agent) adopt(app string, s containers.Status) error {
+	rel := journal.NewRelease(app, s.Image, s.Labels["io.skyswap.version"], nil, a.cfg.Now())
+	a.log.Warn("adopting a running instance the journal did not record", "instance", s.ID, "image", s.Image)
+	return a.j.Deploy(journal.Instance{ID: s.ID, Release: rel})
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,12 +87,16 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("containers: start %s: %w", s.ID, err)
 	}
+	labels, err := withImageLabels(ctx, img, s.Labels)
+	if err != nil {
+		return fmt.Errorf("containers: start %s: %w", s.ID, err)
+	}
 	c, err := r.c.NewContainer(ctx, s.ID,
 		client.WithImage(img),
 		client.WithSnapshotter(r.snapshotter),
 		client.WithNewSnapshot(s.ID, img),
 		client.WithNewSpec(opts...),
-		client.WithContainerLabels(s.Labels))
+		client.WithContainerLabels(labels))
 	if err != nil {
 		return classify(err, "start %s: create", s.ID)
 	}
@@ -108,6 +114,29 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 		return classify(err, "start %s: start task", s.ID)
 	}
 	return nil
+}
+
+// ImageLabelPrefix marks the image labels a container carries as its own
+// (io.skyswap.app, io.skyswap.version, ...): what runs can be selected by
+// release (skyswap-chaos, a person with ctr) and adopted after the agent
+// lost its state.
+const ImageLabelPrefix = "io.skyswap."
+
+// withImageLabels returns the container's labels: the image's
+// ImageLabelPrefix labels, then own (which wins).
+func withImageLabels(ctx context.Context, img client.Image, own map[string]string) (map[string]string, error) {
+	cfg, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	labels := map[string]string{}
+	for k, v := range cfg.Config.Labels {
+		if strings.HasPrefix(k, ImageLabelPrefix) {
+			labels[k] = v
+		}
+	}
+	maps.Copy(labels, own)
+	return labels, nil
 }
 
 func (r *Runtime) specOpts(s Spec, img client.Image) ([]oci.SpecOpts, error) {

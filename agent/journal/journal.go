@@ -239,6 +239,13 @@ type Decision struct {
 	// Commit is set when the interrupted update's candidate is the one
 	// flying: the record should commit it.
 	Commit bool
+	// Adopt is set when Keep is not the record's owner (the record was
+	// lost or is behind): the record should take Keep as the app's owner.
+	Adopt bool
+	// Unknown lists the running instances left alone because none can be
+	// told to fly (no frames, no owner on record, more than one running);
+	// the agent must not deploy until a person settles it.
+	Unknown []string
 }
 
 // Recover decides, after a restart, which of the app's running instances
@@ -257,7 +264,15 @@ func Recover(st State, app string, running []string, flying string) Decision {
 			keep = running[0]
 		}
 	}
+	if keep == "" && len(running) > 1 {
+		// Removing all of them could drop a flying drone; keeping one at
+		// random could keep the wrong one.
+		d.Unknown = running
+		d.Outcome = "cannot tell which of " + strings.Join(running, ", ") + " drives the motors (no state frames, none on record): left them all running"
+		return d
+	}
 	d.Keep = keep
+	d.Adopt = keep != "" && keep != st.Owner[app] && (st.Update == nil || keep != st.Update.To.ID)
 	for _, id := range running {
 		if id != keep {
 			d.Remove = append(d.Remove, id)

@@ -130,12 +130,22 @@ func TestRecover(t *testing.T) {
 		{"no frames seen: the recorded owner", mid("cutover"), []string{"flight-v1", "flight-v2"}, "", "flight-v1", []string{"flight-v2"}, false, true},
 		{"candidate gone already", mid("probation"), []string{"flight-v1"}, "", "flight-v1", nil, false, true},
 		{"nothing runs", mid("prepare"), nil, "", "", nil, false, true},
+		{"record lost: adopt the flying one", State{}, []string{"flight-v1"}, "flight-v1", "flight-v1", nil, false, false},
+		{"record lost: adopt the only one", State{}, []string{"flight-v1"}, "", "flight-v1", nil, false, false},
+		{"record lost: the flying one of two", State{}, []string{"flight-v1", "flight-v2"}, "flight-v2", "flight-v2", []string{"flight-v1"}, false, false},
+		{"record lost, no frames, two run: cannot tell", State{}, []string{"flight-v1", "flight-v2"}, "", "", nil, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Recover(tc.st, "flight", tc.running, tc.flying)
 			if d.Keep != tc.keep || !slices.Equal(d.Remove, tc.remove) || d.Commit != tc.commit || (d.Outcome != "") != tc.outcome {
 				t.Fatalf("Recover = %+v", d)
+			}
+			if adopt := tc.keep != "" && tc.st.Owner["flight"] != tc.keep && !tc.commit; d.Adopt != adopt {
+				t.Fatalf("Adopt = %v, want %v", d.Adopt, adopt)
+			}
+			if unknown := tc.keep == "" && len(tc.running) > 1; (d.Unknown != nil) != unknown {
+				t.Fatalf("Unknown = %v", d.Unknown)
 			}
 		})
 	}
