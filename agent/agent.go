@@ -86,9 +86,9 @@ type Updater interface {
 type Config struct {
 	Drone    string           // required: this drone's id
 	Verifier command.Verifier // its Drone is set from Drone
-	// Probation of a hand-over; 0 = 5 s.
+	// Probation of a hand-over; 0 = handoff.DefaultProbation.
 	Probation time.Duration
-	// SyncTimeout for a candidate; 0 = 15 s.
+	// SyncTimeout for a candidate; 0 = handoff.DefaultSyncTimeout.
 	SyncTimeout time.Duration
 	// Schemas lets an update whose image cannot read the owner's state be
 	// refused before its layers are pulled. nil = the coordinator alone
@@ -110,6 +110,7 @@ type Agent struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex                      // one command at a time
+	unknown []string                        // running instances Recover could not judge (under mu)
 	current atomic.Pointer[command.Command] // the command being handled, for coordinator events
 }
 
@@ -119,12 +120,6 @@ func New(cfg Config, pub Publisher, images Images, inst Instances, updater Updat
 		return nil, errors.New("agent: the drone id is not set")
 	}
 	cfg.Verifier.Drone = cfg.Drone
-	if cfg.Probation == 0 {
-		cfg.Probation = 5 * time.Second
-	}
-	if cfg.SyncTimeout == 0 {
-		cfg.SyncTimeout = 15 * time.Second
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -185,20 +180,20 @@ func (a *Agent) Handle(ctx context.Context, payload []byte) {
 	defer a.mu.Unlock()
 	c, err := command.Parse(payload)
 	if err != nil {
-		a.emit(ctx, Event{Phase: "refused", Error: err.Error()})
+		a.emit(ctx, Event{Phase: report.PhaseRefused, Error: err.Error()})
 		return
 	}
 	if err := a.cfg.Verifier.Verify(c); err != nil {
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: err.Error()})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Error: err.Error()})
 		return
 	}
 	if err := a.seen.Check(c); err != nil {
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: err.Error()})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Error: err.Error()})
 		return
 	}
 	if err := a.seen.Mark(c); err != nil {
 		// Not recorded: acting on it could run it twice.
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: "cannot record the command id: " + err.Error()})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Error: "cannot record the command id: " + err.Error()})
 		return
 	}
 	a.current.Store(&c)
@@ -215,7 +210,7 @@ func (a *Agent) Handle(ctx context.Context, payload []byte) {
 		if image == "" {
 			prev, ok := a.j.State().Previous[c.App]
 			if !ok {
-				a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Error: "no previous release of " + c.App + " to roll back to"})
+				a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Error: "no previous release of " + c.App + " to roll back to"})
 				return
 			}
 			image = prev.Image
@@ -224,11 +219,35 @@ func (a *Agent) Handle(ctx context.Context, payload []byte) {
 	}
 }
 
+// MaxRetries is how many more times the agent tries a hand-over that
+// aborted safely for timing (Result.Retryable: the owner flew on untouched,
+// as a busy moment can cause) before it reports the abort.
+const MaxRetries = 2
+
+// handover runs plan with the candidate on image, retrying safe timing
+// aborts; each retry is reported (PhaseRetry).
+func (a *Agent) handover(ctx context.Context, c command.Command, image string, plan handoff.Plan) (handoff.Result, error) {
+	for try := 0; ; try++ {
+		a.inst.Prepare(plan.Candidate, image)
+		res, err := a.updater.Run(ctx, plan)
+		if err == nil || !res.Retryable || res.Owner != plan.Owner || try == MaxRetries || ctx.Err() != nil {
+			return res, err
+		}
+		a.log.Warn("hand-over aborted safely; trying again", "reason", res.Reason, "try", try+1)
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRetry, To: plan.Candidate, Error: res.Reason})
+	}
+}
+
 // update makes image the app's release. What the image is (app, platform,
 // state schemas) is checked from its labels before any layer is pulled.
 func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	refuse := func(msg string, fetched int64) {
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "refused", Outcome: handoff.OutcomeRefused, To: image, Bytes: fetched, Error: msg})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Outcome: handoff.OutcomeRefused, To: image, Bytes: fetched, Error: msg})
+	}
+	if a.unknown != nil {
+		refuse(fmt.Sprintf("the agent cannot tell which of %s drives the motors: stop all but the flying one "+
+			"(ctr -n <AGENT_NAMESPACE> task kill <id>) and restart drone-agent", strings.Join(a.unknown, ", ")), 0)
+		return
 	}
 	img, err := a.images.Lookup(ctx, image)
 	if err != nil {
@@ -260,7 +279,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 			return
 		}
 	}
-	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image})
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhasePulling, To: image})
 	// Progress goes to the ground at most twice a second: a slow radio
 	// link shows the pull moving without being flooded.
 	// The fetchers call progress; the report goes out from its own
@@ -272,7 +291,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		defer close(reported)
 		for n := range fetched {
 			ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			a.emit(ectx, Event{Command: c.ID, App: c.App, Phase: "pulling", To: image, Bytes: n})
+			a.emit(ectx, Event{Command: c.ID, App: c.App, Phase: report.PhasePulling, To: image, Bytes: n})
 			cancel()
 		}
 	}()
@@ -294,31 +313,30 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		refuse("pull: "+err.Error(), img.Fetched+pulled.Fetched)
 		return
 	}
-	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "pulled", To: image, Bytes: img.Fetched + pulled.Fetched})
+	a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhasePulled, To: image, Bytes: img.Fetched + pulled.Fetched})
 	to := journal.Instance{ID: rel.ID, Release: rel}
 	if owner == "" {
 		// First deploy: start it cold, on the ground.
 		a.inst.Prepare(to.ID, image)
 		if err := a.inst.StartOwner(ctx, to.ID); err != nil {
-			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "failed", Error: err.Error()})
+			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseFailed, Error: err.Error()})
 			return
 		}
 		if err := a.j.Deploy(to); err != nil {
-			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "failed", Error: err.Error()})
+			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseFailed, Error: err.Error()})
 			return
 		}
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: "deployed", Outcome: handoff.OutcomeCommitted, To: to.ID})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseDeployed, Outcome: handoff.OutcomeCommitted, To: to.ID})
 		a.PublishState(ctx)
 		return
 	}
 	from := journal.Instance{ID: owner, Release: st.Committed[c.App]}
-	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: "prepare", From: from, To: to}); err != nil {
+	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: handoff.PhasePrepare, From: from, To: to}); err != nil {
 		refuse(err.Error(), 0)
 		return
 	}
 	a.PublishState(ctx)
-	a.inst.Prepare(to.ID, image)
-	res, err := a.updater.Run(ctx, handoff.Plan{Strategy: strategy, Owner: owner, Candidate: to.ID, Accepts: accepts,
+	res, err := a.handover(ctx, c, image, handoff.Plan{Strategy: strategy, Owner: owner, Candidate: to.ID, Accepts: accepts,
 		Probation: a.cfg.Probation, SyncTimeout: a.cfg.SyncTimeout})
 	if res.Outcome == handoff.OutcomeCommitted {
 		dropped, err := a.j.Commit()
@@ -348,7 +366,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 			}
 		}
 	}
-	ev := Event{Command: c.ID, App: c.App, Phase: "result", Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
+	ev := Event{Command: c.ID, App: c.App, Phase: report.PhaseResult, Outcome: res.Outcome, From: owner, To: to.ID, Epoch: res.Epoch, Tick: res.CutoverTick}
 	if err != nil {
 		ev.Error = err.Error()
 	}

@@ -60,12 +60,7 @@ func CameraSeries(ctx context.Context, cfg CameraSeriesConfig) (CameraSeriesResu
 	defer f.Close()
 	start := mono.Now()
 	update := func(name string) (handoff.Result, error) {
-		r, err := f.Update(ctx, handoff.Plan{Candidate: name, Probation: time.Second}, cfg.V2)
-		for try := 2; err != nil && r.Outcome == handoff.OutcomeAborted && try <= 3; try++ {
-			// A safe abort on a loaded machine: the owner flew on.
-			r, err = f.Update(ctx, handoff.Plan{Candidate: fmt.Sprintf("%s-try%d", name, try), Probation: time.Second}, cfg.V2)
-		}
-		return r, err
+		return f.Update(ctx, handoff.Plan{Candidate: name, Probation: time.Second}, cfg.V2)
 	}
 	if _, err := update("cam-0"); err != nil {
 		return res, fmt.Errorf("v1 -> v2: %w", err)

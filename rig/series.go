@@ -28,7 +28,6 @@ type SeriesConfig struct {
 type SeriesResult struct {
 	Strategy       string  `json:"strategy"`
 	N              int     `json:"handoffs"`
-	Aborts         int     `json:"aborts"`            // safe aborts retried (the owner flew on); not in N
 	MaxGapMs       float64 `json:"max_gap_ms"`        // worst gap in any hand-over window
 	SteadyMaxGapMs float64 `json:"steady_max_gap_ms"` // worst gap in any steady window
 	DoubleDrive    int     `json:"double_drive"`
@@ -84,13 +83,6 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 			return res, err
 		}
 		r, err := f.Update(ctx, handoff.Plan{Strategy: cfg.Strategy, Candidate: name, Probation: cfg.Probation}, bin)
-		for try := 2; err != nil && r.Outcome == handoff.OutcomeAborted && try <= 3; try++ {
-			// A safe abort (the owner flew on untouched) on a loaded
-			// machine: count it and measure another.
-			res.Aborts++
-			r, err = f.Update(ctx, handoff.Plan{Strategy: cfg.Strategy, Candidate: fmt.Sprintf("%s-try%d", name, try),
-				Probation: cfg.Probation}, bin)
-		}
 		if err != nil {
 			return res, fmt.Errorf("update %d (%s): %w", i, cfg.Strategy, err)
 		}

@@ -15,6 +15,7 @@ const (
 	PhaseDeployed  = "deployed"  // a first release was started cold and flies
 	PhaseFailed    = "failed"    // a first deploy could not start
 	PhaseResult    = "result"    // an update's outcome (Outcome)
+	PhaseRetry     = "retry"     // a safe abort for timing (the owner flew on untouched): the agent tries again; Error says why
 	PhaseRecovered = "recovered" // the agent restarted into a safe state (Outcome, To kept)
 )
 

@@ -146,7 +146,7 @@ func benchHandoff(ctx context.Context, bins rig.Binaries, v2 string, simEnv []st
 			return fmt.Errorf("%s: %w", st.s, err)
 		}
 		if err := emit(handoffLine{
-			Bench: "handoff", Strategy: r.Strategy, RateHz: 400, Handoffs: r.N, Aborts: r.Aborts,
+			Bench: "handoff", Strategy: r.Strategy, RateHz: 400, Handoffs: r.N,
 			MaxGapMs: r3(r.MaxGapMs), SteadyMaxGapMs: r3(r.SteadyMaxGapMs), DoubleDrive: r.DoubleDrive,
 			StaleRefused: r.StaleRefused, AttRatio: r3(r.AttRatio), SteadyAttRatio: r3(r.SteadyAttRatio), CutoverToCommitMs: r3(r.CutoverToCommitMs),
 			Crashed: r.Crashed,
@@ -169,7 +169,6 @@ type handoffLine struct {
 	Strategy          string  `json:"strategy"`
 	RateHz            int     `json:"rate_hz"`
 	Handoffs          int     `json:"handoffs"`
-	Aborts            int     `json:"aborts"`
 	MaxGapMs          float64 `json:"max_gap_ms"`
 	SteadyMaxGapMs    float64 `json:"steady_max_gap_ms"`
 	DoubleDrive       int     `json:"double_drive"`

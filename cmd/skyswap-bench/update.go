@@ -26,7 +26,7 @@ import (
 type updateLine struct {
 	Bench   string `json:"bench"`
 	Updates int    `json:"updates"` // committed v1 <-> v2 updates measured
-	Aborts  int    `json:"aborts"`  // safe aborts retried (the owner flew on)
+	Retries int    `json:"retries"` // safe aborts the agent retried itself (report.PhaseRetry events)
 	// CmdToControlMs is from the ground publishing the signed command to
 	// the new owner's first motor write: the max over the updates, and the
 	// first one's (the only one that pulls).
@@ -104,11 +104,7 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		}
 		blobs0, _ := s.Registry.Served()
 		res, err = push.Run(ctx, cfg, push.Request{Kind: command.KindUpdate, Image: refs[v]})
-		var oe *push.OutcomeError
-		if errors.As(err, &oe) && oe.Outcome() == "aborted" && line.Aborts < 3 {
-			line.Aborts++ // the owner flew on untouched: measure another
-			continue
-		}
+		line.Retries += retries(res)
 		if err != nil {
 			return line, fmt.Errorf("update to %s: %w", v, err)
 		}
@@ -175,4 +171,15 @@ func peakRSSMB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// retries counts the agent's own retries of safe aborts in res.
+func retries(res push.Result) int {
+	n := 0
+	for _, e := range res.Events {
+		if e.Phase == report.PhaseRetry {
+			n++
+		}
+	}
+	return n
 }

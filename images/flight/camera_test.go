@@ -127,10 +127,6 @@ func TestCameraHandover(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		cand := fmt.Sprintf("v2-%d", i)
 		res, err := f.update(handoff.Plan{Candidate: cand}, v2Bin)
-		for try := 2; err != nil && res.Outcome == handoff.OutcomeAborted && try <= 3; try++ {
-			cand = fmt.Sprintf("v2-%d-try%d", i, try)
-			res, err = f.update(handoff.Plan{Candidate: cand}, v2Bin)
-		}
 		if err != nil {
 			t.Fatalf("hand-over %d: %v (%+v)", i, err, res)
 		}
