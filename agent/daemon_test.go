@@ -44,10 +44,10 @@ type agentRig struct {
 	kid    string
 	priv   ed25519.PrivateKey
 	ground *brokertest.Peer
-	events  <-chan brokertest.Message
-	states  <-chan brokertest.Message
-	camera  <-chan brokertest.Message
-	n       int
+	events <-chan brokertest.Message
+	states <-chan brokertest.Message
+	camera <-chan brokertest.Message
+	n      int
 }
 
 const testNamespace = "skyswap-test-agent"
