@@ -83,6 +83,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 			return classify(err, "start %s: unpack %s", s.ID, s.Image)
 		}
 	}
+	if err := r.clearLeftovers(ctx, s.ID); err != nil {
+		return err
+	}
 	opts, err := r.specOpts(s, img)
 	if err != nil {
 		return fmt.Errorf("containers: start %s: %w", s.ID, err)
@@ -112,6 +115,35 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 	if err := t.Start(ctx); err != nil {
 		_, _ = t.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 		return classify(err, "start %s: start task", s.ID)
+	}
+	return nil
+}
+
+// clearLeftovers removes what an earlier life left under id so that
+// creating it again cannot fail on a name that exists: a container whose
+// task is not running (exited, or never started after a crash), or a
+// snapshot without a container. A running one is ErrExists: it may be
+// flying, and only its owner may stop it.
+func (r *Runtime) clearLeftovers(ctx context.Context, id string) error {
+	c, err := r.c.LoadContainer(ctx, id)
+	switch {
+	case err == nil:
+		st, err := r.status(ctx, c)
+		if err != nil {
+			return err
+		}
+		if st.Running {
+			return fmt.Errorf("%w: start %s: a container of that name is running; stop it first", ErrExists, id)
+		}
+		return r.Remove(ctx, id)
+	case !errdefs.IsNotFound(err):
+		return classify(err, "start %s: look up", id)
+	}
+	sn := r.c.SnapshotService(r.snapshotter)
+	if _, err := sn.Stat(ctx, id); err == nil {
+		if err := sn.Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return classify(err, "start %s: remove the leftover snapshot", id)
+		}
 	}
 	return nil
 }

@@ -614,3 +614,50 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(p)
 }
+
+// TestStartOverLeftovers: what an earlier life of the agent left under a
+// name (an exited container, a snapshot without its container) never
+// fails a later start of that name; a running one still does.
+func TestStartOverLeftovers(t *testing.T) {
+	r := openTest(t)
+	ctx := context.Background()
+	ref := pulled(t, r)
+	tests := []struct {
+		name  string
+		leave func(t *testing.T, id string)
+	}{
+		{"exited container", func(t *testing.T, id string) {
+			if err := r.Start(ctx, Spec{ID: id, Image: ref, Env: []string{"PROBE_EXIT=3"}}); err != nil {
+				t.Fatal(err)
+			}
+			exited, err := r.Wait(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+		}},
+		{"snapshot without a container", func(t *testing.T, id string) {
+			sn := r.c.SnapshotService(r.snapshotter)
+			if _, err := sn.Prepare(r.ctx(ctx), id, ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "leftover-" + nonce()
+			t.Cleanup(func() { r.Remove(ctx, id) })
+			tc.leave(t, id)
+			if err := r.Start(ctx, Spec{ID: id, Image: ref}); err != nil {
+				t.Fatalf("start over the leftover: %v", err)
+			}
+			st, err := r.Inspect(ctx, id)
+			if err != nil || !st.Running {
+				t.Fatalf("Inspect = %+v, %v; want running", st, err)
+			}
+			if err := r.Start(ctx, Spec{ID: id, Image: ref}); !errors.Is(err, ErrExists) {
+				t.Errorf("start over a running container: %v, want ErrExists", err)
+			}
+		})
+	}
+}
