@@ -43,8 +43,14 @@ type StackConfig struct {
 	// AppEnv are FLIGHT_* settings for every app instance besides the bus
 	// (FLIGHT_PATTERN=box); FLIGHT_ON_TERM defaults to exit.
 	AppEnv    []string
-	Probation time.Duration // hand-over probation; 0 = 3 s
-	Logs      io.Writer     // drone-sim's and drone-agent's output; nil = discarded
+	Probation time.Duration // hand-over probation; 0 = the agent's default (handoff.DefaultProbation)
+	// SourceDateEpoch stamps the flight images (build.Config); 0 = the
+	// stack's start time, so that its releases are new to containerd
+	// (which shares content across namespaces: a release pulled by an
+	// earlier run would fetch nothing) and a pull costs what it costs a
+	// drone that never had it.
+	SourceDateEpoch int64
+	Logs            io.Writer // drone-sim's and drone-agent's output; nil = discarded
 }
 
 // Stack is the product on one machine: a registry holding the flight
@@ -84,8 +90,8 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	if cfg.Drone == "" {
 		cfg.Drone = "demo"
 	}
-	if cfg.Probation == 0 {
-		cfg.Probation = 3 * time.Second
+	if cfg.SourceDateEpoch == 0 {
+		cfg.SourceDateEpoch = time.Now().Unix()
 	}
 	s = &Stack{Drone: cfg.Drone, Namespace: cfg.Namespace, Refs: map[string]string{}, Indexes: map[string]v1.ImageIndex{},
 		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, logDir: filepath.Join(cfg.Dir, "containers")}
@@ -102,7 +108,8 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 		return s, err
 	}
 	for _, v := range cfg.Versions {
-		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: cfg.ModuleDir, Platforms: []v1.Platform{s.Platform}})
+		idx, err := build.Flight(ctx, build.Config{Version: v, Dir: cfg.ModuleDir, Platforms: []v1.Platform{s.Platform},
+			SourceDateEpoch: cfg.SourceDateEpoch})
 		if err != nil {
 			return s, fmt.Errorf("rig: build flight %s: %w", v, err)
 		}
@@ -154,7 +161,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 		"AGENT_MOUNTS=" + simDir + ":/run/skyswap-sim",
 		"AGENT_LEASE=sim:" + s.Sim.Socket,
 		"AGENT_GRACE_S=5",
-		"AGENT_PROBATION_S=" + strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64),
+	}
+	if cfg.Probation > 0 {
+		env = append(env, "AGENT_PROBATION_S="+strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64))
 	}
 	if s.Agent, err = Start(cfg.Agent, env, cfg.Logs); err != nil {
 		return s, err

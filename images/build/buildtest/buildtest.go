@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -35,9 +36,18 @@ func NewRegistry(t testing.TB, moduleDir string) *Registry {
 	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), moduleDir: moduleDir}
 }
 
+// runEpoch stamps every image this test process builds (unless its
+// Config sets one): containerd shares content across namespaces, so
+// images a machine pulled before (make demo, another test) would make a
+// pull fetch nothing. Releases of one process still share their base
+// layer, as releases of one build do.
+var runEpoch = 1_000_000_000 + rand.Int64N(1_000_000_000)
+
 // Push builds the flight image cfg describes and pushes it as
 // flight:<Version>. An empty cfg.Dir is the registry's module directory;
-// nil cfg.Platforms is this machine's platform only. It returns the
+// nil cfg.Platforms is this machine's platform only; a zero
+// cfg.SourceDateEpoch is this process's own, so the images are new to
+// containerd. It returns the
 // reference pinned by the index digest, and the index.
 func (r *Registry) Push(t testing.TB, cfg build.Config) (string, v1.ImageIndex) {
 	t.Helper()
@@ -46,6 +56,9 @@ func (r *Registry) Push(t testing.TB, cfg build.Config) (string, v1.ImageIndex) 
 	}
 	if cfg.Platforms == nil {
 		cfg.Platforms = []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
+	}
+	if cfg.SourceDateEpoch == 0 {
+		cfg.SourceDateEpoch = runEpoch
 	}
 	ctx := context.Background()
 	idx, err := build.Flight(ctx, cfg)
