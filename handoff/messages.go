@@ -104,7 +104,10 @@ type Status struct {
 	// fenced instance that has not noticed yet.
 	Stale     uint64 `json:"stale"`
 	TakenBack bool   `json:"taken_back"` // it took the hardware back as standby
-	T         int64  `json:"t"`          // when sent, CLOCK_MONOTONIC ns
+	// Dropped counts frames of its own it dropped, the NATS path being
+	// too slow to take them (owner).
+	Dropped uint64 `json:"dropped,omitempty"`
+	T       int64  `json:"t"` // when sent, CLOCK_MONOTONIC ns
 }
 
 // Control is a request to one participant.

@@ -157,6 +157,8 @@ type Participant struct {
 	frameCh chan struct{} // a frame arrived
 	frameMu sync.Mutex    // serialises onFrame (the live subscription and the late-join fetch)
 	kick    chan struct{} // publish status now
+	out     chan []byte   // encoded frames for sendLoop
+	dropped atomic.Uint64 // frames dropped because out was full
 	subs    []*nats.Subscription
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -197,6 +199,7 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 	p := &Participant{
 		nc: nc, cfg: cfg, sub: SubjectsFor(cfg.App), model: model, log: cfg.Log, lease: cfg.Lease, now: cfg.Clock,
 		frameCh: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{}),
+		out:  make(chan []byte, outboxFrames),
 		role: cfg.Role, epoch: cfg.Epoch, highest: cfg.Epoch,
 	}
 	if cfg.Role == RoleOwner {
@@ -216,8 +219,9 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 			p.onFrame(data)
 		}
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.statusLoop()
+	go p.sendLoop()
 	return p, nil
 }
 
@@ -499,16 +503,54 @@ func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []f
 	if err != nil {
 		return fmt.Errorf("handoff: encode frame: %w", err)
 	}
-	err = p.nc.Publish(p.sub.Frames(), data)
+	p.enqueue(data)
 	if last {
 		p.mu.Lock()
 		p.releaseLocked(f.Epoch)
 		p.mu.Unlock()
 	}
-	if err != nil {
-		return fmt.Errorf("handoff: publish frame: %w", err)
-	}
 	return nil
+}
+
+// outboxFrames is how many encoded frames may wait for the NATS connection
+// (about 30 ms at 2000 Hz, 250 ms at 250 Hz): more than that means the
+// path is stalled, and the oldest go first; a follower sees the sequence
+// gap and hydrates from the newest.
+const outboxFrames = 64
+
+// enqueue hands a frame to sendLoop without ever blocking the control
+// loop: nats.go's Publish takes the connection's lock, which its flusher
+// holds while it writes to the socket, and writes to the socket itself
+// when its buffer is full, so a slow or starved NATS server would stall
+// the flight.
+func (p *Participant) enqueue(data []byte) {
+	for {
+		select {
+		case p.out <- data:
+			return
+		default:
+		}
+		select {
+		case <-p.out:
+			p.dropped.Add(1)
+		default:
+		}
+	}
+}
+
+// sendLoop publishes the frames enqueue hands it, in order.
+func (p *Participant) sendLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.done:
+			return
+		case data := <-p.out:
+			if err := p.nc.Publish(p.sub.Frames(), data); err != nil {
+				p.dropped.Add(1)
+			}
+		}
+	}
 }
 
 // onFrame handles one frame (NATS goroutine; calls are serialised).
@@ -676,6 +718,7 @@ func (p *Participant) Status() Status {
 		Accepts: p.cfg.Accepts, Streak: p.streak, LagMs: float64(p.lagNs) / 1e6,
 		Diverged: p.counts.diverged, Gaps: p.counts.gaps, Malformed: p.counts.malformed,
 		Incompatible: p.counts.incompatible, Stale: p.counts.staleFrames, TakenBack: p.taken, T: now,
+		Dropped:  p.dropped.Load(),
 		LastTick: p.lastTick,
 	}
 	if f := p.latest; f != nil && p.role != RoleOwner && p.streak > 0 {
