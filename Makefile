@@ -2,7 +2,8 @@
 #   make demo    deploy flight:v1 to the virtual drone through drone-agent and containerd, then
 #                dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
 #   make test    every test (as root installs qemu-user-static, containerd, runc and mosquitto, starts containerd)
-#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,update)
+#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,soak)
+#   make soak    the soak alone: 50 updates per rate (250, 400, 1000 Hz) and load (quiet, hog)
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
 #   make images  flight:v1 and :v2, multi-arch OCI, no Docker: REGISTRY=host:port pushes, else images/out
@@ -18,7 +19,7 @@ TESTFLAGS ?=
 E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo
 E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$
 
-.PHONY: all build cross test demo bench deps vet clean images
+.PHONY: all build cross test demo bench soak deps vet clean images
 
 all: build
 
@@ -55,6 +56,11 @@ demo: build
 bench: build cross
 	@scripts/dev-setup.sh containerd mosquitto
 	bin/skyswap-bench
+
+# The soak alone, long: 50 updates per rate and load (SOAK_UPDATES to change).
+soak: build
+	@scripts/dev-setup.sh containerd mosquitto
+	BENCH=soak SOAK_UPDATES=$${SOAK_UPDATES:-50} bin/skyswap-bench
 
 images: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/skyswap-images

@@ -15,7 +15,17 @@
 //	          motor gaps, bytes pulled against the changed layer, the
 //	          agent's memory and its arm64 binary size.
 //
-// BENCH=hover,handoff,camera,update (the default: all) picks some.
+//	soak:     the product path again (root and containerd), one line per
+//	          case: SOAK_UPDATES signed updates (default 4; make soak: 50)
+//	          through dronectl push, alternating v2 and v1 in 1 N gusts, at
+//	          each of SOAK_RATES (250,400,1000 Hz), first quiet, then beside
+//	          a CPU hog (a busy loop per core, in its own cgroup): how many
+//	          commit, abort or revert, the agent's own retries, take-backs
+//	          (false ones: the owner was still writing), double drive, the
+//	          motor gaps at the cut-overs against the steady ones, and
+//	          command to control.
+//
+// BENCH=hover,handoff,camera,update,soak (the default: all) picks some.
 package main
 
 import (
@@ -66,12 +76,12 @@ func run() error {
 	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
 
 	want := map[string]bool{}
-	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update"), ",") {
+	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update,soak"), ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "hover", "handoff", "camera", "update":
+		case "hover", "handoff", "camera", "update", "soak":
 			want[b] = true
 		default:
-			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update)", os.Getenv("BENCH"), b)
+			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update, soak)", os.Getenv("BENCH"), b)
 		}
 	}
 	if want["hover"] {
@@ -95,6 +105,11 @@ func run() error {
 		}
 		if err := emit(cameraLine{Bench: "camera", CameraSeriesResult: r}); err != nil {
 			return err
+		}
+	}
+	if want["soak"] {
+		if err := benchSoak(ctx, dir, logs); err != nil {
+			return fmt.Errorf("soak: %w (process logs: %s)", err, logFile)
 		}
 	}
 	if want["update"] {

@@ -1,0 +1,274 @@
+package rig
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/hw/sim/referee"
+)
+
+// SoakConfig configures Soak. The zero value of each optional field means
+// the default noted beside it.
+type SoakConfig struct {
+	// Stack is the product to run (Dir, Sim and Agent required). Soak adds
+	// the rate to its SimEnv and AppEnv and 1 N gusts unless SimEnv sets
+	// SIM_GUST_N.
+	Stack    StackConfig
+	Dronectl string // the dronectl binary (required): every update is `dronectl push`
+	RateHz   int    // the flight loop's and the referee's rate; 0 = 400
+	Updates  int    // signed updates, alternating v2 and v1; 0 = 10
+	Hogs     int    // busy-looping processes beside the flight; 0 = none
+}
+
+// SoakResult is what Soak measured, in the bench's print order.
+type SoakResult struct {
+	RateHz  int    `json:"rate_hz"`
+	Load    string `json:"load"` // quiet, or hog:<n processes>
+	Updates int    `json:"updates"`
+	// Committed counts the updates whose `dronectl push` exited 0.
+	Committed int `json:"committed"`
+	Aborted   int `json:"aborted"`  // stopped before the cut-over; the owner flew on
+	Reverted  int `json:"reverted"` // taken over, then given back
+	Failed    int `json:"failed"`   // any other end: refused, failed, timed out
+	// Retries are safe aborts the agent retried itself (report.PhaseRetry):
+	// an update that commits on a retry is committed.
+	Retries        int     `json:"retries"`
+	Takebacks      int     `json:"takebacks"`
+	FalseTakebacks int     `json:"false_takebacks"`
+	DoubleDrive    int     `json:"double_drive"`
+	TickMs         float64 `json:"tick_ms"`
+	// MaxGapMs is the longest motor gap within ±500 ms of any cut-over;
+	// SteadyMaxGapMs the longest in the second before any command.
+	MaxGapMs       float64 `json:"max_gap_ms"`
+	SteadyMaxGapMs float64 `json:"steady_max_gap_ms"`
+	// CmdToControl is from `dronectl push` starting to the new owner's
+	// first motor write, over the committed updates (the images are
+	// present: v1 and v2 were each pulled once before the count starts).
+	CmdToControlP50Ms float64 `json:"cmd_to_control_p50_ms"`
+	CmdToControlMaxMs float64 `json:"cmd_to_control_max_ms"`
+	Crashed           bool    `json:"crashed"`
+}
+
+// Soak runs cfg.Updates signed updates through the product (dronectl,
+// MQTT, drone-agent, containerd, the registry) while the referee judges
+// every motor write: how many commit, and what the flight saw. An update
+// that does not commit is counted, not fatal; the next one is tried from
+// whoever owns the drone then.
+func Soak(ctx context.Context, cfg SoakConfig, logs io.Writer) (SoakResult, error) {
+	cfg.RateHz, cfg.Updates = cmp.Or(cfg.RateHz, 400), cmp.Or(cfg.Updates, 10)
+	res := SoakResult{RateHz: cfg.RateHz, Load: "quiet", TickMs: 1000 / float64(cfg.RateHz)}
+	if cfg.Hogs > 0 {
+		res.Load = "hog:" + strconv.Itoa(cfg.Hogs)
+	}
+	sr, err := startSoak(ctx, cfg, logs)
+	if err != nil {
+		return res, err
+	}
+	defer sr.close()
+	stop, err := Hog(cfg.Hogs)
+	if err != nil {
+		return res, err
+	}
+	defer stop()
+	var ctc []float64
+	for i := range cfg.Updates {
+		u, err := sr.update(ctx, i)
+		if err != nil {
+			return res, err
+		}
+		res.add(u)
+		if u.outcome == "committed" {
+			ctc = append(ctc, u.cmdToControlMs)
+		}
+	}
+	res.Updates = cfg.Updates
+	if len(ctc) > 0 {
+		slices.Sort(ctc)
+		res.CmdToControlP50Ms, res.CmdToControlMaxMs = round3(ctc[(len(ctc)-1)/2]), round3(ctc[len(ctc)-1])
+	}
+	return res, nil
+}
+
+// soakUpdate is one update of a soak.
+type soakUpdate struct {
+	outcome                 string // committed, aborted, reverted or failed
+	retries                 int
+	cmdToControlMs          float64
+	windowMaxGap, steadyGap float64
+	window                  referee.Report // from the end of the previous update to the end of this one
+}
+
+func (r *SoakResult) add(u soakUpdate) {
+	switch u.outcome {
+	case "committed":
+		r.Committed++
+	case "aborted":
+		r.Aborted++
+	case "reverted":
+		r.Reverted++
+	default:
+		r.Failed++
+	}
+	r.Retries += u.retries
+	r.Takebacks += u.window.Takebacks
+	r.FalseTakebacks += u.window.FalseTakebacks
+	r.DoubleDrive += u.window.DoubleDrive
+	r.Crashed = r.Crashed || u.window.Crashed
+	r.MaxGapMs = max(r.MaxGapMs, round3(u.windowMaxGap))
+	r.SteadyMaxGapMs = max(r.SteadyMaxGapMs, round3(u.steadyGap))
+}
+
+// soakRun is a soak's stack with v1 and v2 each flown once.
+type soakRun struct {
+	cfg   SoakConfig
+	s     *Stack
+	g     *Ground
+	logs  io.Writer
+	owner string // the version flying
+	since int64  // end of the previous update's window
+}
+
+func startSoak(ctx context.Context, cfg SoakConfig, logs io.Writer) (sr *soakRun, err error) {
+	sc := cfg.Stack
+	rate := strconv.Itoa(cfg.RateHz)
+	sc.SimEnv = append([]string{"SIM_GUST_N=1", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}, sc.SimEnv...)
+	sc.SimEnv = append(sc.SimEnv, "SIM_TICK_HZ="+rate)
+	sc.AppEnv = append(append([]string{"FLIGHT_PATTERN=hover"}, sc.AppEnv...), "FLIGHT_RATE_HZ="+rate)
+	sc.Logs = logs
+	sr = &soakRun{cfg: cfg, logs: logs}
+	if sr.s, err = StartStack(ctx, sc); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			sr.close()
+		}
+	}()
+	if sr.g, err = WatchDrone(sr.s.Broker.URL, sr.s.Drone); err != nil {
+		return sr, err
+	}
+	if err := sr.dronectl(ctx, "soak-deploy", "v1"); err != nil {
+		return sr, fmt.Errorf("rig: soak: deploy v1: %w", err)
+	}
+	if _, err := sr.s.Sim.WaitHover(ctx, 60*time.Second); err != nil {
+		return sr, err
+	}
+	// Pull v2 and come back to v1, so every measured update finds its
+	// image present, as the command-to-control goal assumes.
+	for _, v := range []string{"v2", "v1"} {
+		if err := sr.dronectl(ctx, "soak-warm-"+v, v); err != nil {
+			return sr, fmt.Errorf("rig: soak: first update to %s: %w", v, err)
+		}
+	}
+	sr.owner, sr.since = "v1", mono.Now()
+	return sr, nil
+}
+
+func (sr *soakRun) close() {
+	if sr.g != nil {
+		sr.g.Close()
+	}
+	if sr.s != nil {
+		sr.s.Close()
+	}
+}
+
+// dronectl runs `dronectl push -id id flight:<version>`; nil when it exits 0.
+func (sr *soakRun) dronectl(ctx context.Context, id, version string) error {
+	cmd := exec.CommandContext(ctx, sr.cfg.Dronectl, "push", "-id", id, "-timeout", "3m", "flight:"+version)
+	cmd.Env = append(os.Environ(), sr.s.DronectlEnv()...)
+	cmd.Stdout, cmd.Stderr = sr.logs, sr.logs
+	return cmd.Run()
+}
+
+// update pushes the version not flying and measures it.
+func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
+	target := map[string]string{"v1": "v2", "v2": "v1"}[sr.owner]
+	id := fmt.Sprintf("soak-%d-%d", sr.cfg.RateHz, i)
+	sent := mono.Now()
+	err := sr.dronectl(ctx, id, target)
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return soakUpdate{}, fmt.Errorf("rig: soak: dronectl: %w", err)
+	}
+	end := mono.Now()
+	evs := sr.g.Events(id)
+	u := soakUpdate{outcome: outcomeOf(evs, err == nil)}
+	for _, e := range evs {
+		if e.Phase == report.PhaseRetry {
+			u.retries++
+		}
+	}
+	fmt.Fprintf(sr.logs, "skyswap-soak: update %d to %s: %s (%d retries)%s\n", i, target, u.outcome, u.retries, reasonOf(evs))
+	if u.outcome == "committed" {
+		sr.owner = target
+		if len(evs) == 0 {
+			return u, fmt.Errorf("rig: soak: update %s committed but the ground saw none of its events", id)
+		}
+		if err := sr.measure(ctx, &u, evs[len(evs)-1].To, sent, end); err != nil {
+			return u, err
+		}
+	}
+	time.Sleep(time.Second) // the old owner is gone; steady again before the next
+	var rerr error
+	u.window, rerr = sr.s.Sim.Report(ctx, sr.since, mono.Now())
+	sr.since = mono.Now()
+	return u, rerr
+}
+
+// measure fills in the motor gaps around the cut-over to owner and the
+// command-to-control time.
+func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sent, end int64) error {
+	cut, _, err := sr.s.FirstWrite(ctx, owner, sent, end)
+	if err != nil {
+		return err
+	}
+	u.cmdToControlMs = float64(cut-sent) / 1e6
+	w, err := sr.s.Sim.Report(ctx, cut-int64(500*time.Millisecond), cut+int64(500*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	st, err := sr.s.Sim.Report(ctx, sent-int64(time.Second), sent)
+	if err != nil {
+		return err
+	}
+	u.windowMaxGap, u.steadyGap = w.MaxGapMs, st.MaxGapMs
+	return nil
+}
+
+// outcomeOf is an update's outcome from its events: committed only when
+// dronectl said so (exit 0).
+func outcomeOf(evs []report.Event, ok bool) string {
+	if ok {
+		return "committed"
+	}
+	for _, e := range slices.Backward(evs) {
+		if e.Phase == report.PhaseResult && (e.Outcome == "aborted" || e.Outcome == "reverted") {
+			return e.Outcome
+		}
+	}
+	return "failed"
+}
+
+// reasonOf is the agent's reason for a final event with an error.
+func reasonOf(evs []report.Event) string {
+	if len(evs) == 0 {
+		return ": no events"
+	}
+	if e := evs[len(evs)-1]; e.Error != "" {
+		return ": " + e.Error
+	}
+	return ""
+}
+
+func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
