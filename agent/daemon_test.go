@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,8 +54,21 @@ type agentRig struct {
 
 const testNamespace = "skyswap-test-agent"
 
-func newAgentRig(t *testing.T) *agentRig {
+// rigOpts are an agentRig's flight settings; the zero value is a 400 Hz
+// hover in 0.5 N gusts.
+type rigOpts struct {
+	rateHz int      // the flight loop's and the referee's rate; 0 = 400
+	gustN  float64  // gust force, N; 0 = 0.5
+	simEnv []string // more SIM_* settings
+}
+
+func newAgentRig(t *testing.T, opts ...rigOpts) *agentRig {
 	t.Helper()
+	var o rigOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.rateHz, o.gustN = cmp.Or(o.rateHz, 400), cmp.Or(o.gustN, 0.5)
 	if os.Geteuid() != 0 {
 		containerstest.SkipOrFail(t, "the agent test needs root (containerd)")
 	}
@@ -75,7 +90,8 @@ func newAgentRig(t *testing.T) *agentRig {
 	}
 	t.Cleanup(func() { os.RemoveAll(simDir) })
 	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
-	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}, nil); err != nil {
+	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, append([]string{fmt.Sprintf("SIM_GUST_N=%g", o.gustN), "SIM_GUST_NM=0.01", "SIM_NOISE=1",
+		fmt.Sprintf("SIM_TICK_HZ=%d", o.rateHz)}, o.simEnv...), nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.sim.Stop() })
@@ -95,7 +111,7 @@ func newAgentRig(t *testing.T) *agentRig {
 	r.cfg = DaemonConfig{
 		Drone: "d1", BrokerURL: r.m.URL, TrustedKeys: r.kid + "=" + base64.StdEncoding.EncodeToString(pub),
 		StateDir: t.TempDir(), Namespace: testNamespace, LogDir: logDir, PlainHTTP: r.reg.Host, NATSPort: port, App: "flight",
-		AppEnv: "FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(r.sim.Socket) + ";FLIGHT_PATTERN=hover;FLIGHT_ON_TERM=exit",
+		AppEnv: "FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(r.sim.Socket) + ";FLIGHT_PATTERN=hover;FLIGHT_ON_TERM=exit;FLIGHT_RATE_HZ=" + strconv.Itoa(o.rateHz),
 		Mounts: simDir + ":/run/skyswap-sim", Lease: "sim:" + r.sim.Socket, Grace: 5, Probation: 2,
 	}
 	t.Cleanup(func() {
@@ -112,6 +128,11 @@ func newAgentRig(t *testing.T) *agentRig {
 		}
 		for _, ref := range r.refs {
 			c.RemoveImage(context.Background(), ref)
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, logDir)
 		}
 	})
 	r.ground = r.m.Peer(t, "")
@@ -457,4 +478,17 @@ type tlog struct{ t *testing.T }
 func (w tlog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// dumpLogs logs the tail of every container log in dir: what the flight
+// instances said, for a failed test.
+func dumpLogs(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		if len(b) > 6000 {
+			b = b[len(b)-6000:]
+		}
+		t.Logf("%s (tail):\n%s", filepath.Base(l), b)
+	}
 }

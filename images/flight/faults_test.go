@@ -216,3 +216,44 @@ func TestSchemaMismatchRefused(t *testing.T) {
 	t.Logf("aborted: %s", res.Reason)
 	f.flyingUnder(from, mono.Now(), "v1-0", gapBound)
 }
+
+// TestNoTakeBackWhenFramesStall: in probation the new owner's NATS path is
+// delayed by 600 ms for 1.5 s, so its frames reach the standby (and the
+// coordinator) late while it drives the motors on time. Liveness is read
+// at the lease, not from frames: the standby must not take back, and the
+// update commits with one clean writer switch.
+func TestNoTakeBackWhenFramesStall(t *testing.T) {
+	f := newFleet(t)
+	proxy, err := rig.NewDelayProxy(strings.TrimPrefix(f.NATS.URL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var stalled, healed int64
+	f.Coord.OnEvent = func(e handoff.Event) {
+		if e.Phase == handoff.PhaseProbation {
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				stalled = mono.Now()
+				proxy.SetDelay(600 * time.Millisecond)
+				time.Sleep(1500 * time.Millisecond)
+				proxy.SetDelay(0)
+				healed = mono.Now()
+			}()
+		}
+	}
+	from := mono.Now()
+	res, err := f.update(handoff.Plan{Candidate: "v2-1", Probation: 4 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
+	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+		t.Fatalf("outcome %q (%s), err %v; want committed through the stall", res.Outcome, res.Reason, err)
+	}
+	if stalled == 0 || healed == 0 {
+		t.Fatal("the update ended before the stall was over")
+	}
+	r := f.report(from, mono.Now())
+	t.Logf("stalled %.0f ms into probation for %.0f ms: writers %v, switches %d, take-backs %d, max gap %.2f ms",
+		float64(stalled-res.CutoverNs)/1e6, float64(healed-stalled)/1e6, r.Writers, r.WriterSwitches, r.Takebacks, r.MaxGapMs)
+	if r.Takebacks != 0 || r.WriterSwitches != 1 || r.DoubleDrive != 0 || r.Crashed || r.MaxGapMs > gapBound {
+		t.Fatalf("referee: %+v; want one clean switch to v2-1 and no take-back", r)
+	}
+}
