@@ -662,7 +662,11 @@ func (u *update) abort(ctx context.Context, cause error) (Result, error) {
 	return u.res, errors.New("handoff: aborted: " + u.res.Reason)
 }
 
-// baseline runs stop-start or start-then-stop: no state moves.
+// baseline runs stop-start or start-then-stop: no state moves. The new
+// instance starts owning epoch E+1; the lease admits it once the old owner
+// stopped writing (lease.HolderTimeout after its last write), so
+// start-then-stop stops the old owner as soon as the new one is up, as
+// balena's hand-over does, and the new one takes the motors from there.
 func (u *update) baseline(ctx context.Context) (Result, error) {
 	c, plan, res := u.c, u.plan, u.res
 	u.emit(PhasePrepare, "")
@@ -678,6 +682,11 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("handoff: start new instance: %w", err)
 	}
 	res.StartMs = msSince(t0)
+	if plan.Strategy == StrategyStartThenStop {
+		if err := u.stopWhenUp(ctx); err != nil {
+			return res, err
+		}
+	}
 	var nf frameInfo
 	err := poll(withTimeout(ctx, 10*time.Second), func() (bool, error) {
 		var ok bool
@@ -690,15 +699,26 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 	res.CutoverTick, res.CutoverNs = nf.tick, nf.tickNs
 	u.ev.Epoch, u.ev.Tick = next, nf.tick
 	u.emit(PhaseCutover, "")
-	if plan.Strategy == StrategyStartThenStop {
-		if err := c.rt.Stop(ctx, plan.Owner); err != nil {
-			return res, fmt.Errorf("handoff: stop old owner: %w", err)
-		}
-	}
 	res.Outcome, res.Owner, res.Epoch = OutcomeCommitted, plan.Candidate, next
 	res.ToCommitMs = msSince(t0)
 	u.emit(PhaseCommit, "")
 	return res, nil
+}
+
+// stopWhenUp waits until the new instance reports (it runs and has joined
+// the hand-over), then stops the old owner.
+func (u *update) stopWhenUp(ctx context.Context) error {
+	err := poll(withTimeout(ctx, 10*time.Second), func() (bool, error) {
+		_, ok := u.c.statusOf(u.plan.Candidate)
+		return ok, nil
+	})
+	if err != nil {
+		return fmt.Errorf("handoff: the new instance never reported: %w", err)
+	}
+	if err := u.c.rt.Stop(ctx, u.plan.Owner); err != nil {
+		return fmt.Errorf("handoff: stop old owner: %w", err)
+	}
+	return nil
 }
 
 func msSince(t int64) float64 { return float64(mono.Now()-t) / 1e6 }

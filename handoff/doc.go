@@ -23,16 +23,20 @@
 //     replays its own control law from frame k-1's state on frame k's sensor
 //     sample and compares with the outputs the owner wrote at k. K ticks in a
 //     row within tolerance, fresh and without a sequence gap, is "synced".
-//  3. cut-over: the coordinator asks the owner to hand over at tick T (a few
-//     ticks ahead) with epoch E+1. The owner stamps its frames with the
-//     hand-over, writes ticks < T and stops. The candidate, holding the
-//     stamped frame T-1, loads its state and writes tick T at epoch E+1. The
-//     frame is the commitment: without a stamped frame T-1 in hand at tick T
-//     the candidate does not write, so nothing stale is ever driven.
+//  3. cut-over: the coordinator asks the owner to hand over at tick T (a
+//     lead ahead) with epoch E+1. The owner stamps its frames with the
+//     hand-over, writes ticks < T, and releases epoch E at the lease right
+//     after its last write. The candidate, at tick T or later, takes over
+//     once the lease shows E released (or the owner silent for the holder
+//     timeout), from the stamped frame T-1 if it arrives within a
+//     millisecond, else from its own caught-up state. The lease, not the
+//     frames, is the commitment: the fence admits E+1 only from a holder
+//     that released or fell silent.
 //  4. probation: the new owner publishes frames; the standby shadows it. If
-//     the new owner falls silent for a few ticks the standby takes back on
-//     its own at the fallback epoch E+2, which fences the old candidate out.
-//     If the coordinator judges the probation unhealthy it hands back the same
+//     the new owner's writes stop at the lease for the holder timeout the
+//     standby takes back on its own at the fallback epoch E+2, which fences
+//     the old candidate out; a late frame alone never triggers it. If the
+//     coordinator judges the probation unhealthy it hands back the same
 //     way as step 3.
 //  5. commit: the coordinator retires the standby, which exits (it holds no
 //     lease), and stops it.

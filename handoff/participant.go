@@ -181,6 +181,17 @@ type Participant struct {
 	lagNs    int64
 	counts   struct{ diverged, gaps, malformed, incompatible, staleFrames uint64 }
 	taken    bool
+	undo     *undo // how to step back from a take-over or take-back the lease may refuse
+}
+
+// undo is what an instance was before it took the hardware, until its
+// first write at the new epoch is accepted: the lease refuses that write
+// (ErrHeld) when the holder it took from is still alive.
+type undo struct {
+	role                     Role
+	watch, fallback, highest uint64
+	commit                   *commitment
+	taken                    bool
 }
 
 // commitment is an owner's stamped promise to hand over to this instance.
@@ -399,6 +410,7 @@ func (p *Participant) takeOver(tick int64, b lease.Beat) Decision {
 	p.keepHalfTick(b)
 	d := p.follow(tick)
 	d.Write, d.Epoch = true, c.Epoch
+	p.undo = &undo{role: p.role, watch: p.watch, fallback: p.fallback, highest: p.highest, commit: c, taken: p.taken}
 	p.epoch, p.fallback, p.watch, p.seq, p.commit = c.Epoch, 0, 0, 0, nil
 	p.highest = max(p.highest, c.Epoch)
 	p.setRole(RoleOwner, "took over", "tick", tick, "epoch", c.Epoch, "planned_tick", c.Tick,
@@ -412,6 +424,7 @@ func (p *Participant) takeOver(tick int64, b lease.Beat) Decision {
 func (p *Participant) takeBack(tick int64, b lease.Beat) Decision {
 	d := p.follow(tick)
 	d.Write, d.Epoch = true, p.fallback
+	p.undo = &undo{role: p.role, watch: p.watch, fallback: p.fallback, highest: p.highest, commit: p.commit, taken: p.taken}
 	p.epoch, p.fallback, p.watch, p.seq, p.taken, p.commit = p.fallback, 0, 0, 0, true, nil
 	p.highest = max(p.highest, p.epoch)
 	p.setRole(RoleOwner, "owner silent at the lease: took back", "tick", tick, "epoch", p.epoch,
@@ -480,6 +493,23 @@ func (p *Participant) Fenced() {
 	p.epoch, p.pending = 0, nil
 }
 
+// Held tells the participant that its write was refused because the
+// holder it meant to take the hardware from is alive (lease.ErrHeld): its
+// view of the holder was late. An instance that had just taken over or
+// taken back steps back to what it was, and decides again next tick; an
+// owner from the start (a baseline's resume) keeps trying.
+func (p *Participant) Held() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u := p.undo
+	if p.role != RoleOwner || u == nil {
+		return
+	}
+	p.setRole(u.role, "the lease refused the take: its holder is alive", "epoch_tried", p.epoch)
+	p.undo, p.epoch, p.taken = nil, 0, u.taken
+	p.watch, p.fallback, p.highest, p.commit = u.watch, u.fallback, u.highest, u.commit
+}
+
 // Publish sends this tick's frame if this instance is the owner. state and
 // sample are the app's JSON; out the outputs written. After the last tick
 // before an accepted hand-over it also releases the lease, so the new
@@ -491,6 +521,7 @@ func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []f
 		return nil
 	}
 	p.seq++
+	p.undo = nil // the lease accepted a write at our epoch: nothing to step back to
 	f := Frame{
 		Schema: p.cfg.Schema, Instance: p.cfg.Instance, Version: p.cfg.Version, Epoch: p.epoch,
 		Seq: p.seq, Tick: tick, TickNs: tick * int64(p.cfg.Period), Handover: p.pending,

@@ -107,11 +107,6 @@ func run() error {
 			return err
 		}
 	}
-	if want["soak"] {
-		if err := benchSoak(ctx, dir, logs); err != nil {
-			return fmt.Errorf("soak: %w (process logs: %s)", err, logFile)
-		}
-	}
 	if want["update"] {
 		line, err := benchUpdates(ctx, dir, 4, logs)
 		if err != nil {
@@ -119,6 +114,11 @@ func run() error {
 		}
 		if err := emit(line); err != nil {
 			return err
+		}
+	}
+	if want["soak"] {
+		if err := benchSoak(ctx, dir, logs); err != nil {
+			return fmt.Errorf("soak: %w (process logs: %s)", err, logFile)
 		}
 	}
 	return nil

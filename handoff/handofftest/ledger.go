@@ -34,11 +34,11 @@ type Ledger struct {
 func NewLedger() *Ledger { return &Ledger{writes: map[int64][]Write{}} }
 
 // Write admits w through the fence and records it. It returns an error
-// wrapping lease.ErrStale if the fence refused it.
+// wrapping lease.ErrStale or lease.ErrHeld if the fence refused it.
 func (l *Ledger) Write(w Write) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.fence.Admit(w.Epoch); err != nil {
+	if err := l.fence.Admit(w.Epoch, mono.Now()); err != nil {
 		l.refused = append(l.refused, w)
 		return err
 	}

@@ -31,7 +31,7 @@ func (b *fenced) Tx(addr uint16, w, r []byte) error {
 		return b.BusCloser.Tx(addr, w, r)
 	}
 	epoch := b.epoch.Load()
-	if err := b.fence.Admit(epoch); err != nil {
+	if err := b.fence.Admit(epoch, mono.Now()); err != nil {
 		return err
 	}
 	if err := b.BusCloser.Tx(addr, w, r); err != nil {

@@ -16,6 +16,15 @@
 // there, without any message queue in between: a holder whose writes stopped
 // for HolderTimeout is presumed gone.
 //
+// A newer epoch takes the hardware only from a holder that let go: one that
+// released its epoch (a planned cut-over) or whose writes stopped for
+// HolderTimeout (it died or hung). A write that would raise the epoch while
+// the holder is still writing is refused with ErrHeld, so the decision to
+// take the hardware back is made where the writes happen, atomically with
+// the write: a standby whose view of the holder was late (its read of the
+// lease, or its own thread, delayed) cannot displace a live holder. Only a
+// first holder (nothing admitted yet) takes the lease without either.
+//
 // Epoch 0 means "no lease": a process with epoch 0 may read sensors but every
 // actuator write it makes is refused.
 package lease
@@ -33,17 +42,25 @@ import (
 // epoch is older than the newest one the fence has seen (or is 0).
 var ErrStale = errors.New("lease: stale epoch")
 
+// ErrHeld is the class of errors for an actuator write refused because its
+// newer epoch would take the hardware from a holder that neither released
+// it nor fell silent for HolderTimeout: the holder is alive. The writer
+// stays off the hardware and may try again later.
+var ErrHeld = errors.New("lease: held by a live holder")
+
 // HolderTimeout is how long the holder's accepted actuator writes may stop
-// before it is presumed gone and a standby may take the hardware back. The
+// before it is presumed gone: a newer epoch may then take the hardware
+// without a release (a standby's take-back), and the fence admits it. The
 // motor controller holds its last outputs meanwhile, so the drone flies
-// open-loop for at most this long: 50 ms of a hover's outputs held under a
-// 1 N gust moves the reference airframe by well under 1 cm and 1°. It is
-// long against a live holder's write rhythm (a tick is 0.5-10 ms at
-// 100-2000 Hz; on a loaded 2-core machine a live loop's longest gap is
-// 5-25 ms), so a late write is not taken for a dead writer. The standby
-// (handoff), the agent's probation check and the referee's false take-back
-// count all use this one value.
-const HolderTimeout = 50 * time.Millisecond
+// open-loop for at most this long: 100 ms of a hover's outputs held under a
+// 1 N gust moves the reference airframe by about 5 mm and 0.3°. It is long
+// against a live holder's write rhythm (a tick is 0.5-10 ms at 100-2000 Hz;
+// on a loaded 2-core machine a live loop stalls for 20-30 ms now and then,
+// and for 50-60 ms under an overload), so a loop the scheduler held back
+// is not taken for a dead one. The fence, the standby (handoff), the
+// agent's probation check and the referee's false take-back count all use
+// this one value.
+const HolderTimeout = 100 * time.Millisecond
 
 // Beat is what the lease knows of its holder.
 type Beat struct {
@@ -85,9 +102,11 @@ type Reader interface {
 // Fence admits or refuses writes by epoch and keeps the heartbeat.
 type Fence interface {
 	// Admit returns an error wrapping ErrStale if epoch is 0 or lower than
-	// the highest epoch admitted so far; otherwise it records epoch as the
-	// highest and returns nil.
-	Admit(epoch uint64) error
+	// the highest epoch admitted so far, and one wrapping ErrHeld if it is
+	// higher while the highest's holder neither released it nor was silent
+	// for HolderTimeout at now (CLOCK_MONOTONIC ns); otherwise it records
+	// epoch as the highest and returns nil.
+	Admit(epoch uint64, now int64) error
 	// Epoch returns the highest epoch admitted so far.
 	Epoch() uint64
 	// Stamp records an accepted actuator write of epoch at t
@@ -110,10 +129,10 @@ type Memory struct {
 var _ Fence = (*Memory)(nil)
 
 // Admit implements Fence.
-func (m *Memory) Admit(epoch uint64) error {
+func (m *Memory) Admit(epoch uint64, now int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := check(epoch, m.beat.Highest); err != nil {
+	if err := check(epoch, m.beat, now); err != nil {
 		return err
 	}
 	m.beat.Highest = epoch
@@ -149,12 +168,19 @@ func (m *Memory) Beat() Beat {
 	return m.beat
 }
 
-func check(epoch, highest uint64) error {
-	if epoch == 0 {
+// check is the fence's rule for a write of epoch at now, given the lease
+// b.
+func check(epoch uint64, b Beat, now int64) error {
+	switch {
+	case epoch == 0:
 		return fmt.Errorf("%w: epoch 0 holds no lease; acquire one before driving actuators", ErrStale)
-	}
-	if epoch < highest {
-		return fmt.Errorf("%w: epoch %d is older than %d; another instance holds the hardware", ErrStale, epoch, highest)
+	case epoch < b.Highest:
+		return fmt.Errorf("%w: epoch %d is older than %d; another instance holds the hardware", ErrStale, epoch, b.Highest)
+	case epoch == b.Highest || b.Highest == 0 || b.Released >= b.Highest:
+		return nil
+	case b.Silent(now) < int64(HolderTimeout):
+		return fmt.Errorf("%w: epoch %d wrote %.1f ms ago and has not released; epoch %d may take over once it does, or after %v of silence",
+			ErrHeld, b.Highest, float64(b.Silent(now))/1e6, epoch, HolderTimeout)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/i2c/i2ctest"
 
@@ -18,28 +19,43 @@ func TestFences(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shm.Close()
+	ms := int64(time.Millisecond)
+	hold := int64(HolderTimeout)
 	for name, f := range map[string]Fence{"memory": &Memory{}, "shm": shm} {
 		t.Run(name, func(t *testing.T) {
 			steps := []struct {
-				epoch uint64
-				stale bool
-				after uint64
+				name    string
+				epoch   uint64
+				now     int64
+				release uint64 // released before the write (0 = none)
+				want    error  // nil, ErrStale or ErrHeld
+				after   uint64
 			}{
-				{0, true, 0},  // no lease
-				{1, false, 1}, // first holder
-				{1, false, 1}, // same holder again
-				{3, false, 3}, // a newer holder fences...
-				{1, true, 3},  // ...the old one out
-				{2, true, 3},
-				{3, false, 3},
+				{"no lease", 0, 1 * ms, 0, ErrStale, 0},
+				{"first holder", 1, 2 * ms, 0, nil, 1},
+				{"same holder again", 1, 3 * ms, 0, nil, 1},
+				{"a newer one while the holder writes", 3, 4 * ms, 0, ErrHeld, 1},
+				{"just short of the holder timeout", 3, 3*ms + hold - 1, 0, ErrHeld, 1},
+				{"after the holder timeout", 3, 3*ms + hold, 0, nil, 3},
+				{"the old holder is fenced out", 1, 3*ms + hold + 1, 0, ErrStale, 3},
+				{"an older one", 2, 3*ms + hold + 2, 0, ErrStale, 3},
+				{"the holder", 3, 3*ms + hold + 3, 0, nil, 3},
+				{"a newer one once the holder released", 4, 3*ms + hold + 4, 3, nil, 4},
+				{"a release of an older epoch frees nothing", 6, 3*ms + hold + 5, 3, ErrHeld, 4},
 			}
-			for i, s := range steps {
-				err := f.Admit(s.epoch)
-				if got := errors.Is(err, ErrStale); got != s.stale {
-					t.Errorf("step %d: Admit(%d) = %v, want stale=%v", i, s.epoch, err, s.stale)
+			for _, s := range steps {
+				if s.release > 0 {
+					f.Release(s.release)
+				}
+				err := f.Admit(s.epoch, s.now)
+				switch {
+				case s.want == nil && err != nil, s.want != nil && !errors.Is(err, s.want):
+					t.Errorf("%s: Admit(%d) = %v, want %v", s.name, s.epoch, err, s.want)
+				case err == nil:
+					f.Stamp(s.epoch, s.now)
 				}
 				if got := f.Epoch(); got != s.after {
-					t.Errorf("step %d: Epoch() = %d, want %d", i, got, s.after)
+					t.Errorf("%s: Epoch() = %d, want %d", s.name, got, s.after)
 				}
 			}
 		})
@@ -58,10 +74,10 @@ func TestShmIsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := a.Admit(5); err != nil {
+	if err := a.Admit(5, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Admit(4); !errors.Is(err, ErrStale) {
+	if err := b.Admit(4, 2); !errors.Is(err, ErrStale) {
 		t.Fatalf("second mapping admitted epoch 4 after 5: %v", err)
 	}
 }
@@ -75,7 +91,7 @@ func TestShmConcurrentRaise(t *testing.T) {
 	var wg sync.WaitGroup
 	for e := uint64(1); e <= 64; e++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = f.Admit(e) }()
+		go func() { defer wg.Done(); _ = f.Admit(e, 1) }() // nobody writes: each may raise
 	}
 	wg.Wait()
 	if got := f.Epoch(); got != 64 {
@@ -123,7 +139,7 @@ func TestBeat(t *testing.T) {
 			if b := f.Beat(); b != (Beat{}) {
 				t.Fatalf("a new lease's beat is %+v, want zero", b)
 			}
-			f.Admit(2)
+			f.Admit(2, 1000)
 			f.Stamp(2, 1000)
 			f.Stamp(2, 3500)
 			f.Release(2)

@@ -72,13 +72,16 @@ func OpenShm(path string) (*Shm, error) {
 }
 
 // Admit implements Fence with a compare-and-swap loop on the shared word.
-func (s *Shm) Admit(epoch uint64) error {
+// The holder's liveness (its last stamp, its release) is read before the
+// swap: a holder whose write is under way as a newer epoch takes over can
+// land that one write, as the package doc says of the two steps.
+func (s *Shm) Admit(epoch uint64, now int64) error {
 	for {
-		cur := atomic.LoadUint64(&s.w[wHighest])
-		if err := check(epoch, cur); err != nil {
+		b := s.Beat()
+		if err := check(epoch, b, now); err != nil {
 			return err
 		}
-		if epoch == cur || atomic.CompareAndSwapUint64(&s.w[wHighest], cur, epoch) {
+		if epoch == b.Highest || atomic.CompareAndSwapUint64(&s.w[wHighest], b.Highest, epoch) {
 			return nil
 		}
 	}

@@ -224,7 +224,7 @@ func (d *Drone) writePCA(c simbus.Client, epoch uint64, w, r []byte) error {
 	d.pcaMu.Lock()
 	defer d.pcaMu.Unlock()
 	now := mono.Now()
-	if err := d.fence.Admit(epoch); err != nil {
+	if err := d.fence.Admit(epoch, now); err != nil {
 		d.ref.Record(referee.Write{T: now, Writer: c.Name, Epoch: epoch, Pulses: d.pulseMicros(), Refused: true})
 		return err
 	}

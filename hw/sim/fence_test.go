@@ -14,7 +14,8 @@ import (
 // TestFencingThroughSocket proves the virtual motor controller fences
 // writers by lease epoch across real socket clients, as the hand-over relies
 // on: the holder of epoch 1 drives the motors until a client with epoch 2
-// writes once, after which every write of epoch 1 (and any write of epoch 0,
+// writes once after v1 released it (before, the live holder's lease refuses
+// v2 with lease.ErrHeld), after which every write of epoch 1 (and any write of epoch 0,
 // which holds no lease) is refused with lease.ErrStale, leaves the pulses
 // untouched, and is counted exactly once by the referee, while reads stay
 // open to everyone and the refused clients' connections keep working.
@@ -41,6 +42,14 @@ func TestFencingThroughSocket(t *testing.T) {
 	m2, err := motors.Attach(v2, nil)
 	if err != nil {
 		t.Fatalf("v2 Attach: %v", err)
+	}
+	// v1 is alive: v2 cannot take the motors from it.
+	if err := m2.Set([motors.N]float64{0.6, 0.6, 0.6, 0.6}); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("v2's write while v1 holds the lease: %v, want lease.ErrHeld", err)
+	}
+	// v1 hands over: it releases epoch 1, and v2's first write fences it.
+	if err := v1.Release(1); err != nil {
+		t.Fatal(err)
 	}
 	if err := m2.Set([motors.N]float64{0.6, 0.6, 0.6, 0.6}); err != nil {
 		t.Fatalf("v2's first write (epoch 2) refused: %v", err)
@@ -103,8 +112,8 @@ func TestFencingThroughSocket(t *testing.T) {
 	}
 
 	rep := d.Report(0, 0)
-	if rep.StaleRefused != len(refusals) {
-		t.Fatalf("referee counts %d refused writes, want exactly %d", rep.StaleRefused, len(refusals))
+	if rep.StaleRefused != len(refusals)+1 { // and v2's while v1 held the lease
+		t.Fatalf("referee counts %d refused writes, want exactly %d", rep.StaleRefused, len(refusals)+1)
 	}
 	if got := d.Truth().Epoch; got != 2 {
 		t.Fatalf("fence epoch %d after the refusals, want 2", got)
@@ -118,13 +127,22 @@ func TestFencingThroughSocket(t *testing.T) {
 	var refused []int
 	ws := d.Writes(0, 0)
 	var v2Pulses [4]uint16
+	held := 0
 	for i, w := range ws {
-		if w.Writer == "v2" && !w.Refused {
+		switch {
+		case w.Writer == "v2" && !w.Refused:
 			v2Pulses = w.Pulses
-		}
-		if w.Refused {
+		case w.Refused && v2Pulses == [4]uint16{}:
+			held++ // v2's, before v1 released
+			if w.Writer != "v2" || w.Epoch != 2 {
+				t.Errorf("refusal before the hand-over logged as %+v, want v2's at epoch 2", w)
+			}
+		case w.Refused:
 			refused = append(refused, i)
 		}
+	}
+	if held != 1 {
+		t.Fatalf("%d refused writes before the hand-over, want v2's one", held)
 	}
 	if len(refused) != len(refusals) {
 		t.Fatalf("%d refused writes in the log, want %d", len(refused), len(refusals))

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 const (
@@ -371,6 +373,7 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 func TestTakebacks(t *testing.T) {
+	hold := int64(lease.HolderTimeout)
 	at := func(ws []Write, epoch uint64) []Write {
 		for i := range ws {
 			ws[i].Epoch = epoch
@@ -391,19 +394,19 @@ func TestTakebacks(t *testing.T) {
 		{"a release of an older epoch does not count", [][]Write{
 			release(t0-tick, "a", 1), at(series(t0, 40, "a"), 3), at(series(t0+40*tick, 40, "b"), 4),
 		}, 1, 1},
-		{"take-back from a writer silent for 60 ms", [][]Write{
-			at(series(t0, 40, "a"), 2), at(series(t0+40*tick+60*ms, 40, "b"), 3),
+		{"take-back from a writer silent for the holder timeout and more", [][]Write{
+			at(series(t0, 40, "a"), 2), at(series(t0+39*tick+hold+10*ms, 40, "b"), 3),
 		}, 1, 0},
 		{"take-back from a writer that was still writing", [][]Write{
 			at(series(t0, 40, "a"), 2), at(series(t0+40*tick, 40, "b"), 3),
 		}, 1, 1},
-		{"take-back 49 ms after the last update is false", [][]Write{
-			at(series(t0, 40, "a"), 2), at(series(t0+39*tick+49*ms, 40, "b"), 3),
+		{"take-back 1 ms short of the holder timeout is false", [][]Write{
+			at(series(t0, 40, "a"), 2), at(series(t0+39*tick+hold-ms, 40, "b"), 3),
 		}, 1, 1},
 		{"hand-back then take-back", [][]Write{
 			at(series(t0, 40, "a"), 1), release(t0+40*tick-tick/2, "a", 1),
 			at(series(t0+40*tick, 40, "b"), 2),
-			at(series(t0+80*tick+100*ms, 40, "a"), 3), // b went silent for 100 ms
+			at(series(t0+79*tick+hold, 40, "a"), 3), // b went silent for the holder timeout
 		}, 1, 0},
 	}
 	for _, tt := range tests {
@@ -428,9 +431,9 @@ func TestTakebacks(t *testing.T) {
 		})
 	}
 	// A configured timeout replaces lease.HolderTimeout.
-	r := New(Config{HolderTimeout: 100 * time.Millisecond})
-	record(r, at(series(t0, 40, "a"), 2), at(series(t0+40*tick+60*ms, 40, "b"), 3))
+	r := New(Config{HolderTimeout: lease.HolderTimeout + 50*time.Millisecond})
+	record(r, at(series(t0, 40, "a"), 2), at(series(t0+39*tick+hold+10*ms, 40, "b"), 3))
 	if rep := r.Report(0, 0); rep.FalseTakebacks != 1 {
-		t.Fatalf("with a 100 ms holder timeout a take-back after 60 ms is false; got %d", rep.FalseTakebacks)
+		t.Fatalf("with a longer holder timeout a take-back just past the default one is false; got %d", rep.FalseTakebacks)
 	}
 }

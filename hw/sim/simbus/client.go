@@ -126,6 +126,8 @@ func (c *Conn) roundTrip(r []byte) ([]byte, error) {
 		return payload, nil
 	case statusStale:
 		return nil, fmt.Errorf("%w (%s)", lease.ErrStale, payload)
+	case statusHeld:
+		return nil, fmt.Errorf("%w (%s)", lease.ErrHeld, payload)
 	case statusNACK:
 		return nil, fmt.Errorf("%w: %s", ErrNACK, payload)
 	default:

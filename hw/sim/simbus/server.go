@@ -23,8 +23,8 @@ type Client struct {
 }
 
 // Handler performs transactions for the server. Tx must fill r on success.
-// An error wrapping lease.ErrStale is reported as a fence refusal; any other
-// error as a NACK.
+// An error wrapping lease.ErrStale or lease.ErrHeld is reported as a fence
+// refusal of that class; any other error as a NACK.
 type Handler interface {
 	Tx(c Client, addr uint16, epoch uint64, w, r []byte) error
 }
@@ -172,6 +172,8 @@ func (s *Server) serveConn(c fdConn) {
 				payload = r
 			case errors.Is(err, lease.ErrStale):
 				status, payload = statusStale, []byte(err.Error())
+			case errors.Is(err, lease.ErrHeld):
+				status, payload = statusHeld, []byte(err.Error())
 			default:
 				status, payload = statusNACK, []byte(err.Error())
 			}

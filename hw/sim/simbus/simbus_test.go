@@ -38,7 +38,7 @@ func (e *echo) Tx(c Client, addr uint16, epoch uint64, w, r []byte) error {
 		return fmt.Errorf("%w: no device at %#x", ErrNACK, addr)
 	}
 	if len(w) > 1 {
-		if err := e.fence.Admit(epoch); err != nil {
+		if err := e.fence.Admit(epoch, 1234); err != nil {
 			return err
 		}
 		copy(e.regs[w[0]:], w[1:])
@@ -219,13 +219,21 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("absent device: err = %v, want ErrNACK", err)
 	}
 
-	// A second client with a newer epoch fences the first.
+	// A second client with a newer epoch is refused while the first holds
+	// the lease (ErrHeld, its own status on the wire), and fences the first
+	// once it released.
 	c2, err := Dial(ctx, path, "flight-v2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
 	c2.SetEpoch(2)
+	if err := c2.Tx(0x40, []byte{0x10, 1}, nil); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("newer epoch while the holder holds: err = %v, want lease.ErrHeld", err)
+	}
+	if err := c.Release(1); err != nil {
+		t.Fatal(err)
+	}
 	if err := c2.Tx(0x40, []byte{0x10, 1}, nil); err != nil {
 		t.Fatal(err)
 	}

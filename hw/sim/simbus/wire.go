@@ -22,6 +22,8 @@
 //	                  no device answers on that chip select)
 //	  status 2 stale: error text (the fence refused the epoch)
 //	  status 3 bad:   error text (the request was malformed)
+//	  status 4 held:  error text (the fence refused a newer epoch: the
+//	                  holder is alive, lease.ErrHeld)
 //
 // An spi request is one SPI transaction, one assertion of chip select dev,
 // full duplex: max(wlen, rlen) bytes are clocked; w is what the master
@@ -64,6 +66,7 @@ const (
 	statusNACK  byte = 1
 	statusStale byte = 2
 	statusBad   byte = 3
+	statusHeld  byte = 4
 )
 
 // ErrNACK is the class of errors for a transaction the target did not

@@ -278,7 +278,9 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			written := faults.drive(out, l.cfg.Start)
 			if err := l.hw.motors.Set(written); err != nil {
-				if !errors.Is(err, lease.ErrStale) {
+				if errors.Is(err, lease.ErrHeld) && l.p != nil {
+					l.p.Held()
+				} else if !errors.Is(err, lease.ErrStale) {
 					l.log.Warn("motor write failed", "err", err)
 				} else if l.p == nil {
 					l.log.Error("motor write refused: a newer instance holds the lease", "err", err)
