@@ -137,7 +137,7 @@ func TestAgentFaults(t *testing.T) {
 		if !strings.Contains(e.Error, "exited while shadowing (exit code 1)") {
 			t.Errorf("the abort's reason %q does not name the candidate's exit", e.Error)
 		}
-		if log := awaitLog(t, r.cfg.LogDir, e.To, 0, "fault crash"); !strings.Contains(log, "fault crash") {
+		if log := awaitLog(t, r.cfg.LogDir, e.To, "fault crash"); !strings.Contains(log, "fault crash") {
 			t.Errorf("the candidate %s did not crash at start; its log:\n%s", e.To, log)
 		}
 		r.onlyOneRunning(v1inst)                                        // the crashed candidate's container is gone
@@ -150,14 +150,13 @@ func TestAgentFaults(t *testing.T) {
 	t.Run("candidate exits in probation", func(t *testing.T) {
 		cand := journal.NewRelease("flight", exit, "v3-exit", nil, time.Now()).ID // the agent's instance name for it
 		from := mono.Now()
-		logged := len(readLog(t, r.cfg.LogDir, cand, false))
 		id := r.send(command.KindUpdate, exit)
 		evs := r.finalEvents(id, 120*time.Second)
 		e := evs[len(evs)-1]
 		if rep := r.report(t, from); rep.Crashed || !rep.Airborne || rep.DoubleDrive != 0 {
 			t.Fatalf("referee: %+v", rep)
 		}
-		log := awaitLog(t, r.cfg.LogDir, cand, logged, "fault exit")
+		log := awaitLog(t, r.cfg.LogDir, cand, "fault exit")
 		if e.Phase != "result" || e.Outcome != "reverted" || !strings.Contains(log, "fault exit") {
 			t.Fatalf("result %+v after %v, want reverted after the candidate exits; its log:\n%s", e, phases(evs), log)
 		}
@@ -365,28 +364,25 @@ func (r *agentRig) stateAfterUpdate(t *testing.T) StateReport {
 	}
 }
 
-// readLog returns container id's log ("" if it has none, an error if
-// must).
-// awaitLog waits up to 10 s for want in instance id's container log after
-// its first skip bytes (containerd's shim copies the output on its own
-// time, which can be after the agent saw the exit) and returns that part.
-func awaitLog(t *testing.T, dir, id string, skip int, want string) string {
+// awaitLog waits up to 10 s for want in instance id's container log
+// (containerd's shim copies the output on its own time, which can be after
+// the agent saw the exit) and returns the log.
+func awaitLog(t *testing.T, dir, id, want string) string {
 	t.Helper()
 	var log string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if log = readLog(t, dir, id, false); len(log) >= skip {
-			log = log[skip:]
-		}
-		if strings.Contains(log, want) {
+		if log = readLog(t, dir, id, false); strings.Contains(log, want) {
 			break
 		}
 	}
 	return log
 }
 
+// readLog returns container id's log ("" if it has none, an error if
+// must).
 func readLog(t *testing.T, dir, id string, must bool) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, id+".log"))
+	b, err := os.ReadFile(containers.LogFile(dir, id))
 	if err != nil && (must || !errors.Is(err, fs.ErrNotExist)) {
 		t.Errorf("container log: %v", err)
 	}

@@ -108,7 +108,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 			_ = c.Delete(context.WithoutCancel(ctx), client.WithSnapshotCleanup)
 		}
 	}()
-	t, err := c.NewTask(ctx, cio.LogFile(filepath.Join(r.logDir, s.ID+".log")))
+	t, err := c.NewTask(ctx, cio.LogFile(LogFile(r.logDir, s.ID)))
 	if err != nil {
 		return classify(err, "start %s: create task", s.ID)
 	}

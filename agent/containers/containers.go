@@ -8,8 +8,9 @@
 // seccomp profile, the host's network namespace (the on-board NATS listens
 // on 127.0.0.1), a tmpfs on /tmp, and access to exactly the host devices its
 // Spec lists (plus the standard /dev/null, /dev/zero... set that runc gives
-// every container). Its stdout and stderr go to LogDir/<id>.log, written by
-// containerd's shim, so a container keeps logging while the agent restarts.
+// every container). Its stdout and stderr go to LogDir/<id>.log (LogFile),
+// written by containerd's shim, so a container keeps logging while the
+// agent restarts.
 //
 // The Runtime is safe for concurrent use.
 package containers

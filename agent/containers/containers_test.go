@@ -291,7 +291,7 @@ func waitLog(t *testing.T, id, prefix string) map[string][]string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, _ := os.ReadFile(filepath.Join(logDir, id+".log"))
+		p, _ := os.ReadFile(LogFile(logDir, id))
 		lines := map[string][]string{}
 		sc := bufio.NewScanner(strings.NewReader(string(p)))
 		found := false
@@ -372,7 +372,7 @@ func TestContainerRoundTrip(t *testing.T) {
 	}
 
 	log := waitLog(t, id, "ready")
-	t.Logf("container log:\n%s", mustRead(t, filepath.Join(logDir, id+".log")))
+	t.Logf("container log:\n%s", mustRead(t, LogFile(logDir, id)))
 	check := func(key, want string) {
 		t.Helper()
 		for _, v := range log[key] {

@@ -113,7 +113,7 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		}
 		if t.Failed() {
 			for _, id := range []string{"flight-v1", "flight-v2"} {
-				b, _ := os.ReadFile(filepath.Join(logDir, id+".log"))
+				b, _ := os.ReadFile(containers.LogFile(logDir, id))
 				t.Logf("%s log (tail):\n%s", id, tail(string(b), 2000))
 			}
 		}

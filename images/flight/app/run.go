@@ -24,6 +24,10 @@ import (
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/motors"
 	"github.com/skyswap/skyswap/images/flight/control"
+
+	// Before this package's own init (a fault may exit there): everything
+	// the app prints goes out on stdout, one stream in one order.
+	_ "github.com/skyswap/skyswap/images/flight/onestream"
 )
 
 // ErrFenced is returned by Run when the motor controller refused this
