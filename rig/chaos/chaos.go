@@ -158,30 +158,37 @@ func (ch *Chaos) fire(ctx context.Context, sel Selector, f Fault, n int) error {
 		}
 		return ch.emit(ch.event(f, n, containers.Status{}), err)
 	}
-	var undos []undo
+	var on []touched
 	for _, t := range targets {
+		if ctx.Err() != nil {
+			break // stopping: touch no more
+		}
 		ev := ch.event(f, n, t)
 		u, err := ch.inject(ictx, f, t, &ev)
+		if u != nil {
+			on = append(on, touched{t, u})
+		}
 		if err := ch.emit(ev, err); err != nil {
-			if u != nil {
-				u(ictx)
-			}
+			ch.undo(ctx, f, n, on)
 			return err
 		}
-		if u != nil {
-			undos = append(undos, u)
-		}
 	}
-	if len(undos) > 0 {
+	if len(on) > 0 {
 		ch.cfg.Clock.Sleep(ctx, f.For)
 	}
-	// The undo gets its own time: f.For may have outlasted ictx.
-	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer ucancel()
-	for i, u := range undos {
-		if err := u(uctx); err != nil {
-			ch.cfg.Log.Error("undo failed", "fault", f.Kind, "container", targets[i].ID, "err", err)
-			ev := ch.event(f, n, targets[i])
+	return ch.undo(ctx, f, n, on)
+}
+
+// undo undoes what fire touched; an undo that fails gets its own event.
+// Only an output error is returned.
+func (ch *Chaos) undo(ctx context.Context, f Fault, n int, on []touched) error {
+	// The undo gets its own time: f.For may have outlasted the injection's.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, x := range on {
+		if err := x.undo(uctx); err != nil {
+			ch.cfg.Log.Error("undo failed", "fault", f.Kind, "container", x.t.ID, "err", err)
+			ev := ch.event(f, n, x.t)
 			ev.Undo = true
 			if err := ch.emit(ev, err); err != nil {
 				return err
@@ -189,6 +196,12 @@ func (ch *Chaos) fire(ctx context.Context, sel Selector, f Fault, n int) error {
 		}
 	}
 	return nil
+}
+
+// touched is a container a firing touched and how to undo it.
+type touched struct {
+	t    containers.Status
+	undo undo
 }
 
 // undo ends what an injection started.

@@ -22,9 +22,9 @@ import (
 type fakeContainers struct {
 	mu      sync.Mutex
 	list    []containers.Status
-	signals []string                 // "id SIGNAME", in order
-	fail    map[syscall.Signal]error // Signal fails with it for that signal
-	sent    chan string              // each signal, when not nil
+	signals []string         // "id SIGNAME", in order
+	fail    map[string]error // Signal fails with it for that "id SIGNAME"
+	sent    chan string      // each signal, when not nil
 }
 
 func (f *fakeContainers) List(context.Context) ([]containers.Status, error) {
@@ -34,10 +34,10 @@ func (f *fakeContainers) List(context.Context) ([]containers.Status, error) {
 }
 
 func (f *fakeContainers) Signal(_ context.Context, id string, sig syscall.Signal) error {
-	if err := f.fail[sig]; err != nil {
+	s := id + " " + sigName(sig)
+	if err := f.fail[s]; err != nil {
 		return err
 	}
-	s := id + " " + sigName(sig)
 	f.mu.Lock()
 	f.signals = append(f.signals, s)
 	f.mu.Unlock()
@@ -248,16 +248,33 @@ func TestUndoOnStop(t *testing.T) {
 
 // TestUndoFailure: an undo that fails gets its own line.
 func TestUndoFailure(t *testing.T) {
-	c := &fakeContainers{list: flight(), fail: map[syscall.Signal]error{syscall.SIGCONT: errors.New("containerd went away")}}
+	c := &fakeContainers{list: flight(), fail: map[string]error{"flight-v2 SIGCONT": errors.New("containerd went away")}}
 	evs := runFaults(t, c, &fakeClock{now: epoch}, v2, Config{}, "kind=sigstop,for=1s")
 	if len(evs) != 2 || !evs[0].OK || evs[1].OK || !evs[1].Undo || !strings.Contains(evs[1].Error, "containerd went away") {
 		t.Fatalf("events %+v, want the injection, then a failed undo", evs)
 	}
 }
 
+// TestUndoNamesItsContainer: with two containers selected, one that
+// could not be stopped and one that could not be continued, each line
+// names the container it is about.
+func TestUndoNamesItsContainer(t *testing.T) {
+	c := &fakeContainers{list: flight(), fail: map[string]error{
+		"flight-v2 SIGSTOP": errors.New("no stop"), "camera-v2 SIGCONT": errors.New("no cont")}}
+	evs := runFaults(t, c, &fakeClock{now: epoch}, Selector{"io.skyswap.version": "v2"}, Config{}, "kind=sigstop,for=1s")
+	var got []string
+	for _, ev := range evs {
+		got = append(got, fmt.Sprintf("%s ok=%v undo=%v %s", ev.Container, ev.OK, ev.Undo, ev.Error))
+	}
+	want := []string{"flight-v2 ok=false undo=false no stop", "camera-v2 ok=true undo=false ", "camera-v2 ok=false undo=true no cont"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestUndoAfterExit: a task that died while stopped is not an undo failure.
 func TestUndoAfterExit(t *testing.T) {
-	c := &fakeContainers{list: flight(), fail: map[syscall.Signal]error{syscall.SIGCONT: fmt.Errorf("%w: gone", containers.ErrNotFound)}}
+	c := &fakeContainers{list: flight(), fail: map[string]error{"flight-v2 SIGCONT": fmt.Errorf("%w: gone", containers.ErrNotFound)}}
 	evs := runFaults(t, c, &fakeClock{now: epoch}, v2, Config{}, "kind=sigstop,for=1s")
 	if len(evs) != 1 || !evs[0].OK {
 		t.Fatalf("events %+v, want only the injection", evs)

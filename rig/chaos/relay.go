@@ -142,26 +142,33 @@ func (r *Relay) accept() {
 			}
 			return
 		}
-		out, err := net.DialTimeout("tcp", r.upstream, 5*time.Second)
-		if err != nil {
-			r.log.Error("relay: NATS upstream does not answer; check -nats-upstream", "upstream", r.upstream, "err", err)
-			in.Close()
-			continue
-		}
-		c := &relayConn{client: in, server: out}
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			in.Close()
-			out.Close()
-			return
-		}
-		r.conns[c] = struct{}{}
-		r.mu.Unlock()
-		r.wg.Add(2)
-		go r.toServer(c)
-		go r.toClient(c)
+		r.wg.Add(1)
+		go r.serve(in)
 	}
+}
+
+// serve connects one client to the upstream server and relays both ways.
+func (r *Relay) serve(in net.Conn) {
+	defer r.wg.Done()
+	out, err := net.DialTimeout("tcp", r.upstream, 5*time.Second)
+	if err != nil {
+		r.log.Error("relay: the NATS upstream does not answer; check -nats-upstream", "upstream", r.upstream, "err", err)
+		in.Close()
+		return
+	}
+	c := &relayConn{client: in, server: out}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		in.Close()
+		out.Close()
+		return
+	}
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go r.toClient(c)
+	r.toServer(c)
 }
 
 func (c *relayConn) hold() time.Duration { return time.Duration(c.delay.Load()) }
@@ -169,7 +176,6 @@ func (c *relayConn) hold() time.Duration { return time.Duration(c.delay.Load()) 
 // toServer reads the client's first line for its name, then forwards
 // everything, that line included, through the delay queue.
 func (r *Relay) toServer(c *relayConn) {
-	defer r.wg.Done()
 	defer r.drop(c)
 	br := bufio.NewReaderSize(c.client, maxConnectLine)
 	line, err := br.ReadSlice('\n')
