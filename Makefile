@@ -14,10 +14,10 @@ GO      ?= go
 FLIGHT_VERSION ?= v1
 LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2 -X github.com/skyswap/skyswap/images/flight/app.Features=camera
-CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent
+CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$
 
 .PHONY: all build cross test demo bench soak deps vet clean images
 
@@ -46,7 +46,8 @@ test: deps
 	$(MAKE) --no-print-directory vet
 	$(GO) test -count=1 $(TESTFLAGS) $$($(GO) list ./... | grep -v -E '$(E2E_RE)')
 	@# The end-to-end flights run alone, one package at a time: they judge
-	@# timing on a 2-core machine.
+	@# timing on a 2-core machine (and rig/chaos's CPU hog would load
+	@# whatever ran beside it).
 	$(GO) test -count=1 -p 1 -timeout 30m $(TESTFLAGS) $(E2E)
 
 demo: build

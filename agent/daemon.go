@@ -42,6 +42,7 @@ type DaemonConfig struct {
 	PlainHTTP   string  // AGENT_PLAIN_HTTP: registries reached over plain HTTP, comma separated (host:port)
 	NATSURL     string  // AGENT_NATS_URL: on-board NATS; "" = embedded on 127.0.0.1
 	NATSPort    int     // AGENT_NATS_PORT: the embedded server's port; 0 = 4222
+	AppNATSURL  string  // AGENT_APP_NATS_URL: the NATS URL app instances get as FLIGHT_NATS (skyswap-chaos's relay, say); "" = the agent's own
 	App         string  // AGENT_APP: the app this agent updates; "" = flight
 	AppEnv      string  // AGENT_APP_ENV: environment of every app instance, ';' separated KEY=value (FLIGHT_BUS=...)
 	Mounts      string  // AGENT_MOUNTS: bind mounts for app instances, src:dst[:ro], comma separated
@@ -69,6 +70,7 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	r.String("AGENT_LOG_DIR", &c.LogDir)
 	r.String("AGENT_PLAIN_HTTP", &c.PlainHTTP)
 	r.String("AGENT_NATS_URL", &c.NATSURL)
+	r.String("AGENT_APP_NATS_URL", &c.AppNATSURL)
 	var port int64
 	r.Int("AGENT_NATS_PORT", &port, 1, 65535)
 	c.NATSPort = int(port)
@@ -162,7 +164,11 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
-	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+natsURL, "FLIGHT_APP="+cfg.App)
+	appNATS := cfg.AppNATSURL
+	if appNATS == "" {
+		appNATS = natsURL
+	}
+	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+appNATS, "FLIGHT_APP="+cfg.App)
 	inst := instances.New(rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
 		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{"io.skyswap.app": cfg.App}})
 	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")

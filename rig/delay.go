@@ -1,17 +1,18 @@
 package rig
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skyswap/skyswap/rig/netdelay"
 )
 
 // DelayProxy forwards TCP connections on loopback to a target, holding
 // every byte for the current delay in both directions: the fault injection
 // for "the NATS path is slow for a while". Order is kept; lowering the delay
-// releases what waits.
+// releases what waits (package netdelay holds the bytes).
 type DelayProxy struct {
 	ln     net.Listener
 	target string
@@ -72,40 +73,10 @@ func (p *DelayProxy) accept() {
 	}
 }
 
-type chunk struct {
-	at time.Time
-	b  []byte
-}
-
-// pipe copies src to dst, each chunk held until its arrival plus the delay.
+// pipe copies src to dst through the delay queue, then closes dst so the
+// other side sees the end.
 func (p *DelayProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	q := make(chan chunk, 1<<16)
-	go func() {
-		defer close(q)
-		for {
-			b := make([]byte, 32<<10)
-			n, err := src.Read(b)
-			if n > 0 {
-				q <- chunk{time.Now(), b[:n]}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range q {
-		for {
-			wait := time.Until(c.at.Add(time.Duration(p.delay.Load())))
-			if wait <= 0 {
-				break
-			}
-			time.Sleep(min(wait, 10*time.Millisecond))
-		}
-		if _, err := dst.Write(c.b); err != nil {
-			io.Copy(io.Discard, src)
-			return
-		}
-	}
+	netdelay.Copy(dst, src, func() time.Duration { return time.Duration(p.delay.Load()) })
 	dst.Close()
 }

@@ -51,6 +51,10 @@ type StackConfig struct {
 	// drone that never had it.
 	SourceDateEpoch int64
 	Logs            io.Writer // drone-sim's and drone-agent's output; nil = discarded
+	// AgentEnv are AGENT_* settings added after the stack's own (a key
+	// given again wins), e.g. AGENT_APP_NATS_URL=nats://<skyswap-chaos's
+	// relay>; nil = none.
+	AgentEnv []string
 }
 
 // Stack is the product on one machine: a registry holding the flight
@@ -67,6 +71,7 @@ type Stack struct {
 	Broker    *brokertest.Mosquitto
 	Sim       *Sim
 	Agent     *Proc
+	NATS      string             // the agent's embedded on-board NATS, host:port
 	KeyFile   string             // the ground's private key (dronectl -key)
 	Key       ed25519.PrivateKey // the same key
 	KeyID     string
@@ -144,6 +149,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	s.NATS = natsAddr
 	appEnv := append([]string{"FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(s.Sim.Socket)}, cfg.AppEnv...)
 	if !slices.ContainsFunc(appEnv, func(kv string) bool { return strings.HasPrefix(kv, "FLIGHT_ON_TERM=") }) {
 		appEnv = append(appEnv, "FLIGHT_ON_TERM=exit") // a retired instance leaves at once
@@ -165,6 +171,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	if cfg.Probation > 0 {
 		env = append(env, "AGENT_PROBATION_S="+strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64))
 	}
+	env = append(env, cfg.AgentEnv...)
 	if s.Agent, err = Start(cfg.Agent, env, cfg.Logs); err != nil {
 		return s, err
 	}

@@ -14,6 +14,11 @@
 // an image shows. Readers should dial a bus connection of their own for the
 // video (same client name), so that motor writes never wait behind it.
 //
+// Faults can be injected as on the hardware: corrupt camera packets
+// (CorruptCamera) and I2C error bursts (StartI2CBurst, POST /faults/i2c),
+// in which a share of one client's transactions, at one address or all,
+// fail as a NACK for a while; I2CFaults counts what they failed.
+//
 // The flight app cannot tell the virtual drone from the hardware at the
 // register level: it runs the same drivers over a simbus.Conn instead of
 // /dev/i2c-1. The one thing the bus adds is the lease epoch on each

@@ -65,6 +65,8 @@ type Drone struct {
 	pcaMu sync.Mutex
 	fence lease.Memory
 
+	i2c *busFaults // injected I2C error bursts
+
 	nextLocal  atomic.Uint64
 	hoverSince atomic.Int64 // first time within 0.1 m of RefAltM, or 0
 	server     *simbus.Server
@@ -114,6 +116,7 @@ func New(cfg Config) *Drone {
 
 		poses:   newHistory[pose](512),
 		renders: newHistory[CameraRender](256),
+		i2c:     newBusFaults(mono.Now),
 	}
 	if !cfg.NoCamera {
 		st := cfg.Physics.Start
@@ -197,6 +200,9 @@ func (d *Drone) observe(now int64) {
 
 // Tx implements simbus.Handler: one transaction on the virtual bus.
 func (d *Drone) Tx(c simbus.Client, addr uint16, epoch uint64, w, r []byte) error {
+	if err := d.i2c.fail(c.Name, addr); err != nil {
+		return err
+	}
 	var dev chips.Device
 	switch addr {
 	case AddrPCA9685:

@@ -22,6 +22,15 @@ import (
 //	POST /camera/corrupt?kind=K&n=N    corrupt the next N video packets; K is crc or seq
 //	GET  /healthz                      200 once the drone runs
 //
+// and the I2C error bursts of fault injection (skyswap-chaos), see I2CBurst:
+//
+//	POST   /faults/i2c?for=D&rate=R&addr=A&client=C  for D (200ms), fail the share R (0.2;
+//	                                   default 1) of client C's transactions (default every
+//	                                   client's) at address A (0x68; default every address)
+//	DELETE /faults/i2c?client=C        end C's burst now; without client, end every burst
+//	GET    /faults/i2c                 transactions failed so far, by client and address,
+//	                                   and the bursts still on (I2CFaults)
+//
 // Times are CLOCK_MONOTONIC nanoseconds, the clock of every process on the
 // machine. Without a camera, /camera reports nothing and /camera/corrupt
 // is a 404.
@@ -89,6 +98,29 @@ func (d *Drone) Handler() http.Handler {
 			N    int    `json:"n"`
 		}{kind.String(), n})
 	})
+	mux.HandleFunc("POST /faults/i2c", func(w http.ResponseWriter, r *http.Request) {
+		f, err := parseI2CBurst(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		a, err := d.StartI2CBurst(f)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, a)
+	})
+	mux.HandleFunc("DELETE /faults/i2c", func(w http.ResponseWriter, r *http.Request) {
+		client, one := r.URL.Query()["client"]
+		if one {
+			d.EndI2CBurst(client[0], false)
+		} else {
+			d.EndI2CBurst("", true)
+		}
+		writeJSON(w, d.I2CFaults())
+	})
+	mux.HandleFunc("GET /faults/i2c", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.I2CFaults()) })
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
 }
