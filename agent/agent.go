@@ -27,6 +27,9 @@ import (
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/strategy"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Publisher reports to the ground (implemented by *broker.Client).
@@ -55,7 +58,7 @@ type Schemas interface {
 // Instances starts and stops app instances (implemented by
 // *instances.Runtime).
 type Instances interface {
-	handoff.Runtime
+	coordinator.Runtime
 	Prepare(instance, image string)
 	StartOwner(ctx context.Context, instance string) error
 }
@@ -76,9 +79,9 @@ func (f frameSchemas) OwnerSchema(ctx context.Context, app string) (string, erro
 	return fr.Schema, nil
 }
 
-// Updater runs a hand-over (implemented by *handoff.Coordinator).
+// Updater runs a hand-over (implemented by *coordinator.Coordinator).
 type Updater interface {
-	Run(ctx context.Context, plan handoff.Plan) (handoff.Result, error)
+	Run(ctx context.Context, plan coordinator.Plan) (coordinator.Result, error)
 }
 
 // Config is the agent's behaviour. The zero value of each optional field
@@ -86,9 +89,9 @@ type Updater interface {
 type Config struct {
 	Drone    string           // required: this drone's id
 	Verifier command.Verifier // its Drone is set from Drone
-	// Probation of a hand-over; 0 = handoff.DefaultProbation.
+	// Probation of a hand-over; 0 = coordinator.DefaultProbation.
 	Probation time.Duration
-	// SyncTimeout for a candidate; 0 = handoff.DefaultSyncTimeout.
+	// SyncTimeout for a candidate; 0 = coordinator.DefaultSyncTimeout.
 	SyncTimeout time.Duration
 	// Schemas lets an update whose image cannot read the owner's state be
 	// refused before its layers are pulled. nil = the coordinator alone
@@ -226,7 +229,7 @@ const MaxRetries = 2
 
 // handover runs plan with the candidate on image, retrying safe timing
 // aborts; each retry is reported (PhaseRetry).
-func (a *Agent) handover(ctx context.Context, c command.Command, image string, plan handoff.Plan) (handoff.Result, error) {
+func (a *Agent) handover(ctx context.Context, c command.Command, image string, plan coordinator.Plan) (coordinator.Result, error) {
 	for try := 0; ; try++ {
 		a.inst.Prepare(plan.Candidate, image)
 		res, err := a.updater.Run(ctx, plan)
@@ -242,7 +245,7 @@ func (a *Agent) handover(ctx context.Context, c command.Command, image string, p
 // state schemas) is checked from its labels before any layer is pulled.
 func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 	refuse := func(msg string, fetched int64) {
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Outcome: handoff.OutcomeRefused, To: image, Bytes: fetched, Error: msg})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseRefused, Outcome: report.OutcomeRefused, To: image, Bytes: fetched, Error: msg})
 	}
 	if a.unknown != nil {
 		refuse(fmt.Sprintf("the agent cannot tell which of %s drives the motors: stop all but the flying one "+
@@ -254,19 +257,19 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		refuse("image: "+err.Error(), img.Fetched)
 		return
 	}
-	if app := img.Labels["io.skyswap.app"]; app != c.App {
+	if app := img.Labels[labels.App]; app != c.App {
 		refuse(fmt.Sprintf("the image is app %q, the command says %q", app, c.App), img.Fetched)
 		return
 	}
 	var accepts []string
-	if s := img.Labels["io.skyswap.state-schemas"]; s != "" {
+	if s := img.Labels[labels.StateSchemas]; s != "" {
 		accepts = strings.Split(s, ",")
 	}
-	strategy := handoff.Strategy(c.Strategy)
-	if strategy == "" {
-		strategy = handoff.Strategy(img.Labels["io.skyswap.strategy"])
+	how := strategy.Strategy(c.Strategy)
+	if how == "" {
+		how = strategy.Strategy(img.Labels[labels.Strategy])
 	}
-	rel := journal.NewRelease(c.App, image, img.Labels["io.skyswap.version"], nil, a.cfg.Now())
+	rel := journal.NewRelease(c.App, image, img.Labels[labels.Version], nil, a.cfg.Now())
 	st := a.j.State()
 	owner := st.Owner[c.App]
 	if cur, ok := st.Committed[c.App]; ok && cur.ID == rel.ID && owner != "" {
@@ -326,19 +329,19 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 			a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseFailed, Error: err.Error()})
 			return
 		}
-		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseDeployed, Outcome: handoff.OutcomeCommitted, To: to.ID})
+		a.emit(ctx, Event{Command: c.ID, App: c.App, Phase: report.PhaseDeployed, Outcome: report.OutcomeCommitted, To: to.ID})
 		a.PublishState(ctx)
 		return
 	}
 	from := journal.Instance{ID: owner, Release: st.Committed[c.App]}
-	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: handoff.PhasePrepare, From: from, To: to}); err != nil {
+	if err := a.j.Begin(journal.Update{Command: c.ID, App: c.App, Phase: report.PhasePrepare, From: from, To: to}); err != nil {
 		refuse(err.Error(), 0)
 		return
 	}
 	a.PublishState(ctx)
-	res, err := a.handover(ctx, c, image, handoff.Plan{Strategy: strategy, Owner: owner, Candidate: to.ID, Accepts: accepts,
+	res, err := a.handover(ctx, c, image, coordinator.Plan{Strategy: how, Owner: owner, Candidate: to.ID, Accepts: accepts,
 		Probation: a.cfg.Probation, SyncTimeout: a.cfg.SyncTimeout})
-	if res.Outcome == handoff.OutcomeCommitted {
+	if res.Outcome == report.OutcomeCommitted {
 		dropped, err := a.j.Commit()
 		if err != nil {
 			a.log.Error("journal commit", "err", err)
@@ -358,8 +361,8 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 		// drone keeps (the committed one, the previous for rollback) is
 		// it. An outcome without an owner is left for Recover to judge.
 		st := a.j.State()
-		settled := res.Owner == owner && (res.Outcome == handoff.OutcomeAborted ||
-			res.Outcome == handoff.OutcomeReverted || res.Outcome == handoff.OutcomeRefused)
+		settled := res.Owner == owner && (res.Outcome == report.OutcomeAborted ||
+			res.Outcome == report.OutcomeReverted || res.Outcome == report.OutcomeRefused)
 		if settled && image != st.Committed[c.App].Image && image != st.Previous[c.App].Image {
 			if err := a.images.RemoveImage(ctx, image); err != nil {
 				a.log.Warn("remove the failed candidate's image", "image", image, "err", err)
@@ -376,7 +379,7 @@ func (a *Agent) update(ctx context.Context, c command.Command, image string) {
 
 // compatible checks, before a pull, that a candidate accepting the state
 // schemas accepts (nil = undeclared) can read what owner publishes: the
-// coordinator's own check (Plan.Accepts, handoff.ErrIncompatible), made
+// coordinator's own check (Plan.Accepts, coordinator.ErrIncompatible), made
 // early. An owner schema that cannot be read now is left to the
 // coordinator.
 func (a *Agent) compatible(ctx context.Context, app, owner string, accepts []string) error {
@@ -390,7 +393,7 @@ func (a *Agent) compatible(ctx context.Context, app, owner string, accepts []str
 	}
 	if !slices.Contains(accepts, schema) {
 		return fmt.Errorf("%w: candidate accepts state schemas %v, owner %s publishes %q; build the candidate with a schema it can read",
-			handoff.ErrIncompatible, accepts, owner, schema)
+			coordinator.ErrIncompatible, accepts, owner, schema)
 	}
 	return nil
 }

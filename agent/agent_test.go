@@ -16,7 +16,8 @@ import (
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/agent/report"
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/strategy"
 )
 
 // fakes records what the agent asked of its dependencies.
@@ -33,7 +34,7 @@ type fakes struct {
 	prepared map[string]string
 	owners   []string // StartOwner calls
 	stopped  []string // Stop calls
-	plans    []handoff.Plan
+	plans    []coordinator.Plan
 	outcome  string     // what the fake updater returns
 	progress []int64    // Pull reports these bytes fetched, one call each...
 	clock    *time.Time // ...advancing the agent's clock 300 ms per call
@@ -92,17 +93,17 @@ func (f *fakes) StartOwner(_ context.Context, inst string) error {
 	f.owners = append(f.owners, inst)
 	return nil
 }
-func (f *fakes) Start(context.Context, handoff.Spec) error { return nil }
+func (f *fakes) Start(context.Context, coordinator.Spec) error { return nil }
 func (f *fakes) Stop(_ context.Context, inst string) error {
 	f.stopped = append(f.stopped, inst)
 	return nil
 }
-func (f *fakes) Run(_ context.Context, p handoff.Plan) (handoff.Result, error) {
+func (f *fakes) Run(_ context.Context, p coordinator.Plan) (coordinator.Result, error) {
 	f.plans = append(f.plans, p)
-	if f.outcome != handoff.OutcomeCommitted {
-		return handoff.Result{Outcome: f.outcome, Owner: p.Owner}, errors.New("handoff: " + f.outcome)
+	if f.outcome != report.OutcomeCommitted {
+		return coordinator.Result{Outcome: f.outcome, Owner: p.Owner}, errors.New("handoff: " + f.outcome)
 	}
-	return handoff.Result{Outcome: f.outcome, Owner: p.Candidate, Epoch: 2}, nil
+	return coordinator.Result{Outcome: f.outcome, Owner: p.Candidate, Epoch: 2}, nil
 }
 
 func (f *fakes) last() Event { return f.events[len(f.events)-1] }
@@ -134,7 +135,7 @@ func newHarness(t *testing.T) *harness {
 	labels := func(v, schemas string) map[string]string {
 		return map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": v, "io.skyswap.state-schemas": schemas, "io.skyswap.strategy": "handoff"}
 	}
-	f := &fakes{prepared: map[string]string{}, outcome: handoff.OutcomeCommitted, schema: "flight.state/1", lookErr: map[string]error{}, images: map[string]containers.Image{
+	f := &fakes{prepared: map[string]string{}, outcome: report.OutcomeCommitted, schema: "flight.state/1", lookErr: map[string]error{}, images: map[string]containers.Image{
 		refV1: {Ref: refV1, Labels: labels("v1", "flight.state/1"), Fetched: 3 << 20},
 		refV2: {Ref: refV2, Labels: labels("v2", "flight.state/1"), Fetched: 3 << 20},
 	}}
@@ -200,10 +201,10 @@ func TestDeployUpdateRollback(t *testing.T) {
 		t.Fatalf("plans %v", h.plans)
 	}
 	p := h.plans[0]
-	if p.Owner != v1 || p.Candidate == v1 || p.Strategy != handoff.StrategyHandoff || len(p.Accepts) != 1 || p.Accepts[0] != "flight.state/1" {
+	if p.Owner != v1 || p.Candidate == v1 || p.Strategy != strategy.Handoff || len(p.Accepts) != 1 || p.Accepts[0] != "flight.state/1" {
 		t.Fatalf("plan %+v", p)
 	}
-	if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeCommitted {
+	if e := h.last(); e.Phase != "result" || e.Outcome != report.OutcomeCommitted {
 		t.Fatalf("update: %+v", e)
 	}
 	st := h.j.State()
@@ -252,9 +253,9 @@ func TestAbortKeepsOwner(t *testing.T) {
 	ctx := context.Background()
 	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
 	v1 := h.owners[0]
-	h.outcome = handoff.OutcomeAborted
+	h.outcome = report.OutcomeAborted
 	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
-	if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeAborted || e.Error == "" {
+	if e := h.last(); e.Phase != "result" || e.Outcome != report.OutcomeAborted || e.Error == "" {
 		t.Fatalf("event %+v", e)
 	}
 	if st := h.j.State(); st.Owner["flight"] != v1 || st.Committed["flight"].Image != refV1 || st.Update != nil {
@@ -361,7 +362,7 @@ func TestOwnerSchemaUnknown(t *testing.T) {
 			if len(h.pulls) != 2 || len(h.plans) != 1 || len(h.plans[0].Accepts) != 1 {
 				t.Fatalf("pulls %v plans %+v: want v2 pulled and the plan to carry its schemas", h.pulls, h.plans)
 			}
-			if e := h.last(); e.Phase != "result" || e.Outcome != handoff.OutcomeCommitted {
+			if e := h.last(); e.Phase != "result" || e.Outcome != report.OutcomeCommitted {
 				t.Fatalf("event %+v", e)
 			}
 		})
@@ -420,7 +421,7 @@ func TestRecoverLostState(t *testing.T) {
 		if len(h.owners) != 0 || len(h.plans) != 1 || h.plans[0].Owner != v1 {
 			t.Fatalf("cold starts %v, plans %+v: want one hand-over from %s", h.owners, h.plans, v1)
 		}
-		if e := h.last(); e.Outcome != handoff.OutcomeCommitted {
+		if e := h.last(); e.Outcome != report.OutcomeCommitted {
 			t.Fatalf("event %+v", e)
 		}
 	})

@@ -20,7 +20,10 @@ import (
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/bus"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // DaemonConfig is drone-agent's configuration; LoadDaemonConfig fills it
@@ -49,7 +52,7 @@ type DaemonConfig struct {
 	Devices     string  // AGENT_DEVICES: devices for app instances, comma separated (/dev/i2c-1)
 	Grace       float64 // AGENT_GRACE_S: SIGTERM to SIGKILL, seconds; 0 = 30
 	Lease       string  // AGENT_LEASE: the motors' lease as the agent reads it: sim:PATH (the virtual drone's socket) or the shared-memory file; "" = /dev/shm/skyswap-lease
-	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = handoff.DefaultProbation
+	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = coordinator.DefaultProbation
 }
 
 // LoadDaemonConfig reads AGENT_* settings from getenv.
@@ -143,7 +146,7 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	}
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
-		ns, err := handoff.StartServer(handoff.ServerConfig{Port: cfg.NATSPort, StoreDir: filepath.Join(cfg.StateDir, "nats")})
+		ns, err := onboard.Start(onboard.Config{Port: cfg.NATSPort, StoreDir: filepath.Join(cfg.StateDir, "nats")})
 		if err != nil {
 			return fmt.Errorf("embedded NATS on 127.0.0.1:%d: %w (set AGENT_NATS_PORT or AGENT_NATS_URL)", cfg.NATSPort, err)
 		}
@@ -170,13 +173,13 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	}
 	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+appNATS, "FLIGHT_APP="+cfg.App)
 	inst := instances.New(rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
-		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{"io.skyswap.app": cfg.App}})
+		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{labels.App: cfg.App}})
 	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")
 	if err != nil {
 		return fmt.Errorf("AGENT_LEASE: %w", err)
 	}
 	defer ls.Close()
-	coord, err := handoff.NewCoordinator(nc, inst, handoff.CoordinatorConfig{App: cfg.App, Lease: ls, Log: log})
+	coord, err := coordinator.New(nc, inst, coordinator.Config{App: cfg.App, Lease: ls, Log: log})
 	if err != nil {
 		return err
 	}

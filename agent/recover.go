@@ -12,6 +12,7 @@ import (
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Lister lists containers (implemented by *containers.Runtime).
@@ -65,10 +66,10 @@ func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying s
 	var running []string
 	images := map[string]containers.Status{}
 	for _, s := range list {
-		if s.Labels["io.skyswap.app"] == app && s.Running {
+		if s.Labels[labels.App] == app && s.Running {
 			running = append(running, s.ID)
 			images[s.ID] = s
-		} else if s.Labels["io.skyswap.app"] == app {
+		} else if s.Labels[labels.App] == app {
 			// An exited instance is of no use: clear it away.
 			a.inst.Stop(ctx, s.ID)
 		}
@@ -117,7 +118,7 @@ func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying s
 // owner (the state directory was lost or is behind): its release is read
 // from the container's image and labels.
 func (a *Agent) adopt(app string, s containers.Status) error {
-	rel := journal.NewRelease(app, s.Image, s.Labels["io.skyswap.version"], nil, a.cfg.Now())
+	rel := journal.NewRelease(app, s.Image, s.Labels[labels.Version], nil, a.cfg.Now())
 	a.log.Warn("adopting a running instance the journal did not record", "instance", s.ID, "image", s.Image)
 	return a.j.Deploy(journal.Instance{ID: s.ID, Release: rel})
 }

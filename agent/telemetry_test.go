@@ -11,6 +11,7 @@ import (
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/onboard"
 )
 
 func frameJSON(t *testing.T, tick int64, instance string) []byte {
@@ -28,7 +29,7 @@ func frameJSON(t *testing.T, tick int64, instance string) []byte {
 // embedded NATS server, into a fake MQTT client, until the test ends.
 func startRelay(t *testing.T) (*nats.Conn, *brokertest.Fake) {
 	t.Helper()
-	ns, err := handoff.StartServer(handoff.ServerConfig{})
+	ns, err := onboard.Start(onboard.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

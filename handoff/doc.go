@@ -1,5 +1,11 @@
 // Package handoff hands a running control loop from one process to another
 // over NATS, at a control-tick boundary, without a missed or doubled tick.
+// This package is the protocol (frames, statuses, control messages, the
+// subjects and the frame stream) and the Participant a control loop embeds;
+// it is what the flight app links. The other side is package
+// handoff/coordinator, which the agent runs; handoff/onboard is the
+// embedded NATS server they meet on; handoff/strategy names the ways an
+// update may go.
 //
 // Names: the owner holds the hardware lease and drives the actuators; a
 // candidate is the new instance; after cut-over the old owner is the
@@ -17,7 +23,7 @@
 //
 // The protocol:
 //
-//  1. prepare: the coordinator starts the candidate (Runtime.Start). It
+//  1. prepare: the coordinator starts the candidate (its Runtime.Start). It
 //     attaches the hardware read-only and follows the frames.
 //  2. shadow: for every pair of consecutive frames k-1, k the candidate
 //     replays its own control law from frame k-1's state on frame k's sensor

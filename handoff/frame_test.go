@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/handoff/handofftest"
@@ -168,4 +169,16 @@ func TestFrameGolden(t *testing.T) {
 	if !reflect.DeepEqual(*back, f) {
 		t.Fatalf("golden frame decodes to %+v, want %+v", *back, f)
 	}
+}
+
+// testPeriod is the tick period of the frames these tests make.
+const testPeriod = 2500 * time.Microsecond
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

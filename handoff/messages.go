@@ -122,26 +122,10 @@ type Reply struct {
 	Error string `json:"error,omitempty"`
 }
 
-// The phases of a hand-over, in order, as the coordinator reports them
-// (Event.Phase); an update ends in commit, done (after a revert), abort or
-// refused.
-const (
-	PhasePrepare   = "prepare"   // the candidate is starting
-	PhaseShadow    = "shadow"    // it replays the owner's frames
-	PhaseSynced    = "synced"    // its replays match; the cut-over is next
-	PhaseCutover   = "cutover"   // the candidate drives the motors
-	PhaseProbation = "probation" // the old owner stands by to take back
-	PhaseCommit    = "commit"    // the old owner retired: done
-	PhaseRevert    = "revert"    // the old owner drives again; the candidate is stopped
-	PhaseDone      = "done"      // a revert finished
-	PhaseAbort     = "abort"     // stopped before the cut-over; the owner flew on untouched
-	PhaseRefused   = "refused"   // not started (Error says why)
-)
-
 // Event is a phase change of a hand-over, as the coordinator reports it.
 type Event struct {
 	App      string `json:"app"`
-	Phase    string `json:"phase"` // Phase* constants
+	Phase    string `json:"phase"` // agent/report's Phase* constants
 	Strategy string `json:"strategy"`
 	From     string `json:"from,omitempty"`
 	To       string `json:"to,omitempty"`

@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 )
@@ -59,8 +59,8 @@ func CameraSeries(ctx context.Context, cfg CameraSeriesConfig) (CameraSeriesResu
 	}
 	defer f.Close()
 	start := mono.Now()
-	update := func(name string) (handoff.Result, error) {
-		return f.Update(ctx, handoff.Plan{Candidate: name, Probation: time.Second}, cfg.V2)
+	update := func(name string) (coordinator.Result, error) {
+		return f.Update(ctx, coordinator.Plan{Candidate: name, Probation: time.Second}, cfg.V2)
 	}
 	if _, err := update("cam-0"); err != nil {
 		return res, fmt.Errorf("v1 -> v2: %w", err)

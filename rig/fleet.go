@@ -12,7 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 )
@@ -37,8 +39,8 @@ type FleetConfig struct {
 type Fleet struct {
 	Sim   *Sim
 	RT    *Runtime
-	NATS  *handoff.Server
-	Coord *handoff.Coordinator
+	NATS  *onboard.Server
+	Coord *coordinator.Coordinator
 	// Hover is when the first owner reached the reference altitude.
 	Hover int64
 	// BeforeStop, if set, runs just before the coordinator stops an
@@ -66,7 +68,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (f *Fleet, err error) {
 	if f.dir, err = os.MkdirTemp("", "skyswap-fleet-"); err != nil {
 		return f, err
 	}
-	if f.NATS, err = handoff.StartServer(handoff.ServerConfig{StoreDir: filepath.Join(f.dir, "nats")}); err != nil {
+	if f.NATS, err = onboard.Start(onboard.Config{StoreDir: filepath.Join(f.dir, "nats")}); err != nil {
 		return f, err
 	}
 	if f.Sim, err = StartSim(ctx, cfg.Sim, f.dir, cfg.SimEnv, cfg.Logs); err != nil {
@@ -91,14 +93,14 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (f *Fleet, err error) {
 	if f.lease, err = bus.OpenLease(ctx, "sim:"+f.Sim.Socket, "coordinator"); err != nil {
 		return f, err
 	}
-	f.Coord, err = handoff.NewCoordinator(f.nc, hooked{f}, handoff.CoordinatorConfig{App: "flight", Lease: f.lease, Log: cfg.Log})
+	f.Coord, err = coordinator.New(f.nc, hooked{f}, coordinator.Config{App: "flight", Lease: f.lease, Log: cfg.Log})
 	return f, err
 }
 
 // hooked is the fleet's Runtime as the coordinator sees it.
 type hooked struct{ f *Fleet }
 
-func (h hooked) Start(ctx context.Context, s handoff.Spec) error { return h.f.RT.Start(ctx, s) }
+func (h hooked) Start(ctx context.Context, s coordinator.Spec) error { return h.f.RT.Start(ctx, s) }
 
 func (h hooked) Stop(ctx context.Context, instance string) error {
 	if h.f.BeforeStop != nil {
@@ -117,13 +119,13 @@ func (f *Fleet) Owner() string {
 
 // Update runs plan, the candidate running bin with extra env. An empty
 // plan.Owner means the current owner.
-func (f *Fleet) Update(ctx context.Context, plan handoff.Plan, bin string, env ...string) (handoff.Result, error) {
+func (f *Fleet) Update(ctx context.Context, plan coordinator.Plan, bin string, env ...string) (coordinator.Result, error) {
 	f.RT.Prepare(plan.Candidate, bin, env...)
 	if plan.Owner == "" {
 		plan.Owner = f.Owner()
 	}
 	res, err := f.Coord.Run(ctx, plan)
-	if res.Outcome == handoff.OutcomeCommitted {
+	if res.Outcome == report.OutcomeCommitted {
 		f.mu.Lock()
 		f.owner = plan.Candidate
 		f.mu.Unlock()

@@ -8,12 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 )
 
 // Runtime runs flight instances as processes for the hand-over
 // coordinator (the agent does the same with containers). It implements
-// handoff.Runtime.
+// coordinator.Runtime.
 type Runtime struct {
 	// Env is given to every instance: FLIGHT_BUS, FLIGHT_NATS, mission
 	// settings.
@@ -29,7 +29,7 @@ type Runtime struct {
 	procs map[string]*Proc
 }
 
-var _ handoff.Runtime = (*Runtime)(nil)
+var _ coordinator.Runtime = (*Runtime)(nil)
 
 // Prepare says which binary, with which extra environment, runs instance.
 func (r *Runtime) Prepare(instance, bin string, env ...string) {
@@ -46,8 +46,8 @@ func (r *Runtime) StartOwner(instance string) (*Proc, error) {
 	return r.start(instance, "FLIGHT_START=cold", "FLIGHT_EPOCH=1")
 }
 
-// Start implements handoff.Runtime.
-func (r *Runtime) Start(_ context.Context, s handoff.Spec) error {
+// Start implements coordinator.Runtime.
+func (r *Runtime) Start(_ context.Context, s coordinator.Spec) error {
 	env := []string{"FLIGHT_START=" + string(s.Mode)}
 	if s.Epoch > 0 {
 		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
@@ -82,7 +82,7 @@ func (r *Runtime) Proc(instance string) *Proc {
 	return r.procs[instance]
 }
 
-// Stop implements handoff.Runtime: SIGTERM, then SIGKILL after Grace.
+// Stop implements coordinator.Runtime: SIGTERM, then SIGKILL after Grace.
 func (r *Runtime) Stop(_ context.Context, instance string) error {
 	p := r.Proc(instance)
 	if p == nil {

@@ -6,16 +6,17 @@ import (
 	"math"
 	"time"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/strategy"
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // SeriesConfig is a run of consecutive updates for the bench.
 type SeriesConfig struct {
 	Fleet    FleetConfig
-	V2       string           // the other flight build; updates alternate v1 -> v2 -> v1 ...
-	Strategy handoff.Strategy // "" = handoff
-	N        int              // updates; 0 = 20
+	V2       string            // the other flight build; updates alternate v1 -> v2 -> v1 ...
+	Strategy strategy.Strategy // "" = handoff
+	N        int               // updates; 0 = 20
 	// Probation per hand-over; 0 = 1 s.
 	Probation time.Duration
 	// Window is the length of each judged window; 0 = 250 ms. A hand-over
@@ -49,7 +50,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 		cfg.N = 20
 	}
 	if cfg.Strategy == "" {
-		cfg.Strategy = handoff.StrategyHandoff
+		cfg.Strategy = strategy.Handoff
 	}
 	if cfg.Probation == 0 {
 		cfg.Probation = time.Second
@@ -58,7 +59,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 		cfg.Window = 250 * time.Millisecond
 	}
 	res := SeriesResult{Strategy: string(cfg.Strategy), N: cfg.N}
-	if cfg.Strategy != handoff.StrategyHandoff {
+	if cfg.Strategy != strategy.Handoff {
 		// An app with no state to hand over has no reason to land when
 		// stopped: it exits and the chip holds its last outputs.
 		cfg.Fleet.FlightEnv = append(cfg.Fleet.FlightEnv, "FLIGHT_ON_TERM=exit")
@@ -82,7 +83,7 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 		if err != nil {
 			return res, err
 		}
-		r, err := f.Update(ctx, handoff.Plan{Strategy: cfg.Strategy, Candidate: name, Probation: cfg.Probation}, bin)
+		r, err := f.Update(ctx, coordinator.Plan{Strategy: cfg.Strategy, Candidate: name, Probation: cfg.Probation}, bin)
 		if err != nil {
 			return res, fmt.Errorf("update %d (%s): %w", i, cfg.Strategy, err)
 		}

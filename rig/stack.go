@@ -43,7 +43,7 @@ type StackConfig struct {
 	// AppEnv are FLIGHT_* settings for every app instance besides the bus
 	// (FLIGHT_PATTERN=box); FLIGHT_ON_TERM defaults to exit.
 	AppEnv    []string
-	Probation time.Duration // hand-over probation; 0 = the agent's default (handoff.DefaultProbation)
+	Probation time.Duration // hand-over probation; 0 = the agent's default (coordinator.DefaultProbation)
 	// SourceDateEpoch stamps the flight images (build.Config); 0 = the
 	// stack's start time, so that its releases are new to containerd
 	// (which shares content across namespaces: a release pulled by an

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/skyswap/skyswap/handoff/strategy"
 )
 
 // Domain is the domain-separation prefix of the canonical bytes. A signature
@@ -84,14 +86,6 @@ const (
 	KindStatus Kind = "status"
 )
 
-// Strategies an update or rollback may ask for; they are the values of
-// handoff.Strategy. The empty strategy lets the image's label decide.
-const (
-	StrategyHandoff       = "handoff"
-	StrategyStopStart     = "stop-start"
-	StrategyStartThenStop = "start-then-stop"
-)
-
 // Command is one command to one drone. Its zero value is not valid; build
 // one, then Sign it. The package doc describes each field's rules.
 type Command struct {
@@ -100,7 +94,7 @@ type Command struct {
 	Drone    string // target drone id
 	App      string
 	Image    string // name[:tag]@sha256:<hex>
-	Strategy string // "" or one of the Strategy constants
+	Strategy string // "" (the image's label decides) or a strategy.Strategy
 	Issued   time.Time
 	Expires  time.Time
 	KeyID    string // which trusted key signed
@@ -218,13 +212,13 @@ func (c Command) Validate() error {
 			return err
 		}
 	}
-	switch c.Strategy {
-	case "", StrategyHandoff, StrategyStopStart, StrategyStartThenStop:
-		if c.Strategy != "" && c.Kind == KindStatus {
+	if c.Strategy != "" {
+		if err := strategy.Check(c.Strategy); err != nil {
+			return fieldErr("strategy", "%v, or leave it empty", err)
+		}
+		if c.Kind == KindStatus {
 			return fieldErr("strategy", "a status command takes no strategy")
 		}
-	default:
-		return fieldErr("strategy", "%.100q is not a strategy: use handoff, stop-start, start-then-stop or leave it empty", c.Strategy)
 	}
 	if err := checkTime("issued", c.Issued); err != nil {
 		return err

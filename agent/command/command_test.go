@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/handoff/strategy"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files (never for signed.golden.json unless the canonical form changes with a new Domain)")
@@ -47,7 +49,7 @@ func baseCommand() Command {
 		Drone:    "drone-7",
 		App:      "flight",
 		Image:    "registry.local:5000/skyswap/flight:v2@" + testDigest,
-		Strategy: StrategyHandoff,
+		Strategy: string(strategy.Handoff),
 		Issued:   t0,
 		Expires:  t0.Add(2 * time.Minute),
 	}
@@ -221,7 +223,7 @@ func TestVerify(t *testing.T) {
 		{name: "tampered drone", cmd: tamper(func(c *Command) { c.Drone = "drone-8" }), want: ErrBadSignature},
 		{name: "tampered app", cmd: tamper(func(c *Command) { c.App = "camera" }), want: ErrBadSignature},
 		{name: "tampered image", cmd: tamper(func(c *Command) { c.Image = strings.Replace(c.Image, "0123", "3210", 1) }), want: ErrBadSignature},
-		{name: "tampered strategy", cmd: tamper(func(c *Command) { c.Strategy = StrategyStopStart }), want: ErrBadSignature},
+		{name: "tampered strategy", cmd: tamper(func(c *Command) { c.Strategy = string(strategy.StopStart) }), want: ErrBadSignature},
 		{name: "tampered issued", cmd: tamper(func(c *Command) { c.Issued = c.Issued.Add(time.Second) }), want: ErrBadSignature},
 		{name: "tampered expires", cmd: tamper(func(c *Command) { c.Expires = c.Expires.Add(time.Second) }), want: ErrBadSignature},
 		{name: "flipped signature bit", cmd: tamper(func(c *Command) { c.Sig[7] ^= 1 }), want: ErrBadSignature},

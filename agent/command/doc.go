@@ -34,7 +34,7 @@
 //     to return to; none means the previous committed release); absent for
 //     status. A tag alone is refused: resolve it to a digest first.
 //   - strategy: "", "handoff", "stop-start" or "start-then-stop" (the values
-//     of handoff.Strategy; "" lets the image's label decide). Absent for
+//     of strategy.Strategy; "" lets the image's label decide). Absent for
 //     status.
 //   - issued, expires: UTC times in exactly the form 2006-01-02T15:04:05Z
 //     (whole seconds, upper-case T and Z, no offset, no fraction).

@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Spec is a container to start.
@@ -148,27 +149,23 @@ func (r *Runtime) clearLeftovers(ctx context.Context, id string) error {
 	return nil
 }
 
-// ImageLabelPrefix marks the image labels a container carries as its own
-// (io.skyswap.app, io.skyswap.version, ...): what runs can be selected by
-// release (skyswap-chaos, a person with ctr) and adopted after the agent
-// lost its state.
-const ImageLabelPrefix = "io.skyswap."
-
-// withImageLabels returns the container's labels: the image's
-// ImageLabelPrefix labels, then own (which wins).
+// withImageLabels returns the container's labels: the image's skyswap
+// labels (images/labels: app, version...), so that what runs can be
+// selected by release (skyswap-chaos, a person with ctr) and adopted after
+// the agent lost its state, then own (which wins).
 func withImageLabels(ctx context.Context, img client.Image, own map[string]string) (map[string]string, error) {
 	cfg, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
-	labels := map[string]string{}
+	all := map[string]string{}
 	for k, v := range cfg.Config.Labels {
-		if strings.HasPrefix(k, ImageLabelPrefix) {
-			labels[k] = v
+		if strings.HasPrefix(k, labels.Prefix) {
+			all[k] = v
 		}
 	}
-	maps.Copy(labels, own)
-	return labels, nil
+	maps.Copy(all, own)
+	return all, nil
 }
 
 func (r *Runtime) specOpts(s Spec, img client.Image) ([]oci.SpecOpts, error) {

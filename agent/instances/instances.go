@@ -1,5 +1,5 @@
 // Package instances runs an app's instances as containers for the
-// hand-over coordinator: it is the handoff.Runtime of the drone agent, over
+// hand-over coordinator: it is the coordinator.Runtime of the drone agent, over
 // the containerd adapter. An instance is one container of one release (an
 // image pinned by digest); its role in the hand-over is given by the
 // FLIGHT_START and FLIGHT_EPOCH it is started with.
@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/agent/containers"
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Containers is what this package needs of the container runtime
@@ -29,7 +30,7 @@ var _ Containers = (*containers.Runtime)(nil)
 
 // Waiter is a Containers that can wait for a container's process to end
 // (implemented by *containers.Runtime). With it the runtime reports exits
-// to the coordinator (handoff.ExitReporter).
+// to the coordinator (coordinator.ExitReporter).
 type Waiter interface {
 	Wait(ctx context.Context, id string) (<-chan containers.ExitStatus, error)
 }
@@ -51,7 +52,7 @@ type Config struct {
 	Labels map[string]string
 }
 
-// Runtime starts and stops instances. It implements handoff.Runtime.
+// Runtime starts and stops instances. It implements coordinator.Runtime.
 type Runtime struct {
 	c   Containers
 	cfg Config
@@ -63,8 +64,8 @@ type Runtime struct {
 }
 
 var (
-	_ handoff.Runtime      = (*Runtime)(nil)
-	_ handoff.ExitReporter = (*Runtime)(nil)
+	_ coordinator.Runtime      = (*Runtime)(nil)
+	_ coordinator.ExitReporter = (*Runtime)(nil)
 )
 
 // New returns a runtime over c.
@@ -88,8 +89,8 @@ func (r *Runtime) StartOwner(ctx context.Context, instance string) error {
 	return r.start(ctx, instance, "FLIGHT_START=cold", "FLIGHT_EPOCH=1")
 }
 
-// Start implements handoff.Runtime.
-func (r *Runtime) Start(ctx context.Context, s handoff.Spec) error {
+// Start implements coordinator.Runtime.
+func (r *Runtime) Start(ctx context.Context, s coordinator.Spec) error {
 	env := []string{"FLIGHT_START=" + string(s.Mode)}
 	if s.Epoch > 0 {
 		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
@@ -104,7 +105,7 @@ func (r *Runtime) start(ctx context.Context, instance string, env ...string) err
 	if !ok {
 		return fmt.Errorf("instances: no image prepared for %q", instance)
 	}
-	labels := map[string]string{"io.skyswap.instance": instance}
+	labels := map[string]string{labels.Instance: instance}
 	for k, v := range r.cfg.Labels {
 		labels[k] = v
 	}
@@ -151,7 +152,7 @@ func (r *Runtime) watch(instance string) {
 	}()
 }
 
-// Exited implements handoff.ExitReporter.
+// Exited implements coordinator.ExitReporter.
 func (r *Runtime) Exited(instance string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,7 +160,7 @@ func (r *Runtime) Exited(instance string) (string, bool) {
 	return how, ok
 }
 
-// Stop implements handoff.Runtime: SIGTERM, SIGKILL after the grace
+// Stop implements coordinator.Runtime: SIGTERM, SIGKILL after the grace
 // period, then the container is removed. An absent instance is not an
 // error.
 func (r *Runtime) Stop(ctx context.Context, instance string) error {

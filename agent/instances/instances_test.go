@@ -13,7 +13,9 @@ import (
 
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/containers/containerstest"
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
@@ -95,7 +97,7 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Stop()
-	ns, err := handoff.StartServer(handoff.ServerConfig{})
+	ns, err := onboard.Start(onboard.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,16 +141,16 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Close()
-	coord, err := handoff.NewCoordinator(nc, rt, handoff.CoordinatorConfig{App: "flight", Lease: ls})
+	coord, err := coordinator.New(nc, rt, coordinator.Config{App: "flight", Lease: ls})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer coord.Close()
 	rt.Prepare("flight-v2", refs["v2"])
 	time.Sleep(time.Second)
-	res, err := coord.Run(ctx, handoff.Plan{Owner: "flight-v1", Candidate: "flight-v2", Probation: 2 * time.Second,
+	res, err := coord.Run(ctx, coordinator.Plan{Owner: "flight-v1", Candidate: "flight-v2", Probation: 2 * time.Second,
 		Accepts: []string{"flight.state/1"}})
-	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("outcome %q (%s): %v", res.Outcome, res.Reason, err)
 	}
 	t.Logf("hand-over between containers: candidate start %.0f ms, synced after %.0f ms, committed %.0f ms after cut-over",

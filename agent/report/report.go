@@ -5,11 +5,12 @@
 // ground side does not pull in the agent's containerd client.
 package report
 
-// Phases the agent reports itself; the coordinator's (prepare, shadow,
-// synced, cutover, probation, commit, revert, abort, done) are forwarded
-// as they come.
+// Phases of an update, as Event.Phase names them: the agent's own, and the
+// coordinator's (handoff/coordinator), which the agent forwards as they
+// come. This is the one list of them: the agent, the coordinator and the
+// ground all read it.
 const (
-	PhaseRefused   = "refused"   // the command was not acted on; Error says why
+	PhaseRefused   = "refused"   // the command (or the update) was not acted on; Error says why
 	PhasePulling   = "pulling"   // the image pull started
 	PhasePulled    = "pulled"    // the image is here; Bytes were fetched
 	PhaseDeployed  = "deployed"  // a first release was started cold and flies
@@ -17,6 +18,26 @@ const (
 	PhaseResult    = "result"    // an update's outcome (Outcome)
 	PhaseRetry     = "retry"     // a safe abort for timing (the owner flew on untouched): the agent tries again; Error says why
 	PhaseRecovered = "recovered" // the agent restarted into a safe state (Outcome, To kept)
+
+	// The coordinator's, in the order a hand-over passes them; it ends in
+	// commit, done (after a revert), abort or refused.
+	PhasePrepare   = "prepare"   // the candidate is starting
+	PhaseShadow    = "shadow"    // it replays the owner's frames
+	PhaseSynced    = "synced"    // its replays match; the cut-over is next
+	PhaseCutover   = "cutover"   // the candidate drives the motors
+	PhaseProbation = "probation" // the old owner stands by to take back
+	PhaseCommit    = "commit"    // the old owner retired: done
+	PhaseRevert    = "revert"    // the old owner drives again; the candidate is stopped
+	PhaseDone      = "done"      // a revert finished
+	PhaseAbort     = "abort"     // stopped before the cut-over; the owner flew on untouched
+)
+
+// Outcomes of an update (Event.Outcome).
+const (
+	OutcomeCommitted = "committed" // the new release owns the hardware; the old instance is gone
+	OutcomeReverted  = "reverted"  // the candidate took over, then control went back to the old owner
+	OutcomeAborted   = "aborted"   // stopped before the cut-over; the owner was never touched
+	OutcomeRefused   = "refused"   // refused before the candidate started
 )
 
 // Event is one message on fleet/<drone>/events.
@@ -26,7 +47,7 @@ type Event struct {
 	App     string `json:"app,omitempty"`
 	// Phase is the agent's (Phase* constants) or the coordinator's.
 	Phase   string `json:"phase"`
-	Outcome string `json:"outcome,omitempty"` // committed, reverted, aborted, refused
+	Outcome string `json:"outcome,omitempty"` // Outcome* constants
 	From    string `json:"from,omitempty"`
 	To      string `json:"to,omitempty"`
 	Epoch   uint64 `json:"epoch,omitempty"`

@@ -40,7 +40,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/strategy"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -149,9 +149,9 @@ func benchHover(ctx context.Context, bins rig.Binaries, simEnv []string, logs io
 
 func benchHandoff(ctx context.Context, bins rig.Binaries, v2 string, simEnv []string, logs io.Writer, coordLog *slog.Logger) error {
 	for _, st := range []struct {
-		s handoff.Strategy
+		s strategy.Strategy
 		n int
-	}{{handoff.StrategyHandoff, 20}, {handoff.StrategyStopStart, 6}, {handoff.StrategyStartThenStop, 6}} {
+	}{{strategy.Handoff, 20}, {strategy.StopStart, 6}, {strategy.StartThenStop, 6}} {
 		r, err := rig.Series(ctx, rig.SeriesConfig{
 			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
 				Logs: logs, Log: coordLog},

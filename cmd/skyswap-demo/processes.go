@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/rig"
 )
@@ -56,11 +57,11 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 			"pitch_deg", round(t.PitchDeg), "yaw_deg", round(t.YawDeg),
 			"motors", [4]float64{round(t.Motors[0]), round(t.Motors[1]), round(t.Motors[2]), round(t.Motors[3])})
 	}
-	var res *handoff.Result
+	var res *coordinator.Result
 	var steady, window [2]int64
 	fly(ctx, seconds, show, func() {
 		steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
-		r, err := f.Update(ctx, handoff.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
+		r, err := f.Update(ctx, coordinator.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
 		res = &r
 		if err != nil {
 			log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)

@@ -29,6 +29,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/skyswap/skyswap/handoff/strategy"
 	"github.com/skyswap/skyswap/images/build"
 )
 
@@ -67,7 +68,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.SetOutput(stderr)
 	version := fs.String("version", "", "flight app version to build, e.g. v1 (required; the layout tag)")
 	schemas := fs.String("schemas", build.DefaultSchema, "comma-separated state schemas the image accepts")
-	strategy := fs.String("strategy", build.DefaultStrategy, "update strategy label: "+strings.Join(build.Strategies, ", "))
+	strategy := fs.String("strategy", string(strategy.Default), "update strategy label: "+strategy.List())
 	platforms := fs.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch[/variant] to build")
 	sde := fs.String("source-date-epoch", getenv("SOURCE_DATE_EPOCH"), "Unix seconds for every timestamp in the image (default $SOURCE_DATE_EPOCH, else 0)")
 	fs.StringVar(&o.push, "push", "", "push to this reference, e.g. 127.0.0.1:5000/flight:v1 (loopback registries are plain HTTP)")

@@ -102,7 +102,7 @@ type Request struct {
 	// Required for an update; for a rollback "" means the drone's previous
 	// committed release.
 	Image string
-	// Strategy is "" (the image's label decides) or a command.Strategy*.
+	// Strategy is "" (the image's label decides) or a strategy.Strategy.
 	Strategy string
 	// ID is the command's idempotency key; "" means one is generated.
 	ID string

@@ -11,6 +11,7 @@ import (
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/controller/push/pushtest"
+	"github.com/skyswap/skyswap/handoff/strategy"
 )
 
 const pinned = "127.0.0.1:5000/flight:v2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -43,7 +44,7 @@ func TestRun(t *testing.T) {
 	}{
 		{name: "committed", req: Request{Kind: command.KindUpdate, Image: pinned},
 			final: report.Event{Phase: report.PhaseResult, Outcome: "committed", From: "flight-v1", To: "flight-v2", Epoch: 3}},
-		{name: "first deploy", req: Request{Kind: command.KindUpdate, Image: pinned, Strategy: command.StrategyStopStart},
+		{name: "first deploy", req: Request{Kind: command.KindUpdate, Image: pinned, Strategy: string(strategy.StopStart)},
 			final: report.Event{Phase: report.PhaseDeployed, Outcome: "committed", To: "flight-v2"}},
 		{name: "rollback", req: Request{Kind: command.KindRollback},
 			final: report.Event{Phase: report.PhaseResult, Outcome: "committed", To: "flight-v1"}},
@@ -138,7 +139,7 @@ func TestRunVerifiedByDrone(t *testing.T) {
 		return []report.Event{{Phase: report.PhaseDeployed, Outcome: "committed"}}
 	})
 	res, err := Run(ctxFor(t), Config{Broker: m.URL, Drone: "d1", Key: priv, App: "camera", TTL: 90 * time.Second},
-		Request{Kind: command.KindUpdate, Image: pinned, Strategy: command.StrategyHandoff, ID: "push-42"})
+		Request{Kind: command.KindUpdate, Image: pinned, Strategy: string(strategy.Handoff), ID: "push-42"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,21 +5,20 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/onboard"
 )
 
 // Bus is an embedded NATS server (handoff.StartServer) for one test.
 type Bus struct {
 	t      testing.TB
-	Server *handoff.Server
+	Server *onboard.Server
 	URL    string
 }
 
 // NewBus starts an embedded server; it is shut down when the test ends.
 func NewBus(t testing.TB) *Bus {
 	t.Helper()
-	s, err := handoff.StartServer(handoff.ServerConfig{})
+	s, err := onboard.Start(onboard.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 )
 
 // Stopper is something a Runtime can stop.
@@ -17,15 +17,15 @@ type Stopper interface {
 type Call struct {
 	Op       string // "start" or "stop"
 	Instance string
-	Spec     handoff.Spec // start only
+	Spec     coordinator.Spec // start only
 }
 
-// Runtime is a fake handoff.Runtime. Start records the call and runs
+// Runtime is a fake coordinator.Runtime. Start records the call and runs
 // OnStart (nil: it does nothing, an instance that never comes up); what
 // OnStart returns is stopped by Stop. Instances started outside it (the
 // owner) are registered with Add.
 type Runtime struct {
-	OnStart func(ctx context.Context, s handoff.Spec) (Stopper, error)
+	OnStart func(ctx context.Context, s coordinator.Spec) (Stopper, error)
 
 	mu      sync.Mutex
 	calls   []Call
@@ -33,7 +33,7 @@ type Runtime struct {
 	exits   map[string]Exit
 }
 
-var _ handoff.Runtime = (*Runtime)(nil)
+var _ coordinator.Runtime = (*Runtime)(nil)
 
 // Add registers an instance started outside the runtime.
 func (r *Runtime) Add(instance string, s Stopper) {
@@ -45,8 +45,8 @@ func (r *Runtime) Add(instance string, s Stopper) {
 	r.running[instance] = s
 }
 
-// Start implements handoff.Runtime.
-func (r *Runtime) Start(ctx context.Context, s handoff.Spec) error {
+// Start implements coordinator.Runtime.
+func (r *Runtime) Start(ctx context.Context, s coordinator.Spec) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, Call{Op: "start", Instance: s.Instance, Spec: s})
 	r.mu.Unlock()
@@ -63,7 +63,7 @@ func (r *Runtime) Start(ctx context.Context, s handoff.Spec) error {
 	return nil
 }
 
-// Stop implements handoff.Runtime. Stopping an instance it does not know is
+// Stop implements coordinator.Runtime. Stopping an instance it does not know is
 // not an error (the process is gone).
 func (r *Runtime) Stop(_ context.Context, instance string) error {
 	r.mu.Lock()

@@ -15,8 +15,8 @@
 // streams are written deterministically, so building the same version twice
 // gives the same index digest.
 //
-// The image config declares the update contract in labels (LabelApp,
-// LabelVersion, LabelStrategy, LabelStateSchemas): the agent reads them to
+// The image config declares the update contract in labels (labels.App,
+// labels.Version, labels.Strategy, labels.StateSchemas): the agent reads them to
 // refuse an incompatible candidate before it runs.
 //
 // Push writes the index to a registry (plain HTTP to loopback registries);
@@ -42,17 +42,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/skyswap/skyswap/handoff/strategy"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Image labels. The state-schemas label is a comma-separated list of the
 // state schema ids the image hydrates from.
 const (
-	LabelApp          = "io.skyswap.app"
-	LabelVersion      = "io.skyswap.version"
-	LabelStrategy     = "io.skyswap.strategy"
-	LabelStateSchemas = "io.skyswap.state-schemas"
-	LabelFeatures     = "io.skyswap.features" // comma separated; absent when none
-	LabelOCIVersion   = "org.opencontainers.image.version"
+	LabelOCIVersion = "org.opencontainers.image.version"
 )
 
 // FlightFeatures are the optional features each release of the flight app
@@ -69,9 +66,8 @@ func FlightFeatures(version string) []string {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultPackage  = "github.com/skyswap/skyswap/images/flight"
-	DefaultSchema   = "flight.state/1"
-	DefaultStrategy = "handoff"
+	DefaultPackage = "github.com/skyswap/skyswap/images/flight"
+	DefaultSchema  = "flight.state/1"
 )
 
 // Fixed parts of the image.
@@ -80,10 +76,6 @@ const (
 	Entrypoint = "/flight"     // the binary's path in the image
 	User       = "65534:65534" // uid:gid the app runs as (the flight user)
 )
-
-// Strategies are the update strategies an image may declare; they mirror
-// handoff.Strategy (not imported: that would link NATS into this tool).
-var Strategies = []string{"handoff", "stop-start", "start-then-stop"}
 
 // DefaultPlatforms are the platforms built when Config.Platforms is nil.
 func DefaultPlatforms() []v1.Platform {
@@ -104,11 +96,11 @@ type Config struct {
 	// ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
 	Version string
 	// Schemas are the state schema ids the image accepts, stamped into the
-	// binary (app.Accepts) and the LabelStateSchemas label.
+	// binary (app.Accepts) and the labels.StateSchemas label.
 	// nil = [DefaultSchema].
 	Schemas []string
 	// Strategy is the update strategy the image declares, one of
-	// Strategies. "" = DefaultStrategy.
+	// strategy.All. "" = strategy.Default.
 	Strategy string
 	// Platforms to build, in index order; OS must be linux.
 	// nil = DefaultPlatforms().
@@ -129,7 +121,7 @@ type Config struct {
 	// skyswap_faults for test images that misbehave on purpose. nil = none.
 	Tags []string
 	// Features are the app's optional features, stamped into the binary
-	// (app.Features) and the LabelFeatures label. nil =
+	// (app.Features) and the labels.Features label. nil =
 	// FlightFeatures(Version); empty = none.
 	Features []string
 	// Stamps are extra string variables of Package+"/app" set at link
@@ -228,10 +220,10 @@ func (c Config) resolve() (Config, error) {
 		}
 	}
 	if c.Strategy == "" {
-		c.Strategy = DefaultStrategy
+		c.Strategy = string(strategy.Default)
 	}
-	if !slices.Contains(Strategies, c.Strategy) {
-		return c, fmt.Errorf("build: unknown strategy %q: use %s", c.Strategy, strings.Join(Strategies, ", "))
+	if err := strategy.Check(c.Strategy); err != nil {
+		return c, fmt.Errorf("build: %w", err)
 	}
 	if c.Platforms == nil {
 		c.Platforms = DefaultPlatforms()
@@ -274,14 +266,14 @@ func (c Config) resolve() (Config, error) {
 // Labels the image config carries for c (resolved).
 func (c Config) labels() map[string]string {
 	l := map[string]string{
-		LabelApp:          AppName,
-		LabelVersion:      c.Version,
-		LabelStrategy:     c.Strategy,
-		LabelStateSchemas: strings.Join(c.Schemas, ","),
-		LabelOCIVersion:   c.Version,
+		labels.App:          AppName,
+		labels.Version:      c.Version,
+		labels.Strategy:     c.Strategy,
+		labels.StateSchemas: strings.Join(c.Schemas, ","),
+		LabelOCIVersion:     c.Version,
 	}
 	if len(c.Features) > 0 {
-		l[LabelFeatures] = strings.Join(c.Features, ",")
+		l[labels.Features] = strings.Join(c.Features, ",")
 	}
 	return l
 }

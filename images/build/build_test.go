@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -360,7 +361,7 @@ func TestFlightV1V2(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, ok := l[LabelFeatures]; got != c.want || ok != (c.want != "") {
+			if got, ok := l[labels.Features]; got != c.want || ok != (c.want != "") {
 				t.Errorf("%s: features label %q (present %v), want %q", p, got, ok, c.want)
 			}
 		}

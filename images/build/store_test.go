@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // uploads wraps a registry and records blob uploads: each upload session's
@@ -126,9 +127,9 @@ func TestPushAndPull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		labels, err := Labels(img)
-		if err != nil || labels[LabelVersion] != v {
-			t.Fatalf("pulled labels %v, %v; want version %s", labels, err, v)
+		ls, err := Labels(img)
+		if err != nil || ls[labels.Version] != v {
+			t.Fatalf("pulled labels %v, %v; want version %s", ls, err, v)
 		}
 
 		// What was uploaded: everything for v1; for v2 only what v1 lacks.

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/hw/camera/thermal"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim/referee"
@@ -111,7 +112,7 @@ func TestCameraHandover(t *testing.T) {
 	if n := len(w.since(0)); n != 0 {
 		t.Fatalf("%d camera frames while v1, which has no camera, flies", n)
 	}
-	res, err := f.update(handoff.Plan{Candidate: "v2-0"}, v2Bin)
+	res, err := f.update(coordinator.Plan{Candidate: "v2-0"}, v2Bin)
 	if err != nil {
 		t.Fatalf("v1 -> v2: %v (%+v)", err, res)
 	}
@@ -126,7 +127,7 @@ func TestCameraHandover(t *testing.T) {
 	const n = 3
 	for i := 1; i <= n; i++ {
 		cand := fmt.Sprintf("v2-%d", i)
-		res, err := f.update(handoff.Plan{Candidate: cand}, v2Bin)
+		res, err := f.update(coordinator.Plan{Candidate: cand}, v2Bin)
 		if err != nil {
 			t.Fatalf("hand-over %d: %v (%+v)", i, err, res)
 		}
@@ -171,7 +172,7 @@ func TestCameraHandover(t *testing.T) {
 func TestCameraCorruptPackets(t *testing.T) {
 	f := newFleet(t, "SIM_GUST_N=0.3", "SIM_NOISE=1")
 	w := watchCamera(t, f)
-	res, err := f.update(handoff.Plan{Candidate: "v2-0"}, v2Bin)
+	res, err := f.update(coordinator.Plan{Candidate: "v2-0"}, v2Bin)
 	if err != nil {
 		t.Fatalf("v1 -> v2: %v (%+v)", err, res)
 	}

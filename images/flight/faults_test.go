@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/rig"
@@ -54,8 +56,8 @@ func TestAbortCandidateKilledWhileShadowing(t *testing.T) {
 			}()
 		}
 	}
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", SyncTimeout: 5 * time.Second}, v2Bin)
-	if err == nil || res.Outcome != handoff.OutcomeAborted || res.CutoverTick != 0 {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", SyncTimeout: 5 * time.Second}, v2Bin)
+	if err == nil || res.Outcome != report.OutcomeAborted || res.CutoverTick != 0 {
 		t.Fatalf("outcome %q at cut-over tick %d, err %v; want aborted before any cut-over", res.Outcome, res.CutoverTick, err)
 	}
 	t.Logf("aborted: %s", res.Reason)
@@ -68,8 +70,8 @@ func TestAbortCandidateKilledWhileShadowing(t *testing.T) {
 func TestAbortNeverSyncs(t *testing.T) {
 	f := newFleet(t)
 	from := mono.Now()
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", SyncTimeout: 2 * time.Second}, faultBin, "FLIGHT_FAULT=nosync")
-	if err == nil || res.Outcome != handoff.OutcomeAborted || !strings.Contains(res.Reason, "no sync") {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", SyncTimeout: 2 * time.Second}, faultBin, "FLIGHT_FAULT=nosync")
+	if err == nil || res.Outcome != report.OutcomeAborted || !strings.Contains(res.Reason, "no sync") {
 		t.Fatalf("outcome %q (%s), err %v; want aborted for no sync", res.Outcome, res.Reason, err)
 	}
 	t.Logf("aborted: %s", res.Reason)
@@ -82,8 +84,8 @@ func TestAbortNeverSyncs(t *testing.T) {
 func TestRevertOnDivergence(t *testing.T) {
 	f := newFleet(t)
 	from := mono.Now()
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", Probation: 5 * time.Second}, faultBin, "FLIGHT_FAULT=diverge")
-	if err == nil || res.Outcome != handoff.OutcomeReverted {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", Probation: 5 * time.Second}, faultBin, "FLIGHT_FAULT=diverge")
+	if err == nil || res.Outcome != report.OutcomeReverted {
 		t.Fatalf("outcome %q (%s), err %v; want reverted", res.Outcome, res.Reason, err)
 	}
 	if !strings.Contains(res.Reason, "divergent") || res.TakenBack {
@@ -125,8 +127,8 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // let it try to write
 		}
 	}
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", Probation: 5 * time.Second}, v2Bin)
-	if err == nil || res.Outcome != handoff.OutcomeReverted || !res.TakenBack {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", Probation: 5 * time.Second}, v2Bin)
+	if err == nil || res.Outcome != report.OutcomeReverted || !res.TakenBack {
 		t.Fatalf("outcome %q (%s) taken back %v, err %v; want a take-back", res.Outcome, res.Reason, res.TakenBack, err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -182,8 +184,8 @@ func TestNoCutoverOnStaleState(t *testing.T) {
 		proxy.SetDelay(0)
 	}()
 	from := mono.Now()
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", SyncTimeout: 20 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
-	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", SyncTimeout: 20 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
+	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("outcome %q (%s), err %v", res.Outcome, res.Reason, err)
 	}
 	if healedAt == 0 || res.CutoverNs < healedAt {
@@ -202,16 +204,16 @@ func TestNoCutoverOnStaleState(t *testing.T) {
 func TestSchemaMismatchRefused(t *testing.T) {
 	f := newFleet(t)
 	from := mono.Now()
-	res, err := f.update(handoff.Plan{Candidate: "v3-1", Accepts: []string{"flight.state/2"}}, incompatBin)
-	if !errors.Is(err, handoff.ErrIncompatible) || res.Outcome != handoff.OutcomeRefused {
+	res, err := f.update(coordinator.Plan{Candidate: "v3-1", Accepts: []string{"flight.state/2"}}, incompatBin)
+	if !errors.Is(err, coordinator.ErrIncompatible) || res.Outcome != report.OutcomeRefused {
 		t.Fatalf("outcome %q, err %v; want refused as incompatible", res.Outcome, err)
 	}
 	if f.RT.Proc("v3-1") != nil {
 		t.Fatal("the refused candidate was started")
 	}
 	t.Logf("refused: %v", err)
-	res, err = f.update(handoff.Plan{Candidate: "v3-2", SyncTimeout: 2 * time.Second}, incompatBin)
-	if err == nil || res.Outcome != handoff.OutcomeAborted || !strings.Contains(res.Reason, "incompatible frames") {
+	res, err = f.update(coordinator.Plan{Candidate: "v3-2", SyncTimeout: 2 * time.Second}, incompatBin)
+	if err == nil || res.Outcome != report.OutcomeAborted || !strings.Contains(res.Reason, "incompatible frames") {
 		t.Fatalf("outcome %q (%s), err %v; want aborted with incompatible frames counted", res.Outcome, res.Reason, err)
 	}
 	t.Logf("aborted: %s", res.Reason)
@@ -232,7 +234,7 @@ func TestNoTakeBackWhenFramesStall(t *testing.T) {
 	defer proxy.Close()
 	var stalled, healed int64
 	f.Coord.OnEvent = func(e handoff.Event) {
-		if e.Phase == handoff.PhaseProbation {
+		if e.Phase == report.PhaseProbation {
 			go func() {
 				time.Sleep(300 * time.Millisecond)
 				stalled = mono.Now()
@@ -244,8 +246,8 @@ func TestNoTakeBackWhenFramesStall(t *testing.T) {
 		}
 	}
 	from := mono.Now()
-	res, err := f.update(handoff.Plan{Candidate: "v2-1", Probation: 4 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
-	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+	res, err := f.update(coordinator.Plan{Candidate: "v2-1", Probation: 4 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
+	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("outcome %q (%s), err %v; want committed through the stall", res.Outcome, res.Reason, err)
 	}
 	if stalled == 0 || healed == 0 {

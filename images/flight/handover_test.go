@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/rig"
@@ -49,7 +49,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // update hands over from the current owner to a new instance running bin.
-func (f *fleet) update(plan handoff.Plan, bin string, env ...string) (handoff.Result, error) {
+func (f *fleet) update(plan coordinator.Plan, bin string, env ...string) (coordinator.Result, error) {
 	if plan.Probation == 0 {
 		plan.Probation = time.Second
 	}
@@ -94,7 +94,7 @@ func TestConsecutiveHandovers(t *testing.T) {
 			bin = bins.Flight
 		}
 		cand := fmt.Sprintf("%s-%d", map[bool]string{true: "v2", false: "v1"}[i%2 == 1], i)
-		res, err := f.update(handoff.Plan{Candidate: cand}, bin)
+		res, err := f.update(coordinator.Plan{Candidate: cand}, bin)
 		if err != nil {
 			t.Fatalf("hand-over %d: %v (%+v)", i, err, res)
 		}

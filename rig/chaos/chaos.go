@@ -14,6 +14,7 @@ import (
 
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/hw/mono"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Containers is what chaos needs of containerd, in one namespace
@@ -38,7 +39,7 @@ const DefaultSim = "http://127.0.0.1:7460"
 
 // InstanceLabel is the label that names an app instance; a container
 // without it is its own instance (the agent names containers by instance).
-const InstanceLabel = "io.skyswap.instance"
+const InstanceLabel = labels.Instance
 
 // Config holds the optional settings of New. The zero value of each field
 // means the default noted beside it.

@@ -22,6 +22,8 @@ import (
 	"github.com/skyswap/skyswap/agent/containers/containerstest"
 	"github.com/skyswap/skyswap/agent/instances"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
+	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build/buildtest"
 	"github.com/skyswap/skyswap/rig"
@@ -40,7 +42,7 @@ type chaosRig struct {
 	rt      *containers.Runtime
 	inst    *instances.Runtime
 	sim     *rig.Sim
-	nats    *handoff.Server
+	nats    *onboard.Server
 	relay   string // the relay's address
 	logDir  string
 	simLogs rig.LogBuffer
@@ -91,7 +93,7 @@ func newChaosRig(t *testing.T) *chaosRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.sim.Stop() })
-	if r.nats, err = handoff.StartServer(handoff.ServerConfig{}); err != nil {
+	if r.nats, err = onboard.Start(onboard.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.nats.Shutdown)
@@ -301,7 +303,7 @@ func TestChaosAgainstContainers(t *testing.T) {
 	if _, err := r.sim.WaitHover(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.inst.Start(ctx, handoff.Spec{Instance: "flight-v2", Mode: handoff.ModeCandidate}); err != nil {
+	if err := r.inst.Start(ctx, coordinator.Spec{Instance: "flight-v2", Mode: coordinator.ModeCandidate}); err != nil {
 		t.Fatal(err)
 	}
 	v1, v2 := r.inspect("flight-v1"), r.inspect("flight-v2")

@@ -8,20 +8,19 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/onboard"
 )
 
 // relayRig is a NATS server, a relay in front of it, and clients.
 type relayRig struct {
 	t     *testing.T
-	ns    *handoff.Server
+	ns    *onboard.Server
 	relay *Relay
 }
 
 func newRelayRig(t *testing.T) *relayRig {
 	t.Helper()
-	ns, err := handoff.StartServer(handoff.ServerConfig{})
+	ns, err := onboard.Start(onboard.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

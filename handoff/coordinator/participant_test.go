@@ -1,4 +1,4 @@
-package handoff_test
+package coordinator_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/handoff/handofftest"
 	"github.com/skyswap/skyswap/hw/lease"
 )
@@ -194,8 +196,8 @@ func TestIncompatibleSchema(t *testing.T) {
 		c.Schema, c.Accepts = "handofftest.state/2", []string{"handofftest.state/2"}
 	})
 	c := f.coordinator()
-	res, err := c.Run(context.Background(), handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second})
-	if err == nil || res.Outcome != handoff.OutcomeAborted {
+	res, err := c.Run(context.Background(), coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second})
+	if err == nil || res.Outcome != report.OutcomeAborted {
 		t.Fatalf("Run = %+v, %v; want aborted", res, err)
 	}
 	if !strings.Contains(res.Reason, "incompatible frames") {

@@ -1,6 +1,12 @@
-package handoff
+// Package coordinator runs app updates on the drone: it starts the
+// candidate through a Runtime, watches the hand-over (package handoff's
+// frames and statuses on the on-board NATS, the motors' lease), asks the
+// owner to cut over, judges probation and commits or reverts. The agent
+// drives it; nothing of it runs inside the flight app.
+package coordinator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,24 +19,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/strategy"
 	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
-)
-
-// Strategy is how an update replaces the running instance.
-type Strategy string
-
-// Strategies.
-const (
-	// StrategyHandoff streams state to a shadowing candidate and cuts over
-	// at a tick boundary (the default).
-	StrategyHandoff Strategy = "handoff"
-	// StrategyStopStart stops the old instance, then starts the new one
-	// with no state (what Mender, Kanto and Torizon do).
-	StrategyStopStart Strategy = "stop-start"
-	// StrategyStartThenStop starts the new instance with no state beside
-	// the old one, then stops the old (balena's hand-over).
-	StrategyStartThenStop Strategy = "start-then-stop"
 )
 
 // Mode is how the runtime starts an instance.
@@ -76,7 +69,7 @@ const (
 	DefaultSyncTimeout = 10 * time.Second
 	// DefaultLead is how far ahead of now the cut-over tick is set: the
 	// owner must get the request (a NATS round trip, 1-50 ms on a loaded
-	// machine) and the candidate its stamped frames (DefaultMaxLag) before
+	// machine) and the candidate its stamped frames (handoff.DefaultMaxLag) before
 	// it comes.
 	DefaultLead = 100 * time.Millisecond
 	// DefaultProbation is how long the new owner flies with the old one
@@ -100,9 +93,9 @@ const (
 // Plan is one update of app from Owner to Candidate. The zero value of each
 // optional field means the default noted beside it.
 type Plan struct {
-	Strategy  Strategy // "" = handoff
-	Owner     string   // the running owner instance (required)
-	Candidate string   // the new instance (required)
+	Strategy  strategy.Strategy // "" = strategy.Handoff
+	Owner     string            // the running owner instance (required)
+	Candidate string            // the new instance (required)
 	// Accepts are the state schemas the candidate declares (its image
 	// label); an owner publishing another schema refuses the update before
 	// the candidate starts. nil = not checked.
@@ -121,19 +114,17 @@ type Plan struct {
 
 func (p Plan) withDefaults() (Plan, error) {
 	if p.Strategy == "" {
-		p.Strategy = StrategyHandoff
+		p.Strategy = strategy.Handoff
 	}
 	if p.Owner == "" || p.Candidate == "" || p.Owner == p.Candidate {
-		return p, errors.New("handoff: a plan needs distinct owner and candidate instances")
+		return p, errors.New("coordinator: a plan needs distinct owner and candidate instances")
 	}
-	switch p.Strategy {
-	case StrategyHandoff, StrategyStopStart, StrategyStartThenStop:
-	default:
-		return p, fmt.Errorf("handoff: unknown strategy %q: use handoff, stop-start or start-then-stop", p.Strategy)
+	if err := strategy.Check(string(p.Strategy)); err != nil {
+		return p, fmt.Errorf("coordinator: %w", err)
 	}
-	p.SyncTimeout = cmpOr(p.SyncTimeout, DefaultSyncTimeout)
-	p.Lead = cmpOr(p.Lead, DefaultLead)
-	p.Probation = cmpOr(p.Probation, DefaultProbation)
+	p.SyncTimeout = cmp.Or(p.SyncTimeout, DefaultSyncTimeout)
+	p.Lead = cmp.Or(p.Lead, DefaultLead)
+	p.Probation = cmp.Or(p.Probation, DefaultProbation)
 	if p.MaxTiltDeg == 0 {
 		p.MaxTiltDeg = 30
 	}
@@ -142,14 +133,6 @@ func (p Plan) withDefaults() (Plan, error) {
 	}
 	return p, nil
 }
-
-// Outcomes.
-const (
-	OutcomeCommitted = "committed" // the candidate owns the hardware; the old instance is gone
-	OutcomeReverted  = "reverted"  // the candidate took over, then control went back to the old owner
-	OutcomeAborted   = "aborted"   // stopped before cut-over; the owner was never touched
-	OutcomeRefused   = "refused"   // refused before the candidate started
-)
 
 // Result is what an update did.
 type Result struct {
@@ -173,11 +156,11 @@ type Result struct {
 
 // ErrIncompatible is the class of errors for a candidate that cannot read
 // the owner's state schema.
-var ErrIncompatible = errors.New("handoff: incompatible state schema")
+var ErrIncompatible = errors.New("coordinator: incompatible state schema")
 
-// CoordinatorConfig configures a coordinator. The zero value of each
+// Config configures a coordinator. The zero value of each
 // optional field means the default noted beside it.
-type CoordinatorConfig struct {
+type Config struct {
 	App string // required: the app whose instances it updates
 	// Lease is the hardware's lease (required): whether an instance drives
 	// the motors is read there, not inferred from its frames.
@@ -189,7 +172,7 @@ type CoordinatorConfig struct {
 type Coordinator struct {
 	nc    *nats.Conn
 	app   string
-	sub   Subjects
+	sub   handoff.Subjects
 	rt    Runtime
 	lease lease.Reader
 	log   *slog.Logger
@@ -197,41 +180,41 @@ type Coordinator struct {
 
 	mu     sync.Mutex
 	period int64
-	status map[string]Status
+	status map[string]handoff.Status
 	frames map[string]frameInfo // newest frame per instance
 	// OnEvent, if set, receives every event (also published on the events
 	// subject). Set it before Run.
-	OnEvent func(Event)
+	OnEvent func(handoff.Event)
 }
 
 type frameInfo struct {
 	tick, tickNs int64
 	epoch        uint64
 	schema       string
-	health       Health
+	health       handoff.Health
 	seen         int64 // when it arrived
 }
 
-// NewCoordinator follows the app's frames and statuses on nc.
-func NewCoordinator(nc *nats.Conn, rt Runtime, cfg CoordinatorConfig) (*Coordinator, error) {
-	if err := CheckApp(cfg.App); err != nil {
+// New returns a coordinator following the app's frames and statuses on nc.
+func New(nc *nats.Conn, rt Runtime, cfg Config) (*Coordinator, error) {
+	if err := handoff.CheckApp(cfg.App); err != nil {
 		return nil, err
 	}
 	if cfg.Lease == nil {
-		return nil, errors.New("handoff: a coordinator needs the hardware's lease")
+		return nil, errors.New("coordinator: a coordinator needs the hardware's lease")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Coordinator{nc: nc, app: cfg.App, sub: SubjectsFor(cfg.App), rt: rt, lease: cfg.Lease, log: cfg.Log,
-		status: map[string]Status{}, frames: map[string]frameInfo{}}
+	c := &Coordinator{nc: nc, app: cfg.App, sub: handoff.SubjectsFor(cfg.App), rt: rt, lease: cfg.Lease, log: cfg.Log,
+		status: map[string]handoff.Status{}, frames: map[string]frameInfo{}}
 	fs, err := nc.Subscribe(c.sub.Frames(), func(m *nats.Msg) { c.onFrame(m.Data) })
 	if err != nil {
-		return nil, fmt.Errorf("handoff: coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: coordinator: %w", err)
 	}
 	fs.SetPendingLimits(4096, 64<<20)
 	ss, err := nc.Subscribe(c.sub.Status("*"), func(m *nats.Msg) {
-		var s Status
+		var s handoff.Status
 		if json.Unmarshal(m.Data, &s) != nil || s.Instance == "" {
 			return
 		}
@@ -241,7 +224,7 @@ func NewCoordinator(nc *nats.Conn, rt Runtime, cfg CoordinatorConfig) (*Coordina
 	})
 	if err != nil {
 		fs.Unsubscribe()
-		return nil, fmt.Errorf("handoff: coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: coordinator: %w", err)
 	}
 	c.subs = []*nats.Subscription{fs, ss}
 	return c, nc.Flush()
@@ -250,7 +233,7 @@ func NewCoordinator(nc *nats.Conn, rt Runtime, cfg CoordinatorConfig) (*Coordina
 // onFrame keeps the newest frame header per instance; a malformed frame is
 // no instance's.
 func (c *Coordinator) onFrame(data []byte) {
-	f, err := DecodeFrame(data)
+	f, err := handoff.DecodeFrame(data)
 	if err != nil || f.TickNs <= 0 {
 		return
 	}
@@ -267,7 +250,7 @@ func (c *Coordinator) Close() {
 	}
 }
 
-func (c *Coordinator) emit(e Event) {
+func (c *Coordinator) emit(e handoff.Event) {
 	e.App = c.app
 	e.T = mono.Now()
 	e.Wall = time.Now().UTC().Format(time.RFC3339Nano)
@@ -287,7 +270,7 @@ func (c *Coordinator) frame(instance string) (frameInfo, bool) {
 	return f, ok
 }
 
-func (c *Coordinator) statusOf(instance string) (Status, bool) {
+func (c *Coordinator) statusOf(instance string) (handoff.Status, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.status[instance]
@@ -319,7 +302,7 @@ func (c *Coordinator) periodNs() int64 {
 func (c *Coordinator) beat() lease.Beat {
 	b, err := c.lease.Beat()
 	if err != nil {
-		c.log.Warn("handoff: cannot read the lease", "err", err)
+		c.log.Warn("coordinator: cannot read the lease", "err", err)
 	}
 	return b
 }
@@ -341,20 +324,20 @@ func poll(ctx context.Context, cond func() (bool, error)) error {
 	}
 }
 
-func (c *Coordinator) request(ctx context.Context, instance string, ctl Control) error {
+func (c *Coordinator) request(ctx context.Context, instance string, ctl handoff.Control) error {
 	b, _ := json.Marshal(ctl)
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	m, err := c.nc.RequestWithContext(ctx, c.sub.Control(instance), b)
 	if err != nil {
-		return fmt.Errorf("handoff: %s to %s: %w", ctl.Op, instance, err)
+		return fmt.Errorf("coordinator: %s to %s: %w", ctl.Op, instance, err)
 	}
-	var r Reply
+	var r handoff.Reply
 	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return fmt.Errorf("handoff: %s to %s: bad reply: %w", ctl.Op, instance, err)
+		return fmt.Errorf("coordinator: %s to %s: bad reply: %w", ctl.Op, instance, err)
 	}
 	if !r.OK {
-		return fmt.Errorf("handoff: %s refused by %s: %s: %w", ctl.Op, instance, r.Error, errRefused)
+		return fmt.Errorf("coordinator: %s refused by %s: %s: %w", ctl.Op, instance, r.Error, errRefused)
 	}
 	return nil
 }
@@ -367,15 +350,15 @@ var errRefused = errors.New("refused")
 func (c *Coordinator) Run(ctx context.Context, plan Plan) (Result, error) {
 	plan, err := plan.withDefaults()
 	if err != nil {
-		return Result{Outcome: OutcomeRefused, Reason: err.Error()}, err
+		return Result{Outcome: report.OutcomeRefused, Reason: err.Error()}, err
 	}
 	u := &update{c: c, plan: plan,
 		res: Result{Strategy: string(plan.Strategy), Owner: plan.Owner, StartNs: mono.Now()},
-		ev:  Event{Strategy: string(plan.Strategy), From: plan.Owner, To: plan.Candidate}}
+		ev:  handoff.Event{Strategy: string(plan.Strategy), From: plan.Owner, To: plan.Candidate}}
 	if err := u.check(ctx); err != nil {
 		return u.res, err
 	}
-	if plan.Strategy != StrategyHandoff {
+	if plan.Strategy != strategy.Handoff {
 		return u.baseline(ctx)
 	}
 	for _, phase := range []func(context.Context) error{u.prepare, u.shadow, u.cutover} {
@@ -394,11 +377,11 @@ type update struct {
 	c       *Coordinator
 	plan    Plan
 	res     Result
-	ev      Event
-	epoch   uint64   // the owner's epoch at the start
-	started int64    // when the candidate's start was asked for
-	h       Handover // the cut-over, once asked for
-	cutAt   int64    // when the candidate was seen driving
+	ev      handoff.Event
+	epoch   uint64           // the owner's epoch at the start
+	started int64            // when the candidate's start was asked for
+	h       handoff.Handover // the cut-over, once asked for
+	cutAt   int64            // when the candidate was seen driving
 }
 
 // retryable marks an abort cause that timing produced.
@@ -429,17 +412,17 @@ func (u *update) check(ctx context.Context) error {
 }
 
 func (u *update) refuse(why string, class error) error {
-	u.res.Outcome, u.res.Reason = OutcomeRefused, why
-	u.emit(PhaseRefused, why)
+	u.res.Outcome, u.res.Reason = report.OutcomeRefused, why
+	u.emit(report.PhaseRefused, why)
 	if class != nil {
 		return fmt.Errorf("%w: %s; build the candidate with a schema it can read", class, why)
 	}
-	return errors.New("handoff: " + why)
+	return errors.New("coordinator: " + why)
 }
 
 // prepare starts the candidate.
 func (u *update) prepare(ctx context.Context) error {
-	u.emit(PhasePrepare, "")
+	u.emit(report.PhasePrepare, "")
 	// A release run before under the same instance name (a rollback) left
 	// its last status and frame here: they must not pass for the new one's.
 	u.c.forget(u.plan.Candidate)
@@ -453,7 +436,7 @@ func (u *update) prepare(ctx context.Context) error {
 
 // shadow waits until the candidate reports synced.
 func (u *update) shadow(ctx context.Context) error {
-	u.emit(PhaseShadow, "")
+	u.emit(report.PhaseShadow, "")
 	err := poll(withTimeout(ctx, u.plan.SyncTimeout), u.synced)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s, _ := u.c.statusOf(u.plan.Candidate)
@@ -464,7 +447,7 @@ func (u *update) shadow(ctx context.Context) error {
 		return err
 	}
 	u.res.SyncMs = msSince(u.started)
-	u.emit(PhaseSynced, "")
+	u.emit(report.PhaseSynced, "")
 	return nil
 }
 
@@ -487,7 +470,7 @@ func (u *update) synced() (bool, error) {
 	}
 	// A status is only trusted while fresh: a delayed path must not pass
 	// for synced.
-	return s.Synced && age <= int64(DefaultMaxLag), nil
+	return s.Synced && age <= int64(handoff.DefaultMaxLag), nil
 }
 
 // cutover asks the owner to hand over a lead ahead, then waits until the
@@ -496,13 +479,13 @@ func (u *update) cutover(ctx context.Context) error {
 	period := u.c.periodNs()
 	lead := int64(math.Ceil(float64(u.plan.Lead) / float64(period)))
 	e := u.epoch
-	u.h = Handover{Tick: mono.Now()/period + lead, To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
-	if err := u.c.request(ctx, u.plan.Owner, Control{Op: "handover", Handover: &u.h}); err != nil {
+	u.h = handoff.Handover{Tick: mono.Now()/period + lead, To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
+	if err := u.c.request(ctx, u.plan.Owner, handoff.Control{Op: "handover", Handover: &u.h}); err != nil {
 		return retryable{err}
 	}
 	u.res.CutoverTick, u.res.CutoverNs = u.h.Tick, u.h.Tick*period
 	u.ev.Epoch, u.ev.Tick = u.h.Epoch, u.h.Tick
-	u.emit(PhaseCutover, "")
+	u.emit(report.PhaseCutover, "")
 	took := false
 	wait := time.Duration(u.res.CutoverNs-mono.Now()) + FrameSilence
 	err := poll(withTimeout(ctx, wait), func() (bool, error) {
@@ -522,7 +505,7 @@ func (u *update) cutover(ctx context.Context) error {
 // probation watches the new owner; it returns why it is unhealthy, or ""
 // for a commit.
 func (u *update) probation(ctx context.Context) string {
-	u.emit(PhaseProbation, "")
+	u.emit(report.PhaseProbation, "")
 	s0, _ := u.c.statusOf(u.plan.Owner)
 	b0, t0 := u.c.beat(), mono.Now()
 	deadline := t0 + int64(u.plan.Probation)
@@ -547,7 +530,7 @@ func (u *update) probation(ctx context.Context) string {
 }
 
 // unhealthy checks the new owner once.
-func (u *update) unhealthy(s0 Status) string {
+func (u *update) unhealthy(s0 handoff.Status) string {
 	if b := u.c.beat(); b.Highest >= u.h.Fallback {
 		u.res.TakenBack = true
 		return "the new owner fell silent at the lease; the standby took back"
@@ -590,7 +573,7 @@ func (u *update) writeRate(b0 lease.Beat, t0 int64) string {
 // commit retires the standby and stops it.
 func (u *update) commit(ctx context.Context) (Result, error) {
 	c, plan := u.c, u.plan
-	if err := c.request(ctx, plan.Owner, Control{Op: "retire"}); err != nil {
+	if err := c.request(ctx, plan.Owner, handoff.Control{Op: "retire"}); err != nil {
 		if errors.Is(err, errRefused) {
 			// It took back an instant before: it owns the hardware and the
 			// candidate is fenced out. Revert, do not stop it.
@@ -602,22 +585,22 @@ func (u *update) commit(ctx context.Context) (Result, error) {
 	if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Owner); err != nil {
 		c.log.Warn("stopping the retired standby", "err", err)
 	}
-	u.res.Outcome, u.res.Owner, u.res.Epoch = OutcomeCommitted, plan.Candidate, u.h.Epoch
+	u.res.Outcome, u.res.Owner, u.res.Epoch = report.OutcomeCommitted, plan.Candidate, u.h.Epoch
 	u.res.ToCommitMs = msSince(u.cutAt)
-	u.emit(PhaseCommit, "")
+	u.emit(report.PhaseCommit, "")
 	return u.res, nil
 }
 
 // revert gives the hardware back to the standby after a cut-over.
 func (u *update) revert(ctx context.Context, why string) (Result, error) {
 	c, plan := u.c, u.plan
-	u.emit(PhaseRevert, why)
+	u.emit(report.PhaseRevert, why)
 	back := u.h.Fallback
 	if !u.res.TakenBack {
 		period := c.periodNs()
 		lead := int64(math.Ceil(float64(plan.Lead) / float64(period)))
-		hb := Handover{Tick: mono.Now()/period + lead, To: plan.Owner, Epoch: back, Fallback: back + 1}
-		if err := c.request(ctx, plan.Candidate, Control{Op: "handover", Handover: &hb}); err != nil {
+		hb := handoff.Handover{Tick: mono.Now()/period + lead, To: plan.Owner, Epoch: back, Fallback: back + 1}
+		if err := c.request(ctx, plan.Candidate, handoff.Control{Op: "handover", Handover: &hb}); err != nil {
 			c.log.Warn("hand-back refused; the standby will take back when the candidate stops", "err", err)
 		}
 	}
@@ -637,16 +620,16 @@ func (u *update) revert(ctx context.Context, why string) (Result, error) {
 	if stopErr != nil {
 		c.log.Warn("stopping the candidate", "err", stopErr)
 	}
-	u.res.Outcome, u.res.Owner, u.res.Reason = OutcomeReverted, plan.Owner, why
+	u.res.Outcome, u.res.Owner, u.res.Reason = report.OutcomeReverted, plan.Owner, why
 	u.res.Epoch = c.beat().Highest
 	u.res.ToCommitMs = msSince(u.cutAt)
 	u.ev.Epoch = u.res.Epoch
 	if err != nil {
-		u.emit(PhaseDone, "the old owner is not driving after the revert: "+err.Error())
-		return u.res, errors.New("handoff: revert did not complete: " + u.ev.Error)
+		u.emit(report.PhaseDone, "the old owner is not driving after the revert: "+err.Error())
+		return u.res, errors.New("coordinator: revert did not complete: " + u.ev.Error)
 	}
-	u.emit(PhaseDone, why)
-	return u.res, fmt.Errorf("handoff: reverted to %s: %s", plan.Owner, why)
+	u.emit(report.PhaseDone, why)
+	return u.res, fmt.Errorf("coordinator: reverted to %s: %s", plan.Owner, why)
 }
 
 // abort stops the candidate before cut-over; the owner is untouched.
@@ -655,11 +638,11 @@ func (u *update) abort(ctx context.Context, cause error) (Result, error) {
 		u.c.log.Warn("stopping the aborted candidate", "err", err)
 	}
 	var r retryable
-	u.res.Outcome, u.res.Owner, u.res.Reason = OutcomeAborted, u.plan.Owner, cause.Error()
+	u.res.Outcome, u.res.Owner, u.res.Reason = report.OutcomeAborted, u.plan.Owner, cause.Error()
 	u.res.Retryable = errors.As(cause, &r)
 	u.res.Epoch = max(u.epoch, u.c.beat().Highest)
-	u.emit(PhaseAbort, u.res.Reason)
-	return u.res, errors.New("handoff: aborted: " + u.res.Reason)
+	u.emit(report.PhaseAbort, u.res.Reason)
+	return u.res, errors.New("coordinator: aborted: " + u.res.Reason)
 }
 
 // baseline runs stop-start or start-then-stop: no state moves. The new
@@ -669,20 +652,20 @@ func (u *update) abort(ctx context.Context, cause error) (Result, error) {
 // balena's hand-over does, and the new one takes the motors from there.
 func (u *update) baseline(ctx context.Context) (Result, error) {
 	c, plan, res := u.c, u.plan, u.res
-	u.emit(PhasePrepare, "")
+	u.emit(report.PhasePrepare, "")
 	next := u.epoch + 1
 	t0 := mono.Now()
-	if plan.Strategy == StrategyStopStart {
+	if plan.Strategy == strategy.StopStart {
 		if err := c.rt.Stop(ctx, plan.Owner); err != nil {
-			return res, fmt.Errorf("handoff: stop old owner: %w", err)
+			return res, fmt.Errorf("coordinator: stop old owner: %w", err)
 		}
 	}
 	c.forget(plan.Candidate) // as in Run: a reused name's old reports are not the new one's
 	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Mode: ModeResume, Epoch: next}); err != nil {
-		return res, fmt.Errorf("handoff: start new instance: %w", err)
+		return res, fmt.Errorf("coordinator: start new instance: %w", err)
 	}
 	res.StartMs = msSince(t0)
-	if plan.Strategy == StrategyStartThenStop {
+	if plan.Strategy == strategy.StartThenStop {
 		if err := u.stopWhenUp(ctx); err != nil {
 			return res, err
 		}
@@ -694,14 +677,14 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 		return ok && nf.epoch == next, nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("handoff: the new instance never drove the hardware: %w", err)
+		return res, fmt.Errorf("coordinator: the new instance never drove the hardware: %w", err)
 	}
 	res.CutoverTick, res.CutoverNs = nf.tick, nf.tickNs
 	u.ev.Epoch, u.ev.Tick = next, nf.tick
-	u.emit(PhaseCutover, "")
-	res.Outcome, res.Owner, res.Epoch = OutcomeCommitted, plan.Candidate, next
+	u.emit(report.PhaseCutover, "")
+	res.Outcome, res.Owner, res.Epoch = report.OutcomeCommitted, plan.Candidate, next
 	res.ToCommitMs = msSince(t0)
-	u.emit(PhaseCommit, "")
+	u.emit(report.PhaseCommit, "")
 	return res, nil
 }
 
@@ -713,10 +696,10 @@ func (u *update) stopWhenUp(ctx context.Context) error {
 		return ok, nil
 	})
 	if err != nil {
-		return fmt.Errorf("handoff: the new instance never reported: %w", err)
+		return fmt.Errorf("coordinator: the new instance never reported: %w", err)
 	}
 	if err := u.c.rt.Stop(ctx, u.plan.Owner); err != nil {
-		return fmt.Errorf("handoff: stop old owner: %w", err)
+		return fmt.Errorf("coordinator: stop old owner: %w", err)
 	}
 	return nil
 }

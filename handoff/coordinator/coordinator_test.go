@@ -1,4 +1,4 @@
-package handoff_test
+package coordinator_test
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/handoff/handofftest"
 	"github.com/skyswap/skyswap/hw/lease"
 )
@@ -31,10 +33,10 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	var ev events
 	c.OnEvent = ev.add
 
-	res, err := c.Run(context.Background(), handoff.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{
 		Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
 	})
-	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("Run = %+v, %v; want committed", res, err)
 	}
 	if s := owner.P.Status(); s.TakenBack {
@@ -130,10 +132,10 @@ func TestCandidateKilledInProbation(t *testing.T) {
 			f.instance("b").Kill()
 		}
 	}
-	res, err := c.Run(context.Background(), handoff.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{
 		Owner: "a", Candidate: "b", Probation: 2 * time.Second, SyncTimeout: 5 * time.Second,
 	})
-	if err == nil || res.Outcome != handoff.OutcomeReverted || !res.TakenBack {
+	if err == nil || res.Outcome != report.OutcomeReverted || !res.TakenBack {
 		t.Fatalf("Run = %+v, %v; want reverted, taken back", res, err)
 	}
 	if res.Owner != "a" || res.Epoch != 3 {
@@ -196,7 +198,7 @@ func TestCandidateKilledInProbation(t *testing.T) {
 func TestAbortLeavesOwnerUntouched(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		plan    handoff.Plan
+		plan    coordinator.Plan
 		outcome string
 		errIs   error
 		reason  string
@@ -206,26 +208,26 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 	}{
 		{
 			name:    "candidate exits before reporting",
-			plan:    handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Minute},
-			outcome: handoff.OutcomeAborted, reason: "exited while shadowing (exit code 1)",
+			plan:    coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Minute},
+			outcome: report.OutcomeAborted, reason: "exited while shadowing (exit code 1)",
 			phases: []string{"prepare", "shadow", "abort"}, started: true, exits: true,
 		},
 		{
 			name:    "candidate never reports",
-			plan:    handoff.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second},
-			outcome: handoff.OutcomeAborted, reason: "no sync within",
+			plan:    coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second},
+			outcome: report.OutcomeAborted, reason: "no sync within",
 			phases: []string{"prepare", "shadow", "abort"}, started: true,
 		},
 		{
 			name:    "candidate accepts another schema",
-			plan:    handoff.Plan{Owner: "a", Candidate: "b", Accepts: []string{"other/9"}, SyncTimeout: time.Second},
-			outcome: handoff.OutcomeRefused, errIs: handoff.ErrIncompatible, reason: "other/9",
+			plan:    coordinator.Plan{Owner: "a", Candidate: "b", Accepts: []string{"other/9"}, SyncTimeout: time.Second},
+			outcome: report.OutcomeRefused, errIs: coordinator.ErrIncompatible, reason: "other/9",
 			phases: []string{"refused"},
 		},
 		{
 			name:    "no such owner",
-			plan:    handoff.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second},
-			outcome: handoff.OutcomeRefused, reason: "publishes no frames",
+			plan:    coordinator.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second},
+			outcome: report.OutcomeRefused, reason: "publishes no frames",
 			phases: []string{"refused"},
 		},
 	} {
@@ -355,8 +357,8 @@ func TestCoordinatorIgnoresMalformedFrames(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	res, err := c.Run(context.Background(), handoff.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second})
-	if err == nil || res.Outcome != handoff.OutcomeRefused || f.rt.Started("b") {
+	res, err := c.Run(context.Background(), coordinator.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second})
+	if err == nil || res.Outcome != report.OutcomeRefused || f.rt.Started("b") {
 		t.Fatalf("Run = %+v, %v, runtime calls %+v; want refused without starting anything", res, err, f.rt.Calls())
 	}
 }
@@ -388,10 +390,10 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 			time.AfterFunc(100*time.Millisecond, owner.Loop.Resume)
 		}
 	}
-	res, err := c.Run(context.Background(), handoff.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{
 		Owner: "a", Candidate: "b", Probation: time.Nanosecond, SyncTimeout: 5 * time.Second,
 	})
-	if stopped, _ := f.rt.Stopped("a"); res.Outcome != handoff.OutcomeReverted || !res.TakenBack || stopped {
+	if stopped, _ := f.rt.Stopped("a"); res.Outcome != report.OutcomeReverted || !res.TakenBack || stopped {
 		t.Fatalf("Run = %+v, %v; a stopped: %v; want reverted after the take-back, and the standby that took back left running", res, err, stopped)
 	}
 }
@@ -406,18 +408,18 @@ func TestRollbackReusesInstanceName(t *testing.T) {
 	f.startOwner("a")
 	f.candidates(nil, nil)
 	c := f.coordinator()
-	plan := handoff.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
+	plan := coordinator.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
 	res, err := c.Run(context.Background(), plan)
-	if err != nil || res.Outcome != handoff.OutcomeCommitted {
+	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("a -> b: %+v, %v", res, err)
 	}
 	time.Sleep(1200 * time.Millisecond) // the retired a's last status is now stale
 	plan.Owner, plan.Candidate = "b", "a"
 	res, err = c.Run(context.Background(), plan)
-	if res.Outcome == handoff.OutcomeAborted && strings.Contains(res.Reason, "stopped reporting") {
+	if res.Outcome == report.OutcomeAborted && strings.Contains(res.Reason, "stopped reporting") {
 		t.Fatalf("b -> a aborted on the retired a's status: %s", res.Reason)
 	}
-	if err != nil || res.Outcome != handoff.OutcomeCommitted || res.Owner != "a" {
+	if err != nil || res.Outcome != report.OutcomeCommitted || res.Owner != "a" {
 		t.Fatalf("b -> a: %+v, %v", res, err)
 	}
 	if d := f.ledger.Doubles(); len(d) != 0 {

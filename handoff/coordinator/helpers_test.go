@@ -1,4 +1,4 @@
-package handoff_test
+package coordinator_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/handoff"
+	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/handoff/handofftest"
 	"github.com/skyswap/skyswap/hw/mono"
 )
@@ -96,7 +97,7 @@ func (f *fixture) startOwner(name string) *handofftest.Instance {
 // candidates makes the fake runtime start a candidate participant with its
 // loop for every ModeCandidate start, configured by cfg (nil: defaults).
 func (f *fixture) candidates(model handoff.Model, cfg func(*handoff.ParticipantConfig)) {
-	f.rt.OnStart = func(ctx context.Context, s handoff.Spec) (handofftest.Stopper, error) {
+	f.rt.OnStart = func(ctx context.Context, s coordinator.Spec) (handofftest.Stopper, error) {
 		c := f.cfg(s.Instance, handoff.RoleCandidate, 0)
 		if cfg != nil {
 			cfg(&c)
@@ -112,16 +113,16 @@ func (f *fixture) candidates(model handoff.Model, cfg func(*handoff.ParticipantC
 
 // coordinator returns a coordinator on its own connection using the
 // fixture's runtime.
-func (f *fixture) coordinator() *handoff.Coordinator {
+func (f *fixture) coordinator() *coordinator.Coordinator {
 	f.t.Helper()
 	return f.coordinatorOn(f.rt)
 }
 
 // coordinatorOn returns a coordinator on its own connection using rt.
-func (f *fixture) coordinatorOn(rt handoff.Runtime) *handoff.Coordinator {
+func (f *fixture) coordinatorOn(rt coordinator.Runtime) *coordinator.Coordinator {
 	f.t.Helper()
-	c, err := handoff.NewCoordinator(f.bus.Connect("coordinator"), rt,
-		handoff.CoordinatorConfig{App: testApp, Lease: f.ledger, Log: f.log.With("who", "coordinator")})
+	c, err := coordinator.New(f.bus.Connect("coordinator"), rt,
+		coordinator.Config{App: testApp, Lease: f.ledger, Log: f.log.With("who", "coordinator")})
 	if err != nil {
 		f.t.Fatal(err)
 	}
