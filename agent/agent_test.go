@@ -31,8 +31,7 @@ type fakes struct {
 	schema   string // the owner's, for OwnerSchema
 	schemErr error
 	removed  []string
-	prepared map[string]string
-	owners   []string // StartOwner calls
+	owners   []string // cold starts
 	stopped  []string // Stop calls
 	plans    []coordinator.Plan
 	outcome  string     // what the fake updater returns
@@ -88,12 +87,12 @@ func (f *fakes) RemoveImage(_ context.Context, ref string) error {
 	f.removed = append(f.removed, ref)
 	return nil
 }
-func (f *fakes) Prepare(instance, image string) { f.prepared[instance] = image }
-func (f *fakes) StartOwner(_ context.Context, inst string) error {
-	f.owners = append(f.owners, inst)
+func (f *fakes) Start(_ context.Context, s coordinator.Spec) error {
+	if s.Mode == coordinator.ModeCold {
+		f.owners = append(f.owners, s.Instance)
+	}
 	return nil
 }
-func (f *fakes) Start(context.Context, coordinator.Spec) error { return nil }
 func (f *fakes) Stop(_ context.Context, inst string) error {
 	f.stopped = append(f.stopped, inst)
 	return nil
@@ -135,7 +134,7 @@ func newHarness(t *testing.T) *harness {
 	labels := func(v, schemas string) map[string]string {
 		return map[string]string{"io.skyswap.app": "flight", "io.skyswap.version": v, "io.skyswap.state-schemas": schemas, "io.skyswap.strategy": "handoff"}
 	}
-	f := &fakes{prepared: map[string]string{}, outcome: report.OutcomeCommitted, schema: "flight.state/1", lookErr: map[string]error{}, images: map[string]containers.Image{
+	f := &fakes{outcome: report.OutcomeCommitted, schema: "flight.state/1", lookErr: map[string]error{}, images: map[string]containers.Image{
 		refV1: {Ref: refV1, Labels: labels("v1", "flight.state/1"), Fetched: 3 << 20},
 		refV2: {Ref: refV2, Labels: labels("v2", "flight.state/1"), Fetched: 3 << 20},
 	}}
@@ -213,8 +212,8 @@ func TestDeployUpdateRollback(t *testing.T) {
 	}
 
 	h.a.Handle(ctx, h.cmd(t, command.KindRollback, "", nil))
-	if len(h.plans) != 2 || h.prepared[h.plans[1].Candidate] != refV1 {
-		t.Fatalf("rollback plan %+v prepared %v", h.plans, h.prepared)
+	if len(h.plans) != 2 || h.plans[1].Image != refV1 {
+		t.Fatalf("rollback plan %+v, want the candidate on %s", h.plans, refV1)
 	}
 	if st := h.j.State(); st.Committed["flight"].Image != refV1 || st.Previous["flight"].Image != refV2 {
 		t.Fatalf("journal after rollback: %+v", st)

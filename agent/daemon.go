@@ -192,7 +192,6 @@ func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	coord.OnEvent = a.HandleEvent
 
 	// A restart (crash, SIGKILL, power) may have left an update half done:
 	// keep whatever flies, remove the rest, settle the journal. Events are

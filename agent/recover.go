@@ -98,11 +98,6 @@ func (a *Agent) Recover(ctx context.Context, app string, lister Lister, flying s
 		}
 	}
 	a.unknown = d.Unknown
-	if d.Keep != "" {
-		if rel, ok := a.j.State().Committed[app]; ok {
-			a.inst.Prepare(d.Keep, rel.Image)
-		}
-	}
 	if d.Outcome != "" || len(d.Remove) > 0 || d.Adopt {
 		ev := Event{App: app, Phase: report.PhaseRecovered, Outcome: d.Outcome, To: d.Keep}
 		if st.Update != nil {

@@ -80,8 +80,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (f *Fleet, err error) {
 	if f.RT.Grace == 0 {
 		f.RT.Grace = 10 * time.Second
 	}
-	f.RT.Prepare(f.owner, cfg.Flight)
-	if _, err = f.RT.StartOwner(f.owner); err != nil {
+	if _, err = f.RT.StartOwner(f.owner, cfg.Flight); err != nil {
 		return f, err
 	}
 	if f.Hover, err = f.Sim.WaitHover(ctx, 30*time.Second); err != nil {
@@ -120,7 +119,8 @@ func (f *Fleet) Owner() string {
 // Update runs plan, the candidate running bin with extra env. An empty
 // plan.Owner means the current owner.
 func (f *Fleet) Update(ctx context.Context, plan coordinator.Plan, bin string, env ...string) (coordinator.Result, error) {
-	f.RT.Prepare(plan.Candidate, bin, env...)
+	f.RT.AddEnv(plan.Candidate, env...)
+	plan.Image = bin
 	if plan.Owner == "" {
 		plan.Owner = f.Owner()
 	}

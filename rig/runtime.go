@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,53 +24,53 @@ type Runtime struct {
 	Grace time.Duration
 
 	mu    sync.Mutex
-	bins  map[string]string
 	extra map[string][]string
 	procs map[string]*Proc
 }
 
 var _ coordinator.Runtime = (*Runtime)(nil)
 
-// Prepare says which binary, with which extra environment, runs instance.
-func (r *Runtime) Prepare(instance, bin string, env ...string) {
+// AddEnv gives instance env (KEY=value) on top of Env, from its next
+// start on.
+func (r *Runtime) AddEnv(instance string, env ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.bins == nil {
-		r.bins, r.extra, r.procs = map[string]string{}, map[string][]string{}, map[string]*Proc{}
+	r.init()
+	r.extra[instance] = env
+}
+
+func (r *Runtime) init() {
+	if r.procs == nil {
+		r.extra, r.procs = map[string][]string{}, map[string]*Proc{}
 	}
-	r.bins[instance], r.extra[instance] = bin, env
 }
 
-// StartOwner cold-starts instance as the first owner at epoch 1.
-func (r *Runtime) StartOwner(instance string) (*Proc, error) {
-	return r.start(instance, "FLIGHT_START=cold", "FLIGHT_EPOCH=1")
+// StartOwner cold-starts instance from bin as the first owner at epoch 1.
+func (r *Runtime) StartOwner(instance, bin string) (*Proc, error) {
+	return r.start(coordinator.Spec{Instance: instance, Image: bin, Mode: coordinator.ModeCold, Epoch: 1})
 }
 
-// Start implements coordinator.Runtime.
+// Start implements coordinator.Runtime: s.Image is the binary to run.
 func (r *Runtime) Start(_ context.Context, s coordinator.Spec) error {
-	env := []string{"FLIGHT_START=" + string(s.Mode)}
-	if s.Epoch > 0 {
-		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
-	}
-	_, err := r.start(s.Instance, env...)
+	_, err := r.start(s)
 	return err
 }
 
-func (r *Runtime) start(instance string, env ...string) (*Proc, error) {
-	r.mu.Lock()
-	bin, ok := r.bins[instance]
-	extra := r.extra[instance]
-	r.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("rig: no binary prepared for instance %q", instance)
+func (r *Runtime) start(s coordinator.Spec) (*Proc, error) {
+	if s.Image == "" {
+		return nil, fmt.Errorf("rig: start %s: no binary", s.Instance)
 	}
-	all := append(append(append([]string{}, r.Env...), "FLIGHT_INSTANCE="+instance), env...)
-	p, err := Start(bin, append(all, extra...), r.Logs)
+	r.mu.Lock()
+	r.init()
+	extra := r.extra[s.Instance]
+	r.mu.Unlock()
+	env := append(append(slices.Clone(r.Env), "FLIGHT_INSTANCE="+s.Instance), s.Env()...)
+	p, err := Start(s.Image, append(env, extra...), r.Logs)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
-	r.procs[instance] = p
+	r.procs[s.Instance] = p
 	r.mu.Unlock()
 	return p, nil
 }

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,10 +59,9 @@ type Runtime struct {
 	c   Containers
 	cfg Config
 
-	mu     sync.Mutex
-	images map[string]string // instance -> pinned image
-	exits  map[string]string // instance -> how its process ended, since its last start
-	gen    map[string]int    // instance -> start count, so a stale waiter cannot report
+	mu    sync.Mutex
+	exits map[string]string // instance -> how its process ended, since its last start
+	gen   map[string]int    // instance -> start count, so a stale waiter cannot report
 }
 
 var (
@@ -73,50 +74,25 @@ func New(c Containers, cfg Config) *Runtime {
 	if cfg.Grace == 0 {
 		cfg.Grace = 30 * time.Second
 	}
-	return &Runtime{c: c, cfg: cfg, images: map[string]string{}, exits: map[string]string{}, gen: map[string]int{}}
+	return &Runtime{c: c, cfg: cfg, exits: map[string]string{}, gen: map[string]int{}}
 }
 
-// Prepare says which image (pulled, pinned by digest) instance runs.
-func (r *Runtime) Prepare(instance, image string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.images[instance] = image
-}
-
-// StartOwner cold-starts instance as the first owner at epoch 1: on the
-// ground, it initialises the chips and takes off.
-func (r *Runtime) StartOwner(ctx context.Context, instance string) error {
-	return r.start(ctx, instance, "FLIGHT_START=cold", "FLIGHT_EPOCH=1")
-}
-
-// Start implements coordinator.Runtime.
+// Start implements coordinator.Runtime: a container of s.Image (pulled,
+// pinned by digest) named s.Instance.
 func (r *Runtime) Start(ctx context.Context, s coordinator.Spec) error {
-	env := []string{"FLIGHT_START=" + string(s.Mode)}
-	if s.Epoch > 0 {
-		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
+	if s.Image == "" {
+		return fmt.Errorf("instances: start %s: no image", s.Instance)
 	}
-	return r.start(ctx, s.Instance, env...)
-}
-
-func (r *Runtime) start(ctx context.Context, instance string, env ...string) error {
-	r.mu.Lock()
-	image, ok := r.images[instance]
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("instances: no image prepared for %q", instance)
-	}
-	labels := map[string]string{labels.Instance: instance}
-	for k, v := range r.cfg.Labels {
-		labels[k] = v
-	}
-	all := append(append(append([]string{}, r.cfg.Env...), "FLIGHT_INSTANCE="+instance), env...)
+	ls := map[string]string{labels.Instance: s.Instance}
+	maps.Copy(ls, r.cfg.Labels)
+	env := append(append(slices.Clone(r.cfg.Env), "FLIGHT_INSTANCE="+s.Instance), s.Env()...)
 	err := r.c.Start(ctx, containers.Spec{
-		ID: instance, Image: image, Env: all, Mounts: r.cfg.Mounts, Devices: r.cfg.Devices, Labels: labels,
+		ID: s.Instance, Image: s.Image, Env: env, Mounts: r.cfg.Mounts, Devices: r.cfg.Devices, Labels: ls,
 	})
 	if err != nil {
-		return fmt.Errorf("instances: start %s: %w", instance, err)
+		return fmt.Errorf("instances: start %s: %w", s.Instance, err)
 	}
-	r.watch(instance)
+	r.watch(s.Instance)
 	return nil
 }
 
@@ -167,7 +143,6 @@ func (r *Runtime) Stop(ctx context.Context, instance string) error {
 	errStop := r.c.Stop(ctx, instance, r.cfg.Grace)
 	errRemove := r.c.Remove(ctx, instance)
 	r.mu.Lock()
-	delete(r.images, instance)
 	delete(r.exits, instance)
 	r.gen[instance]++ // its waiter reports nothing now
 	r.mu.Unlock()

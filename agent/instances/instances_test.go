@@ -120,9 +120,8 @@ func TestFlightHandoverInContainers(t *testing.T) {
 			}
 		}
 	}()
-	rt.Prepare("flight-v1", refs["v1"])
 	t0 := mono.Now()
-	if err := rt.StartOwner(ctx, "flight-v1"); err != nil {
+	if err := rt.Start(ctx, coordinator.Spec{Instance: "flight-v1", Image: refs["v1"], Mode: coordinator.ModeCold, Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	hover, err := sim.WaitHover(ctx, 30*time.Second)
@@ -146,9 +145,8 @@ func TestFlightHandoverInContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coord.Close()
-	rt.Prepare("flight-v2", refs["v2"])
 	time.Sleep(time.Second)
-	res, err := coord.Run(ctx, coordinator.Plan{Owner: "flight-v1", Candidate: "flight-v2", Probation: 2 * time.Second,
+	res, err := coord.Run(ctx, coordinator.Plan{Owner: "flight-v1", Candidate: "flight-v2", Image: refs["v2"], Probation: 2 * time.Second,
 		Accepts: []string{"flight.state/1"}})
 	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("outcome %q (%s): %v", res.Outcome, res.Reason, err)

@@ -42,7 +42,7 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 		return fmt.Errorf("%w (process logs: %s)", err, logFile)
 	}
 	defer f.Close()
-	f.Coord.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		log.Info("update", "phase", e.Phase, "from", e.From, "to", e.To, "epoch", e.Epoch, "tick", e.Tick, "err", e.Error)
 	}
 	hover := f.Hover
@@ -61,7 +61,7 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 	var steady, window [2]int64
 	fly(ctx, seconds, show, func() {
 		steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
-		r, err := f.Update(ctx, coordinator.Plan{Candidate: "v2-1", Probation: 3 * time.Second}, v2)
+		r, err := f.Update(ctx, coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1", Probation: 3 * time.Second}, v2)
 		res = &r
 		if err != nil {
 			log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,11 +27,15 @@ import (
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
-// Mode is how the runtime starts an instance.
+// Mode is how the runtime starts an instance. The values are the flight
+// app's FLIGHT_START (images/flight/app.Start).
 type Mode string
 
 // Modes.
 const (
+	// ModeCold is the first owner, on the ground: it initialises the chips
+	// and takes off, at Spec.Epoch.
+	ModeCold Mode = "cold"
 	// ModeCandidate attaches read-only and shadows the owner's frames.
 	ModeCandidate Mode = "candidate"
 	// ModeResume attaches and takes the hardware at once, without state,
@@ -41,8 +46,20 @@ const (
 // Spec is an instance for the Runtime to start.
 type Spec struct {
 	Instance string
+	Image    string // what it runs: Plan.Image
 	Mode     Mode
-	Epoch    uint64 // ModeResume only
+	Epoch    uint64 // ModeCold and ModeResume only
+}
+
+// Env is the settings an instance started for s reads (the flight app's
+// FLIGHT_START and FLIGHT_EPOCH), in the one place both runtimes (the
+// agent's containers, the rig's processes) take them from.
+func (s Spec) Env() []string {
+	env := []string{"FLIGHT_START=" + string(s.Mode)}
+	if s.Epoch > 0 {
+		env = append(env, "FLIGHT_EPOCH="+strconv.FormatUint(s.Epoch, 10))
+	}
+	return env
 }
 
 // Runtime starts and stops app instances for the coordinator: processes in
@@ -96,6 +113,13 @@ type Plan struct {
 	Strategy  strategy.Strategy // "" = strategy.Handoff
 	Owner     string            // the running owner instance (required)
 	Candidate string            // the new instance (required)
+	// Image is what the candidate runs (required): the release's image
+	// pinned by digest for the agent's containers, a binary for the rig's
+	// processes. The Runtime gets it in the Spec.
+	Image string
+	// OnEvent, if set, receives each event of this update as it happens
+	// (they are also published on the events subject).
+	OnEvent func(handoff.Event)
 	// Accepts are the state schemas the candidate declares (its image
 	// label); an owner publishing another schema refuses the update before
 	// the candidate starts. nil = not checked.
@@ -118,6 +142,9 @@ func (p Plan) withDefaults() (Plan, error) {
 	}
 	if p.Owner == "" || p.Candidate == "" || p.Owner == p.Candidate {
 		return p, errors.New("coordinator: a plan needs distinct owner and candidate instances")
+	}
+	if p.Image == "" {
+		return p, errors.New("coordinator: a plan needs the candidate's image")
 	}
 	if err := strategy.Check(string(p.Strategy)); err != nil {
 		return p, fmt.Errorf("coordinator: %w", err)
@@ -182,9 +209,6 @@ type Coordinator struct {
 	period int64
 	status map[string]handoff.Status
 	frames map[string]frameInfo // newest frame per instance
-	// OnEvent, if set, receives every event (also published on the events
-	// subject). Set it before Run.
-	OnEvent func(handoff.Event)
 }
 
 type frameInfo struct {
@@ -250,7 +274,8 @@ func (c *Coordinator) Close() {
 	}
 }
 
-func (c *Coordinator) emit(e handoff.Event) {
+// emit stamps e and publishes it on the events subject.
+func (c *Coordinator) emit(e handoff.Event) handoff.Event {
 	e.App = c.app
 	e.T = mono.Now()
 	e.Wall = time.Now().UTC().Format(time.RFC3339Nano)
@@ -258,9 +283,7 @@ func (c *Coordinator) emit(e handoff.Event) {
 	if b, err := json.Marshal(e); err == nil {
 		c.nc.Publish(c.sub.Events(), b)
 	}
-	if c.OnEvent != nil {
-		c.OnEvent(e)
-	}
+	return e
 }
 
 func (c *Coordinator) frame(instance string) (frameInfo, bool) {
@@ -389,7 +412,10 @@ type retryable struct{ error }
 
 func (u *update) emit(phase, err string) {
 	u.ev.Phase, u.ev.Error = phase, err
-	u.c.emit(u.ev)
+	e := u.c.emit(u.ev)
+	if u.plan.OnEvent != nil {
+		u.plan.OnEvent(e)
+	}
 }
 
 // check refuses the update unless the owner flies and publishes a schema
@@ -427,7 +453,7 @@ func (u *update) prepare(ctx context.Context) error {
 	// its last status and frame here: they must not pass for the new one's.
 	u.c.forget(u.plan.Candidate)
 	u.started = mono.Now()
-	if err := u.c.rt.Start(ctx, Spec{Instance: u.plan.Candidate, Mode: ModeCandidate}); err != nil {
+	if err := u.c.rt.Start(ctx, Spec{Instance: u.plan.Candidate, Image: u.plan.Image, Mode: ModeCandidate}); err != nil {
 		return fmt.Errorf("start candidate: %v", err)
 	}
 	u.res.StartMs = msSince(u.started)
@@ -661,7 +687,7 @@ func (u *update) baseline(ctx context.Context) (Result, error) {
 		}
 	}
 	c.forget(plan.Candidate) // as in Run: a reused name's old reports are not the new one's
-	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Mode: ModeResume, Epoch: next}); err != nil {
+	if err := c.rt.Start(ctx, Spec{Instance: plan.Candidate, Image: plan.Image, Mode: ModeResume, Epoch: next}); err != nil {
 		return res, fmt.Errorf("coordinator: start new instance: %w", err)
 	}
 	res.StartMs = msSince(t0)

@@ -31,9 +31,9 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	f.candidates(nil, nil)
 	c := f.coordinator()
 	var ev events
-	c.OnEvent = ev.add
+	onEvent := ev.add
 
-	res, err := c.Run(context.Background(), coordinator.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", OnEvent: onEvent,
 		Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
 	})
 	if err != nil || res.Outcome != report.OutcomeCommitted {
@@ -126,13 +126,13 @@ func TestCandidateKilledInProbation(t *testing.T) {
 	f.candidates(nil, nil)
 	c := f.coordinator()
 	var ev events
-	c.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		ev.add(e)
 		if e.Phase == "probation" {
 			f.instance("b").Kill()
 		}
 	}
-	res, err := c.Run(context.Background(), coordinator.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", OnEvent: onEvent,
 		Owner: "a", Candidate: "b", Probation: 2 * time.Second, SyncTimeout: 5 * time.Second,
 	})
 	if err == nil || res.Outcome != report.OutcomeReverted || !res.TakenBack {
@@ -208,25 +208,25 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 	}{
 		{
 			name:    "candidate exits before reporting",
-			plan:    coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Minute},
+			plan:    coordinator.Plan{Image: "test", Owner: "a", Candidate: "b", SyncTimeout: time.Minute},
 			outcome: report.OutcomeAborted, reason: "exited while shadowing (exit code 1)",
 			phases: []string{"prepare", "shadow", "abort"}, started: true, exits: true,
 		},
 		{
 			name:    "candidate never reports",
-			plan:    coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second},
+			plan:    coordinator.Plan{Image: "test", Owner: "a", Candidate: "b", SyncTimeout: time.Second},
 			outcome: report.OutcomeAborted, reason: "no sync within",
 			phases: []string{"prepare", "shadow", "abort"}, started: true,
 		},
 		{
 			name:    "candidate accepts another schema",
-			plan:    coordinator.Plan{Owner: "a", Candidate: "b", Accepts: []string{"other/9"}, SyncTimeout: time.Second},
+			plan:    coordinator.Plan{Image: "test", Owner: "a", Candidate: "b", Accepts: []string{"other/9"}, SyncTimeout: time.Second},
 			outcome: report.OutcomeRefused, errIs: coordinator.ErrIncompatible, reason: "other/9",
 			phases: []string{"refused"},
 		},
 		{
 			name:    "no such owner",
-			plan:    coordinator.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second},
+			plan:    coordinator.Plan{Image: "test", Owner: "ghost", Candidate: "b", SyncTimeout: time.Second},
 			outcome: report.OutcomeRefused, reason: "publishes no frames",
 			phases: []string{"refused"},
 		},
@@ -239,7 +239,7 @@ func TestAbortLeavesOwnerUntouched(t *testing.T) {
 				c = f.coordinatorOn(exitingRuntime{f.rt})
 			}
 			var ev events
-			c.OnEvent = ev.add
+			tc.plan.OnEvent = ev.add
 			from := currentTick()
 			res, err := c.Run(context.Background(), tc.plan)
 			if err == nil || res.Outcome != tc.outcome || !strings.Contains(res.Reason, tc.reason) {
@@ -357,7 +357,7 @@ func TestCoordinatorIgnoresMalformedFrames(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	res, err := c.Run(context.Background(), coordinator.Plan{Owner: "ghost", Candidate: "b", SyncTimeout: time.Second})
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", Owner: "ghost", Candidate: "b", SyncTimeout: time.Second})
 	if err == nil || res.Outcome != report.OutcomeRefused || f.rt.Started("b") {
 		t.Fatalf("Run = %+v, %v, runtime calls %+v; want refused without starting anything", res, err, f.rt.Calls())
 	}
@@ -377,7 +377,7 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 	owner := f.startOwner("a")
 	f.candidates(nil, nil)
 	c := f.coordinator()
-	c.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		if e.Phase == "probation" {
 			f.instance("b").Loop.Pause()
 			owner.Loop.Pause()
@@ -390,7 +390,7 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 			time.AfterFunc(100*time.Millisecond, owner.Loop.Resume)
 		}
 	}
-	res, err := c.Run(context.Background(), coordinator.Plan{
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", OnEvent: onEvent,
 		Owner: "a", Candidate: "b", Probation: time.Nanosecond, SyncTimeout: 5 * time.Second,
 	})
 	if stopped, _ := f.rt.Stopped("a"); res.Outcome != report.OutcomeReverted || !res.TakenBack || stopped {
@@ -408,7 +408,7 @@ func TestRollbackReusesInstanceName(t *testing.T) {
 	f.startOwner("a")
 	f.candidates(nil, nil)
 	c := f.coordinator()
-	plan := coordinator.Plan{Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
+	plan := coordinator.Plan{Image: "test", Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second}
 	res, err := c.Run(context.Background(), plan)
 	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("a -> b: %+v, %v", res, err)

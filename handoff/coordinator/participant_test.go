@@ -196,7 +196,7 @@ func TestIncompatibleSchema(t *testing.T) {
 		c.Schema, c.Accepts = "handofftest.state/2", []string{"handofftest.state/2"}
 	})
 	c := f.coordinator()
-	res, err := c.Run(context.Background(), coordinator.Plan{Owner: "a", Candidate: "b", SyncTimeout: time.Second})
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", Owner: "a", Candidate: "b", SyncTimeout: time.Second})
 	if err == nil || res.Outcome != report.OutcomeAborted {
 		t.Fatalf("Run = %+v, %v; want aborted", res, err)
 	}

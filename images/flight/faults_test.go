@@ -45,7 +45,7 @@ const gapBound = 100
 func TestAbortCandidateKilledWhileShadowing(t *testing.T) {
 	f := newFleet(t)
 	from := mono.Now()
-	f.Coord.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		if e.Phase == "shadow" {
 			go func() {
 				// Well before the ~250 ms of matching ticks it needs to sync.
@@ -56,7 +56,7 @@ func TestAbortCandidateKilledWhileShadowing(t *testing.T) {
 			}()
 		}
 	}
-	res, err := f.update(coordinator.Plan{Candidate: "v2-1", SyncTimeout: 5 * time.Second}, v2Bin)
+	res, err := f.update(coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1", SyncTimeout: 5 * time.Second}, v2Bin)
 	if err == nil || res.Outcome != report.OutcomeAborted || res.CutoverTick != 0 {
 		t.Fatalf("outcome %q at cut-over tick %d, err %v; want aborted before any cut-over", res.Outcome, res.CutoverTick, err)
 	}
@@ -108,7 +108,7 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 	f := newFleet(t)
 	woke := make(chan struct{})
 	var frozeAt int64
-	f.Coord.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		if e.Phase == "probation" {
 			go func() {
 				time.Sleep(300 * time.Millisecond)
@@ -127,7 +127,7 @@ func TestStandbyTakesBackFromHungCandidate(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // let it try to write
 		}
 	}
-	res, err := f.update(coordinator.Plan{Candidate: "v2-1", Probation: 5 * time.Second}, v2Bin)
+	res, err := f.update(coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1", Probation: 5 * time.Second}, v2Bin)
 	if err == nil || res.Outcome != report.OutcomeReverted || !res.TakenBack {
 		t.Fatalf("outcome %q (%s) taken back %v, err %v; want a take-back", res.Outcome, res.Reason, res.TakenBack, err)
 	}
@@ -233,7 +233,7 @@ func TestNoTakeBackWhenFramesStall(t *testing.T) {
 	}
 	defer proxy.Close()
 	var stalled, healed int64
-	f.Coord.OnEvent = func(e handoff.Event) {
+	onEvent := func(e handoff.Event) {
 		if e.Phase == report.PhaseProbation {
 			go func() {
 				time.Sleep(300 * time.Millisecond)
@@ -246,7 +246,7 @@ func TestNoTakeBackWhenFramesStall(t *testing.T) {
 		}
 	}
 	from := mono.Now()
-	res, err := f.update(coordinator.Plan{Candidate: "v2-1", Probation: 4 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
+	res, err := f.update(coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1", Probation: 4 * time.Second}, v2Bin, "FLIGHT_NATS=nats://"+proxy.Addr())
 	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("outcome %q (%s), err %v; want committed through the stall", res.Outcome, res.Reason, err)
 	}

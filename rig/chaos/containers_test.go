@@ -46,6 +46,7 @@ type chaosRig struct {
 	relay   string // the relay's address
 	logDir  string
 	simLogs rig.LogBuffer
+	refs    map[string]string // version -> image
 }
 
 func newChaosRig(t *testing.T) *chaosRig {
@@ -107,8 +108,7 @@ func newChaosRig(t *testing.T) *chaosRig {
 		Grace:  5 * time.Second,
 		Labels: map[string]string{"io.skyswap.app": "flight"},
 	})
-	r.inst.Prepare("flight-v1", refs["v1"])
-	r.inst.Prepare("flight-v2", refs["v2"])
+	r.refs = refs
 	t.Cleanup(r.cleanup)
 	return r
 }
@@ -297,13 +297,13 @@ func TestChaosAgainstContainers(t *testing.T) {
 	if ev := relay.next(t, 30*time.Second); ev.OK || !strings.Contains(ev.Error, "no container matches io.skyswap.app=flight,io.skyswap.version=v2") {
 		t.Fatalf("the first firing, before any container ran: %+v; want ok=false saying nothing matches", ev)
 	}
-	if err := r.inst.StartOwner(ctx, "flight-v1"); err != nil {
+	if err := r.inst.Start(ctx, coordinator.Spec{Instance: "flight-v1", Image: r.refs["v1"], Mode: coordinator.ModeCold, Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.sim.WaitHover(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.inst.Start(ctx, coordinator.Spec{Instance: "flight-v2", Mode: coordinator.ModeCandidate}); err != nil {
+	if err := r.inst.Start(ctx, coordinator.Spec{Instance: "flight-v2", Image: r.refs["v2"], Mode: coordinator.ModeCandidate}); err != nil {
 		t.Fatal(err)
 	}
 	v1, v2 := r.inspect("flight-v1"), r.inspect("flight-v2")
