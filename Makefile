@@ -12,8 +12,9 @@ SHELL   := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 FLIGHT_VERSION ?= v1
-LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERSION)
-LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2 -X github.com/skyswap/skyswap/images/flight/app.Features=camera
+# The flight binaries come from skyswap-images -binary: the one build (and
+# version stamps) that the images, the rig and make share.
+FLIGHT  = bin/skyswap-images -version
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
 E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos
@@ -27,14 +28,15 @@ deps:
 	@scripts/dev-setup.sh go
 
 build: deps
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(CMDS)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/flight ./images/flight
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/flight-v2 ./images/flight
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(CMDS) ./cmd/skyswap-images
+	$(FLIGHT) $(FLIGHT_VERSION) -binary bin/flight
+	$(FLIGHT) v2 -binary bin/flight-v2
 
 cross: deps
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/linux-arm64/ ./cmd/drone-sim ./cmd/drone-agent
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/flight ./images/flight
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS_V2)" -o bin/linux-arm64/flight-v2 ./images/flight
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/skyswap-images
+	$(FLIGHT) $(FLIGHT_VERSION) -platforms linux/arm64 -binary bin/linux-arm64/flight
+	$(FLIGHT) v2 -platforms linux/arm64 -binary bin/linux-arm64/flight-v2
 	@file bin/linux-arm64/* 2>/dev/null || ls -l bin/linux-arm64/
 
 vet: deps

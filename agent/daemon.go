@@ -1,14 +1,15 @@
 package agent
 
 import (
+	"cmp"
 	"context"
-	"errors"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,132 +126,159 @@ func parseMounts(s string) ([]containers.Mount, error) {
 // (unless one is configured), containerd, the coordinator, the journal,
 // and the MQTT intake. Commands are handled one at a time, in order.
 func RunDaemon(ctx context.Context, cfg DaemonConfig, log *slog.Logger) error {
-	keys, err := command.LoadPublicKeys(cfg.TrustedKeys)
-	if err != nil {
-		return fmt.Errorf("AGENT_TRUSTED_KEYS: %w", err)
-	}
-	mounts, err := parseMounts(cfg.Mounts)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("AGENT_STATE_DIR: %w", err)
-	}
-	seen, err := command.OpenSeen(filepath.Join(cfg.StateDir, "seen.json"))
-	if err != nil {
-		return err
-	}
-	j, err := journal.Open(cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	natsURL := cfg.NATSURL
-	if natsURL == "" {
-		ns, err := onboard.Start(onboard.Config{Port: cfg.NATSPort, StoreDir: filepath.Join(cfg.StateDir, "nats")})
-		if err != nil {
-			return fmt.Errorf("embedded NATS on 127.0.0.1:%d: %w (set AGENT_NATS_PORT or AGENT_NATS_URL)", cfg.NATSPort, err)
+	d := &daemon{cfg: cfg, log: log}
+	defer d.close()
+	for _, phase := range []func(context.Context) error{d.openState, d.openNATS, d.openRuntime, d.newAgent, d.start} {
+		if err := phase(ctx); err != nil {
+			return err
 		}
-		defer ns.Shutdown()
-		natsURL = ns.URL()
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("drone-agent"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("NATS %s: %w", natsURL, err)
-	}
-	defer nc.Close()
-	if err := handoff.EnsureStream(ctx, nc, cfg.App); err != nil {
-		return err
-	}
-	rt, err := containers.Open(ctx, containers.Config{Socket: cfg.Containerd, Namespace: cfg.Namespace,
-		LogDir: cfg.LogDir, PlainHTTP: splitList(cfg.PlainHTTP, ",")})
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	appNATS := cfg.AppNATSURL
-	if appNATS == "" {
-		appNATS = natsURL
-	}
-	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+appNATS, "FLIGHT_APP="+cfg.App)
-	inst := instances.New(rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
-		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{labels.App: cfg.App}})
-	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")
-	if err != nil {
-		return fmt.Errorf("AGENT_LEASE: %w", err)
-	}
-	defer ls.Close()
-	coord, err := coordinator.New(nc, inst, coordinator.Config{App: cfg.App, Lease: ls, Log: log})
-	if err != nil {
-		return err
-	}
-	defer coord.Close()
-
-	// Reports go through a publisher that exists once MQTT is up.
-	pub := &lazyPublisher{}
-	a, err := New(Config{Drone: cfg.Drone, Verifier: command.Verifier{Keys: keys}, Log: log,
-		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{nc}}, pub, rt, inst, coord, seen, j)
-	if err != nil {
-		return err
-	}
-
-	// A restart (crash, SIGKILL, power) may have left an update half done:
-	// keep whatever flies, remove the rest, settle the journal. Events are
-	// reported once MQTT is up (the publisher buffers nothing before).
-	flying, err := Flying(ctx, nc, cfg.App, time.Second)
-	if err != nil {
-		return err
-	}
-	recovered := func() error { return a.Recover(ctx, cfg.App, rt, flying) }
-
-	client, err := broker.Connect(ctx, broker.Config{URL: cfg.BrokerURL, Drone: cfg.Drone, Username: cfg.BrokerUser,
-		Password: cfg.BrokerPass, CAFile: cfg.BrokerCA, CertFile: cfg.BrokerCert, KeyFile: cfg.BrokerKey, Log: log},
-		func(payload []byte) { a.Handle(ctx, payload) })
-	if err != nil {
-		return err
-	}
-	pub.set(client)
-	defer client.Close(context.WithoutCancel(ctx))
-	rctx, stopRelay := context.WithCancel(ctx)
-	relayed := make(chan error, 1)
-	go func() {
-		err := RelayTelemetry(rctx, nc, client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: log})
-		if err != nil {
-			log.Error("no telemetry or camera to the ground", "err", err)
-		}
-		relayed <- err
-	}()
-	defer func() { stopRelay(); <-relayed }()
-	if err := recovered(); err != nil {
-		return err
-	}
-	if err := a.PublishState(ctx); err != nil {
-		log.Warn("initial state", "err", err)
-	}
-	log.Info("drone-agent running", "drone", cfg.Drone, "app", cfg.App, "nats", natsURL, "broker", cfg.BrokerURL,
-		"owner", j.State().Owner[cfg.App])
 	<-ctx.Done()
 	log.Info("drone-agent stopping; app instances keep flying")
 	return nil
 }
 
-// lazyPublisher forwards to the MQTT client once it is connected (a
-// command queued at the broker can arrive while Connect returns).
-type lazyPublisher struct{ c atomic.Pointer[broker.Client] }
+// daemon is RunDaemon's parts, opened one phase at a time and closed in
+// the reverse order.
+type daemon struct {
+	cfg     DaemonConfig
+	log     *slog.Logger
+	closers []func()
 
-func (p *lazyPublisher) set(c *broker.Client) { p.c.Store(c) }
-
-func (p *lazyPublisher) PublishState(ctx context.Context, b []byte) error {
-	if c := p.c.Load(); c != nil {
-		return c.PublishState(ctx, b)
-	}
-	return errNotConnected
+	keys    map[string]ed25519.PublicKey
+	seen    *command.Seen
+	j       *journal.Journal
+	natsURL string
+	nc      *nats.Conn
+	rt      *containers.Runtime
+	coord   *coordinator.Coordinator
+	inst    *instances.Runtime
+	client  *broker.Client
+	a       *Agent
 }
 
-func (p *lazyPublisher) PublishEvent(ctx context.Context, b []byte) error {
-	if c := p.c.Load(); c != nil {
-		return c.PublishEvent(ctx, b)
+func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+func (d *daemon) close() {
+	for _, f := range slices.Backward(d.closers) {
+		f()
 	}
-	return errNotConnected
 }
 
-var errNotConnected = errors.New("agent: MQTT not connected yet")
+// openState reads the trusted keys and opens the command ids seen and the
+// journal.
+func (d *daemon) openState(context.Context) error {
+	var err error
+	if d.keys, err = command.LoadPublicKeys(d.cfg.TrustedKeys); err != nil {
+		return fmt.Errorf("AGENT_TRUSTED_KEYS: %w", err)
+	}
+	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("AGENT_STATE_DIR: %w", err)
+	}
+	if d.seen, err = command.OpenSeen(filepath.Join(d.cfg.StateDir, "seen.json")); err != nil {
+		return err
+	}
+	d.j, err = journal.Open(d.cfg.StateDir)
+	return err
+}
+
+// openNATS starts the embedded on-board NATS (unless AGENT_NATS_URL names
+// one) and connects to it.
+func (d *daemon) openNATS(ctx context.Context) error {
+	d.natsURL = d.cfg.NATSURL
+	if d.natsURL == "" {
+		ns, err := onboard.Start(onboard.Config{Port: d.cfg.NATSPort, StoreDir: filepath.Join(d.cfg.StateDir, "nats")})
+		if err != nil {
+			return fmt.Errorf("embedded NATS on 127.0.0.1:%d: %w (set AGENT_NATS_PORT or AGENT_NATS_URL)", d.cfg.NATSPort, err)
+		}
+		d.onClose(ns.Shutdown)
+		d.natsURL = ns.URL()
+	}
+	nc, err := nats.Connect(d.natsURL, nats.Name("drone-agent"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("NATS %s: %w", d.natsURL, err)
+	}
+	d.nc = nc
+	d.onClose(nc.Close)
+	return handoff.EnsureStream(ctx, nc, d.cfg.App)
+}
+
+// openRuntime opens containerd, the app's instances, the lease and the
+// coordinator.
+func (d *daemon) openRuntime(ctx context.Context) error {
+	cfg := d.cfg
+	mounts, err := parseMounts(cfg.Mounts)
+	if err != nil {
+		return err
+	}
+	if d.rt, err = containers.Open(ctx, containers.Config{Socket: cfg.Containerd, Namespace: cfg.Namespace,
+		LogDir: cfg.LogDir, PlainHTTP: splitList(cfg.PlainHTTP, ",")}); err != nil {
+		return err
+	}
+	d.onClose(func() { d.rt.Close() })
+	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+cmp.Or(cfg.AppNATSURL, d.natsURL), "FLIGHT_APP="+cfg.App)
+	d.inst = instances.New(d.rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
+		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{labels.App: cfg.App}})
+	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")
+	if err != nil {
+		return fmt.Errorf("AGENT_LEASE: %w", err)
+	}
+	d.onClose(func() { ls.Close() })
+	if d.coord, err = coordinator.New(d.nc, d.inst, coordinator.Config{App: cfg.App, Lease: ls, Log: d.log}); err != nil {
+		return err
+	}
+	d.onClose(d.coord.Close)
+	return nil
+}
+
+// newAgent makes the MQTT client (not connected yet) and the agent that
+// reports through it.
+func (d *daemon) newAgent(context.Context) error {
+	cfg := d.cfg
+	var err error
+	if d.client, err = broker.New(broker.Config{URL: cfg.BrokerURL, Drone: cfg.Drone, Username: cfg.BrokerUser,
+		Password: cfg.BrokerPass, CAFile: cfg.BrokerCA, CertFile: cfg.BrokerCert, KeyFile: cfg.BrokerKey, Log: d.log}); err != nil {
+		return err
+	}
+	// Closing says goodbye (the offline state) after the relay stopped
+	// and before the coordinator goes.
+	d.onClose(func() { d.client.Close(context.Background()) })
+	d.a, err = New(Config{Drone: cfg.Drone, Verifier: command.Verifier{Keys: d.keys}, Log: d.log,
+		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{d.nc}},
+		d.client, d.rt, d.inst, d.coord, d.seen, d.j)
+	return err
+}
+
+// start finds what flies (before anything else can change it), connects
+// MQTT, relays telemetry, and recovers a half-done update: a restart
+// (crash, SIGKILL, power) keeps whatever flies, removes the rest and
+// settles the journal, reporting it over MQTT.
+func (d *daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	flying, err := Flying(ctx, d.nc, cfg.App, time.Second)
+	if err != nil {
+		return err
+	}
+	if err := d.client.Start(ctx, func(payload []byte) { d.a.Handle(ctx, payload) }); err != nil {
+		return err
+	}
+	rctx, stopRelay := context.WithCancel(ctx)
+	relayed := make(chan error, 1)
+	go func() {
+		err := RelayTelemetry(rctx, d.nc, d.client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: d.log})
+		if err != nil {
+			d.log.Error("no telemetry or camera to the ground", "err", err)
+		}
+		relayed <- err
+	}()
+	d.onClose(func() { stopRelay(); <-relayed })
+	if err := d.a.Recover(ctx, cfg.App, d.rt, flying); err != nil {
+		return err
+	}
+	if err := d.a.PublishState(ctx); err != nil {
+		d.log.Warn("initial state", "err", err)
+	}
+	d.log.Info("drone-agent running", "drone", cfg.Drone, "app", cfg.App, "nats", d.natsURL, "broker", cfg.BrokerURL,
+		"owner", d.j.State().Owner[cfg.App])
+	return nil
+}

@@ -3,7 +3,6 @@ package rig
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/skyswap/skyswap/images/build"
 )
 
 // Registry is an OCI registry on 127.0.0.1 (plain HTTP) that counts the
@@ -31,7 +30,7 @@ func StartRegistry() (*Registry, error) {
 		return nil, fmt.Errorf("rig: registry: %w", err)
 	}
 	r := &Registry{Host: l.Addr().String()}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	reg := build.NewRegistry()
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			reg.ServeHTTP(w, req)

@@ -4,6 +4,7 @@
 package rig
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,11 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/skyswap/skyswap/hw/sim"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/images/build"
@@ -56,24 +59,19 @@ type FlightBuild struct {
 	Features []string
 }
 
-// BuildFlight compiles one flight build into dir and returns its path.
+// BuildFlight compiles one flight build into dir, as its image would carry
+// it (images/build.Binary), and returns its path.
 func BuildFlight(ctx context.Context, dir string, fb FlightBuild) (string, error) {
 	out := filepath.Join(dir, "flight-"+fb.Version)
-	ld := "-X github.com/skyswap/skyswap/images/flight/app.Version=" + fb.Version
+	cfg := build.Config{Version: fb.Version, Features: fb.Features}
 	if fb.Accepts != "" {
-		ld += " -X github.com/skyswap/skyswap/images/flight/app.Accepts=" + fb.Accepts
+		cfg.Schemas = strings.Split(fb.Accepts, ",")
 	}
-	if fb.Features == nil {
-		fb.Features = build.FlightFeatures(fb.Version)
-	}
-	if len(fb.Features) > 0 {
-		ld += " -X github.com/skyswap/skyswap/images/flight/app.Features=" + strings.Join(fb.Features, ",")
-	}
-	tags := ""
 	if fb.Faults {
-		tags = "skyswap_faults"
+		cfg.Tags = []string{"skyswap_faults"}
 	}
-	return out, goBuild(ctx, out, "github.com/skyswap/skyswap/images/flight", fb.GOARCH, ld, tags)
+	p := v1.Platform{OS: "linux", Architecture: cmp.Or(fb.GOARCH, runtime.GOARCH)}
+	return out, build.Binary(ctx, cfg, p, out)
 }
 
 func goBuild(ctx context.Context, out, pkg, goarch, ldflags, tags string) error {

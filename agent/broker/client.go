@@ -110,32 +110,29 @@ func (s Stats) LogValue() slog.Value {
 	)
 }
 
-// Connect connects to cfg.URL as drone cfg.Drone, subscribes to its
-// command topic (QoS 1) and publishes its online state retained, and
-// returns once the broker has acknowledged both. From then on the Client
-// keeps the link up by itself until Close (see the package doc).
-//
-// onCommand receives every command payload of at most MaxPayload bytes,
-// on one goroutine, in arrival order; the command is acknowledged to the
-// broker when onCommand returns. It may call the Client's Publish methods
-// but not Close. It is required.
-//
-// Connect retries a broker it cannot reach (1/4 s, 1/2 s, 1 s... up to
-// 10 s apart) until ctx ends: give ctx a deadline to fail fast, or none
-// for an agent that should wait for the network. It does not retry what
-// retrying cannot fix: a bad Config (*ConfigError), refused credentials
-// or subscription (ErrNotAuthorized), a broker certificate not trusted.
+// Connect is New, then Start: the usual way to get a connected Client.
 func Connect(ctx context.Context, cfg Config, onCommand func(payload []byte)) (*Client, error) {
-	if onCommand == nil {
-		return nil, errors.New("broker: Connect: onCommand is nil: pass the function that handles the drone's commands")
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
 	}
+	if err := c.Start(ctx, onCommand); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// New checks cfg and returns a Client that is not connected yet, so that
+// what handles the commands can be built with the Client as its
+// publisher; Start connects it. Until Start, PublishEvent returns
+// ErrNotStarted and telemetry is dropped as on a link that is down.
+func New(cfg Config) (*Client, error) {
 	s, err := cfg.settings()
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{
 		s:            s,
-		onCommand:    onCommand,
 		cmds:         make(chan inbound, commandQueue),
 		stopDispatch: make(chan struct{}),
 		dispatchDone: make(chan struct{}),
@@ -152,20 +149,50 @@ func Connect(ctx context.Context, cfg Config, onCommand func(payload []byte)) (*
 	// The route exists before the first CONNACK: a persistent session may
 	// deliver queued commands before Subscribe is even called.
 	c.paho.AddRoute(s.topics.Cmd, c.onMessage)
-
-	go c.dispatch()
 	c.wg.Add(3)
 	go c.stateLoop()
 	go c.telemetry.run()
 	go c.camera.run()
+	return c, nil
+}
 
+// ErrNotStarted is returned by PublishEvent before Start.
+var ErrNotStarted = errors.New("broker: the client is not started: call Start first")
+
+// Start connects to cfg.URL as drone cfg.Drone, subscribes to its command
+// topic (QoS 1) and publishes its online state retained, and returns once
+// the broker has acknowledged both. From then on the Client keeps the
+// link up by itself until Close (see the package doc).
+//
+// onCommand receives every command payload of at most MaxPayload bytes,
+// on one goroutine, in arrival order; the command is acknowledged to the
+// broker when onCommand returns. It may call the Client's Publish methods
+// but not Close. It is required.
+//
+// Start retries a broker it cannot reach (1/4 s, 1/2 s, 1 s... up to 10 s
+// apart) until ctx ends: give ctx a deadline to fail fast, or none for an
+// agent that should wait for the network. It does not retry what retrying
+// cannot fix: refused credentials or subscription (ErrNotAuthorized), a
+// broker certificate not trusted. A Client whose Start failed is closed.
+func (c *Client) Start(ctx context.Context, onCommand func(payload []byte)) error {
+	if onCommand == nil {
+		return errors.New("broker: Start: onCommand is nil: pass the function that handles the drone's commands")
+	}
+	c.mu.Lock()
+	if c.onCommand != nil || c.closing {
+		c.mu.Unlock()
+		return errors.New("broker: Start: the client was started or closed already: make a new one")
+	}
+	c.onCommand = onCommand
+	c.mu.Unlock()
+	go c.dispatch()
 	if err := c.connect(ctx); err != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), s.connectTimeout)
+		cctx, cancel := context.WithTimeout(context.Background(), c.s.connectTimeout)
 		defer cancel()
 		_ = c.Close(cctx)
-		return nil, err
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 func (c *Client) options() *mqtt.ClientOptions {
@@ -517,8 +544,11 @@ func (c *Client) awaitState(tok mqtt.Token, gen uint64, gone <-chan struct{}) {
 // then (PublishEvent then returns once it is sent again): events are
 // delivered at least once, normally in order.
 func (c *Client) PublishEvent(ctx context.Context, payload []byte) error {
-	if c.isClosing() {
+	switch started, closing := c.started(); {
+	case closing:
 		return ErrClosed
+	case !started:
+		return ErrNotStarted
 	}
 	p := bytes.Clone(payload)
 	// paho's Publish can block (up to writeTimeout) behind a slow write:
@@ -571,9 +601,15 @@ func (c *Client) Stats() Stats {
 func (c *Client) Topics() TopicSet { return c.s.topics }
 
 func (c *Client) isClosing() bool {
+	_, closing := c.started()
+	return closing
+}
+
+// started reports whether Start was called, and whether Close was.
+func (c *Client) started() (started, closing bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closing
+	return c.onCommand != nil, c.closing
 }
 
 // Close says goodbye: it lets the command being handled finish (and
@@ -592,10 +628,14 @@ func (c *Client) Close(ctx context.Context) error {
 		return nil
 	}
 	c.closing = true
+	started := c.onCommand != nil
 	c.changedLocked()
 	c.mu.Unlock()
 	close(c.stopDispatch)
 	close(c.done)
+	if !started {
+		close(c.dispatchDone) // no dispatcher ever ran
+	}
 
 	var errs []error
 	select {

@@ -587,3 +587,41 @@ func TestConnectUnreachable(t *testing.T) {
 		t.Fatalf("Connect returned %v after its deadline", d)
 	}
 }
+
+// TestNewThenStart: a Client made with New can be handed to what handles
+// its commands before it connects; events before Start are refused with
+// ErrNotStarted, Start connects and delivers commands, a second Start is
+// refused, and a Client closed without a Start closes at once.
+func TestNewThenStart(t *testing.T) {
+	m := brokertest.Start(t, nil)
+	c, err := broker.New(m.Config("d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, wait)
+	if err := c.PublishEvent(ctx, []byte(`{}`)); !errors.Is(err, broker.ErrNotStarted) {
+		t.Fatalf("PublishEvent before Start: %v, want ErrNotStarted", err)
+	}
+	cmds := newCommands()
+	if err := c.Start(ctx, cmds.on); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	m.Peer(t, "").MustPublish(t, broker.Topics("d1").Cmd, 1, false, []byte("hello"))
+	if got := cmds.next(t); string(got) != "hello" {
+		t.Fatalf("command %q, want hello", got)
+	}
+	if err := c.Start(ctx, cmds.on); err == nil {
+		t.Fatal("a second Start was accepted")
+	}
+
+	idle, err := broker.New(m.Config("d2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := idle.Close(cctx); err != nil {
+		t.Fatalf("Close without Start: %v", err)
+	}
+}

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -17,8 +15,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
+	"github.com/skyswap/skyswap/images/build"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,7 +111,7 @@ func TestPull(t *testing.T) {
 // A release kept in containerd "pulls" without the registry: a drone that
 // lost its link can still roll back to it.
 func TestPullOffline(t *testing.T) {
-	far := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	far := httptest.NewServer(build.NewRegistry())
 	defer far.Close()
 	farHost := strings.TrimPrefix(far.URL, "http://")
 	r := openTest(t, farHost)

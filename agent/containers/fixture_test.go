@@ -23,7 +23,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -32,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/skyswap/skyswap/agent/containers/containerstest"
+	"github.com/skyswap/skyswap/images/build"
 )
 
 // The integration tests run against a real containerd daemon, as root, in
@@ -51,7 +51,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	reg = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg = httptest.NewServer(build.NewRegistry())
 	var err error
 	logDir, err = os.MkdirTemp("", "skyswap-containers-logs-")
 	if err != nil {

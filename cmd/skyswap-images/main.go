@@ -6,6 +6,9 @@
 //	skyswap-images -version v1 [-schemas flight.state/1] [-strategy handoff]
 //	    [-platforms linux/amd64,linux/arm64] [-push HOST/flight:v1 [-insecure]]
 //	    [-layout DIR]
+//	skyswap-images -version v1 -binary PATH [-platforms linux/arm64]
+//	    writes the app binary alone, exactly as the image carries it, for
+//	    one platform (default: this machine's): make build uses it.
 //
 // It prints one JSON line: the index digest and, per platform, the manifest
 // and config digests and the layers' digests and sizes. Timestamps come from
@@ -23,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +62,7 @@ type options struct {
 	push     string // registry reference; "" = no push
 	insecure bool
 	layout   string // OCI layout directory; "" = none
+	binary   string // write the binary alone here; "" = build the image
 }
 
 // parse reads the flags (and $SOURCE_DATE_EPOCH) and checks them before
@@ -74,6 +79,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.push, "push", "", "push to this reference, e.g. 127.0.0.1:5000/flight:v1 (loopback registries are plain HTTP)")
 	fs.BoolVar(&o.insecure, "insecure", false, "with -push: plain HTTP to any registry")
 	fs.StringVar(&o.layout, "layout", "", "write an OCI image layout into this directory, tagged by -version")
+	fs.StringVar(&o.binary, "binary", "", "write the app binary for one platform (-platforms; default this machine's) to this path instead of an image")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -87,6 +93,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, usageError{errors.New("-version is required: pass the flight app version to build, e.g. -version v1")}
 	}
 	o.cfg = build.Config{Version: *version, Strategy: *strategy, Schemas: split(*schemas), Platforms: []v1.Platform{}}
+	if o.binary != "" && !flagSet(fs, "platforms") {
+		*platforms = "linux/" + runtime.GOARCH
+	}
 	for _, s := range split(*platforms) {
 		p, err := v1.ParsePlatform(s)
 		if err != nil {
@@ -116,6 +125,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 			return o, usageError{fmt.Errorf("%s: %w", c.flag, err)}
 		}
 	}
+	if o.binary != "" && (len(o.cfg.Platforms) != 1 || o.push != "" || o.layout != "") {
+		return o, usageError{errors.New("-binary writes one binary: give at most one platform, and no -push or -layout")}
+	}
 	if o.push != "" {
 		if _, err := build.ParseReference(o.push, o.insecure); err != nil {
 			return o, usageError{fmt.Errorf("-push: %w", err)}
@@ -124,6 +136,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, usageError{errors.New("-insecure only applies to -push: add -push HOST/flight:TAG or drop -insecure")}
 	}
 	return o, nil
+}
+
+// flagSet reports whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // split splits a comma list, dropping spaces around items; "" is nil.
@@ -153,6 +172,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	o.cfg.Build = buildFn
+	if o.binary != "" {
+		return build.Binary(ctx, o.cfg, o.cfg.Platforms[0], o.binary)
+	}
 	idx, err := build.Flight(ctx, o.cfg)
 	if err != nil {
 		return err

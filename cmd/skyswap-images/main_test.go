@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -38,6 +39,8 @@ func TestParseBadFlags(t *testing.T) {
 		{"negative epoch", []string{"-version", "v1", "-source-date-epoch", "-5"}, nil, "want Unix seconds >= 0"},
 		{"bad push ref", []string{"-version", "v1", "-push", "http://127.0.0.1:5000/flight:v1"}, nil, "-push: build: image reference"},
 		{"insecure alone", []string{"-version", "v1", "-insecure"}, nil, "-insecure only applies to -push"},
+		{"binary for two platforms", []string{"-version", "v1", "-binary", "f", "-platforms", "linux/amd64,linux/arm64"}, nil, "-binary writes one binary"},
+		{"binary and push", []string{"-version", "v1", "-binary", "f", "-push", "127.0.0.1:5000/flight:v1"}, nil, "-binary writes one binary"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,3 +116,25 @@ func TestRunLayout(t *testing.T) {
 }
 
 var update = flag.Bool("update", false, "rewrite testdata/output.golden")
+
+// TestRunBinary: -binary builds the app alone, with the stamps an image's
+// binary gets, for this machine's platform unless told another.
+func TestRunBinary(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "flight")
+	var got build.Target
+	stub := func(_ context.Context, tg build.Target) error {
+		got = tg
+		return os.WriteFile(tg.Out, []byte("flight"), 0o755)
+	}
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"-version", "v2", "-binary", out}, env(nil), &stdout, io.Discard, stub); err != nil {
+		t.Fatal(err)
+	}
+	if got.Out != out || got.Platform.Architecture != runtime.GOARCH || got.Version != "v2" ||
+		!strings.Contains(got.LDFlags, "app.Version=v2") || !strings.Contains(got.LDFlags, "app.Features=camera") {
+		t.Fatalf("built %+v", got)
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("printed %q; a binary build prints nothing", stdout.String())
+	}
+}

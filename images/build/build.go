@@ -317,10 +317,24 @@ func Flight(ctx context.Context, cfg Config) (v1.ImageIndex, error) {
 	return idx, nil
 }
 
-// image builds the binary for p and assembles its image.
-func (c Config) image(ctx context.Context, p v1.Platform, base v1.Layer, work string, created time.Time) (v1.Image, error) {
-	name := "flight-" + strings.ReplaceAll(p.String(), "/", "-")
-	out := filepath.Join(work, name)
+// Binary builds the app binary cfg describes for p into out, exactly as
+// its image would carry it (the version, schema and feature stamps): the
+// one build of the flight app that make build, the rig and the images
+// share. cfg.Platforms is not used.
+func Binary(ctx context.Context, cfg Config, p v1.Platform, out string) error {
+	cfg.Platforms = []v1.Platform{p}
+	c, err := cfg.resolve()
+	if err != nil {
+		return err
+	}
+	if err := c.Build(ctx, c.target(p, out)); err != nil {
+		return fmt.Errorf("build: %s: %w", p, err)
+	}
+	return nil
+}
+
+// target is the binary of c for p, written to out.
+func (c Config) target(p v1.Platform, out string) Target {
 	accepts := strings.Join(c.Schemas, ",")
 	stamp := c.Package + "/app"
 	ldflags := fmt.Sprintf("-s -w -buildid= -X %s.Version=%s -X %s.Accepts=%s", stamp, c.Version, stamp, accepts)
@@ -330,20 +344,18 @@ func (c Config) image(ctx context.Context, p v1.Platform, base v1.Layer, work st
 	for _, name := range slices.Sorted(maps.Keys(c.Stamps)) {
 		ldflags += fmt.Sprintf(" -X %s.%s=%s", stamp, name, c.Stamps[name])
 	}
-	t := Target{
-		Package:  c.Package,
-		Platform: p,
-		Version:  c.Version,
-		Accepts:  accepts,
-		LDFlags:  ldflags,
-		Tags:     c.Tags,
-		Dir:      c.Dir,
-		Out:      out,
-	}
+	return Target{Package: c.Package, Platform: p, Version: c.Version, Accepts: accepts, LDFlags: ldflags,
+		Tags: c.Tags, Dir: c.Dir, Out: out}
+}
+
+// image builds the binary for p and assembles its image.
+func (c Config) image(ctx context.Context, p v1.Platform, base v1.Layer, work string, created time.Time) (v1.Image, error) {
+	name := "flight-" + strings.ReplaceAll(p.String(), "/", "-")
+	t := c.target(p, filepath.Join(work, name))
 	if err := c.Build(ctx, t); err != nil {
 		return nil, fmt.Errorf("build: %s: %w", p, err)
 	}
-	bin, err := os.ReadFile(out)
+	bin, err := os.ReadFile(t.Out)
 	if err != nil {
 		return nil, fmt.Errorf("build: %s: read binary: %w", p, err)
 	}

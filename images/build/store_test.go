@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/skyswap/skyswap/images/labels"
@@ -82,7 +80,7 @@ func sum(m map[string]int64) (n int64) {
 }
 
 func TestPushAndPull(t *testing.T) {
-	up := newUploads(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	up := newUploads(NewRegistry())
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")

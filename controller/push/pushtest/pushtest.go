@@ -7,8 +7,6 @@ package pushtest
 import (
 	"crypto/ed25519"
 	"encoding/json"
-	"io"
-	"log"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -16,13 +14,13 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/images/build"
 )
 
 // Script returns the events a Drone publishes for a verified command, in
@@ -142,7 +140,7 @@ type Registry struct {
 
 // StartRegistry starts a Registry, closed when the test ends.
 func StartRegistry(t testing.TB) *Registry {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(build.NewRegistry())
 	t.Cleanup(srv.Close)
 	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
 }

@@ -4,15 +4,12 @@ package buildtest
 
 import (
 	"context"
-	"io"
-	"log"
 	"math/rand/v2"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/skyswap/skyswap/images/build"
@@ -31,7 +28,7 @@ type Registry struct {
 // skyswap module: the go build of every Push runs there.
 func NewRegistry(t testing.TB, moduleDir string) *Registry {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(build.NewRegistry())
 	t.Cleanup(srv.Close)
 	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), moduleDir: moduleDir}
 }

@@ -101,20 +101,10 @@ func openCamera(ctx context.Context, cfg Config, b i2c.Bus, log *slog.Logger) (*
 // a take-off or a candidate's shadowing: the camera is a payload, and a
 // drone without it still flies.
 func (s *camStream) run(ctx context.Context) {
-	var err error
-	// A camera that does not answer at once (a bus glitch, a camera still
-	// booting) gets a few more tries before the drone flies without it.
-	for try := 1; ; try++ {
-		if s.cam, s.port, err = s.open(); s.port != nil || try == openTries || ctx.Err() != nil {
-			break
-		}
-		s.log.Warn("camera did not open; trying again", "err", err, "try", try)
-		mono.Sleep(ctx, time.Second)
-	}
-	if s.port == nil {
-		s.log.Error("camera unavailable; flying without it", "err", err)
+	if !s.openWithTries(ctx) {
 		return
 	}
+	defer s.close()
 	// One ticker paces every wait for ownership: no timer per poll.
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
@@ -126,28 +116,10 @@ func (s *camStream) run(ctx context.Context) {
 			return true
 		}
 	}
-	defer s.close()
-	if s.cam == nil {
-		// Nobody configured the camera, so nobody streams it: configure
-		// it once this instance owns the drone, never before.
-		s.log.Info("camera not configured yet; configuring it once this instance drives", "err", err)
-		for !s.driving.Load() {
-			if !wait() {
-				return
-			}
-		}
-		if s.cam, err = s.init(s.port); err != nil {
-			s.log.Error("camera unavailable; flying without it", "err", err)
-			return
-		}
-		s.log.Info("camera configured")
+	if s.cam == nil && !s.configureWhenDriving(wait) {
+		return
 	}
-	var (
-		f   camera.Frame
-		enc thermal.Encoder
-		buf []byte
-		n   uint64
-	)
+	var enc encoder
 	for ctx.Err() == nil {
 		if !s.driving.Load() {
 			wait()
@@ -161,39 +133,98 @@ func (s *camStream) run(ctx context.Context) {
 		if mono.Sleep(ctx, handoverGuard) != nil {
 			return
 		}
-		octx, cancel := context.WithCancel(ctx)
-		s.mu.Lock()
-		s.cancelRead = cancel
-		s.mu.Unlock()
-		if !s.driving.Load() {
-			cancel() // lost it already
+		s.stream(ctx, &enc)
+	}
+}
+
+// openWithTries opens the camera's port, and the camera if someone
+// configured it: a camera that does not answer at once (a bus glitch, a
+// camera still booting) gets a few more tries before the drone flies
+// without it.
+func (s *camStream) openWithTries(ctx context.Context) bool {
+	var err error
+	for try := 1; ; try++ {
+		if s.cam, s.port, err = s.open(); s.port != nil || try == openTries || ctx.Err() != nil {
+			break
 		}
-		for octx.Err() == nil {
-			if err := s.cam.Next(octx, &f); err != nil {
-				if !errors.Is(err, context.Canceled) {
-					s.log.Warn("camera read failed", "err", err)
-					mono.Sleep(octx, 100*time.Millisecond)
-				}
-				continue
-			}
-			st := s.cam.Stats()
-			s.meta.Count, s.meta.T = f.Count, f.T
-			s.meta.Frames, s.meta.CRCErrors, s.meta.SeqErrors, s.meta.Resyncs = st.Frames, st.CRCErrors, st.SeqErrors, st.Resyncs
-			comment, _ := json.Marshal(s.meta)
-			var err error
-			if buf, err = enc.Append(buf[:0], f.Pix, camera.Width, camera.Height, string(comment)); err != nil {
-				s.log.Warn("camera frame not encoded", "err", err)
-				continue
-			}
-			if err := s.publish(buf); err != nil {
-				s.log.Debug("camera frame not published", "err", err)
-			}
-			if n++; n%100 == 1 {
-				s.log.Info("camera streaming", "frames", st.Frames, "crc_errors", st.CRCErrors, "seq_errors", st.SeqErrors,
-					"resyncs", st.Resyncs, "jpeg_bytes", len(buf))
-			}
+		s.log.Warn("camera did not open; trying again", "err", err, "try", try)
+		mono.Sleep(ctx, time.Second)
+	}
+	if s.port == nil {
+		s.log.Error("camera unavailable; flying without it", "err", err)
+		return false
+	}
+	if s.cam == nil {
+		s.log.Info("camera not configured yet; configuring it once this instance drives", "err", err)
+	}
+	return true
+}
+
+// configureWhenDriving configures a camera nobody configured (so nobody
+// streams it) once this instance owns the drone, never before.
+func (s *camStream) configureWhenDriving(wait func() bool) bool {
+	for !s.driving.Load() {
+		if !wait() {
+			return false
 		}
-		cancel()
+	}
+	var err error
+	if s.cam, err = s.init(s.port); err != nil {
+		s.log.Error("camera unavailable; flying without it", "err", err)
+		return false
+	}
+	s.log.Info("camera configured")
+	return true
+}
+
+// encoder is the stream's reusable frame, JPEG encoder and buffer.
+type encoder struct {
+	f   camera.Frame
+	enc thermal.Encoder
+	buf []byte
+	n   uint64
+}
+
+// stream reads, encodes and publishes frames until the control loop stops
+// driving (stopReading) or ctx ends.
+func (s *camStream) stream(ctx context.Context, e *encoder) {
+	octx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.cancelRead = cancel
+	s.mu.Unlock()
+	if !s.driving.Load() {
+		cancel() // lost it already
+	}
+	for octx.Err() == nil {
+		if err := s.cam.Next(octx, &e.f); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("camera read failed", "err", err)
+				mono.Sleep(octx, 100*time.Millisecond)
+			}
+			continue
+		}
+		s.send(e)
+	}
+}
+
+// send encodes the frame in e with the stream's metadata and publishes it.
+func (s *camStream) send(e *encoder) {
+	st := s.cam.Stats()
+	s.meta.Count, s.meta.T = e.f.Count, e.f.T
+	s.meta.Frames, s.meta.CRCErrors, s.meta.SeqErrors, s.meta.Resyncs = st.Frames, st.CRCErrors, st.SeqErrors, st.Resyncs
+	comment, _ := json.Marshal(s.meta)
+	var err error
+	if e.buf, err = e.enc.Append(e.buf[:0], e.f.Pix, camera.Width, camera.Height, string(comment)); err != nil {
+		s.log.Warn("camera frame not encoded", "err", err)
+		return
+	}
+	if err := s.publish(e.buf); err != nil {
+		s.log.Debug("camera frame not published", "err", err)
+	}
+	if e.n++; e.n%100 == 1 {
+		s.log.Info("camera streaming", "frames", st.Frames, "crc_errors", st.CRCErrors, "seq_errors", st.SeqErrors,
+			"resyncs", st.Resyncs, "jpeg_bytes", len(e.buf))
 	}
 }
 

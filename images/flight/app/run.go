@@ -194,6 +194,12 @@ type loop struct {
 	missed   uint64 // ticks skipped because a tick overran
 	sensorEr uint64 // failed sensor reads
 	maxBusy  time.Duration
+
+	// The control thread's own state between ticks.
+	in        control.Sensors // the last sample (a failed read keeps it)
+	epoch     uint64          // the epoch the bus writes with
+	resumed   bool            // a resume start has taken its reference
+	landStart time.Time       // when a stop request began the landing; zero = flying on
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -206,119 +212,139 @@ func (l *loop) run(ctx context.Context) error {
 			l.log.Warn("control loop runs without real-time priority", "err", err)
 		}
 	}
-
-	period := l.period
-	next := (mono.Now()/period + 1) * period
+	next := (mono.Now()/l.period + 1) * l.period
 	logEvery := uint64(math.Max(1, l.cfg.LogEvery*l.cfg.RateHz))
-	standalone := l.p == nil && l.hw.motors != nil // flies without a hand-over
-	epoch := uint64(0)
-	landStart := time.Time{}
-	resumed := false
 	l.log.Info("control loop running", "rate_hz", l.cfg.RateHz, "start", l.cfg.Start,
-		"epoch", l.cfg.Epoch, "first_tick", next/period, "handoff", l.p != nil)
-
-	var in control.Sensors
+		"epoch", l.cfg.Epoch, "first_tick", next/l.period, "handoff", l.p != nil)
 	for n := uint64(0); ; n++ {
 		mono.SleepUntil(next)
-		tick := next / period
-		start := mono.Now()
-
-		d := handoff.Decision{Write: standalone, Epoch: l.cfg.Epoch}
-		if l.p != nil {
-			d = l.p.Tick(tick)
-			if d.Retire {
-				l.log.Info("retired: exiting without touching the actuators")
-				return nil
-			}
+		tick, start := next/l.period, mono.Now()
+		out, done, err := l.tick(ctx, tick)
+		if done {
+			return err
 		}
-		if was := l.driving.Swap(d.Write && l.hw.motors != nil); was && !d.Write && l.cam != nil {
-			l.cam.stopReading() // the camera hands over with the motors
-		}
-		if ctx.Err() != nil && landStart.IsZero() {
-			if !d.Write || l.cfg.OnTerm == "exit" {
-				l.log.Info("stop requested; not driving the motors, exiting", "writing", d.Write)
-				return nil
-			}
-			landStart = time.Now()
-			l.log.Info("stop requested: landing before exit", "alt_m", l.ctl.S.Alt)
-			l.ctl.Land()
-		}
-		if d.Hydrate != nil {
-			l.hydrate(d, tick)
-		}
-
-		s, err := l.hw.imu.Read()
-		if err != nil {
-			// Fly on the last sample: one lost read is less harmful
-			// than a skipped output.
-			l.sensorEr++
-			if l.sensorEr%100 == 1 {
-				l.log.Warn("imu read failed", "err", err, "failures", l.sensorEr)
-			}
-		} else {
-			in.Accel, in.Gyro = s.Accel, s.Gyro
-		}
-		needResume := l.cfg.Start == StartResume && !resumed
-		in.BaroValid = tick%control.BaroEvery == 0 || needResume
-		if in.BaroValid {
-			if p, _, err := l.hw.baro.Read(); err == nil {
-				in.BaroPa = p
-			} else {
-				in.BaroValid = false
-				l.sensorEr++
-			}
-		}
-		if needResume && in.BaroValid {
-			l.ctl.Resume(in.Accel, in.BaroPa)
-			resumed = true
-		}
-		l.recent.Put(tick, in)
-		out := l.ctl.Step(in)
-
-		if d.Write && l.hw.motors != nil {
-			if d.Epoch != epoch {
-				l.hw.bus.SetEpoch(d.Epoch)
-				epoch = d.Epoch
-			}
-			written := faults.drive(out, l.cfg.Start)
-			if err := l.hw.motors.Set(written); err != nil {
-				if errors.Is(err, lease.ErrHeld) && l.p != nil {
-					l.p.Held()
-				} else if !errors.Is(err, lease.ErrStale) {
-					l.log.Warn("motor write failed", "err", err)
-				} else if l.p == nil {
-					l.log.Error("motor write refused: a newer instance holds the lease", "err", err)
-					return fmt.Errorf("%w: %v", ErrFenced, err)
-				} else {
-					l.p.Fenced()
-				}
-			} else if l.p != nil {
-				l.publish(tick, in, written)
-			}
-			if l.ctl.Landed() {
-				l.log.Info("landed; motors idle", "tick", l.ctl.S.Tick)
-				return nil
-			}
-			if !landStart.IsZero() && time.Since(landStart) > l.landingDeadline() {
-				l.log.Error("landing did not finish in time; idling motors", "alt_m", l.ctl.S.Alt)
-				return l.hw.motors.Stop()
-			}
-		}
-
-		busy := time.Duration(mono.Now() - start)
-		l.maxBusy = max(l.maxBusy, busy)
+		l.maxBusy = max(l.maxBusy, time.Duration(mono.Now()-start))
 		if n%logEvery == 0 {
 			l.status(tick, out)
 		}
-
-		next += period
+		next += l.period
 		if now := mono.Now(); now >= next {
 			// Overran: skip to the next grid tick rather than bunch up.
-			skip := (now-next)/period + 1
+			skip := (now-next)/l.period + 1
 			l.missed += uint64(skip)
-			next += skip * period
+			next += skip * l.period
 		}
 	}
+}
+
+// tick is one control tick: the hand-over's decision, then the sensors,
+// the control law and, when this instance drives, the motors. done ends
+// the loop, with err.
+func (l *loop) tick(ctx context.Context, tick int64) (out [4]float64, done bool, err error) {
+	d := handoff.Decision{Write: l.p == nil && l.hw.motors != nil, Epoch: l.cfg.Epoch}
+	if l.p != nil {
+		if d = l.p.Tick(tick); d.Retire {
+			l.log.Info("retired: exiting without touching the actuators")
+			return out, true, nil
+		}
+	}
+	if was := l.driving.Swap(d.Write && l.hw.motors != nil); was && !d.Write && l.cam != nil {
+		l.cam.stopReading() // the camera hands over with the motors
+	}
+	if l.stopRequested(ctx, d.Write) {
+		return out, true, nil
+	}
+	if d.Hydrate != nil {
+		l.hydrate(d, tick)
+	}
+	in := l.sense(tick)
+	out = l.ctl.Step(in)
+	if d.Write && l.hw.motors != nil {
+		done, err = l.drive(tick, d.Epoch, in, out)
+	}
+	return out, done, err
+}
+
+// stopRequested handles SIGTERM (ctx ended): an instance not driving, or
+// one told to exit (FLIGHT_ON_TERM=exit), leaves at once; the owner starts
+// landing and keeps flying until it lands.
+func (l *loop) stopRequested(ctx context.Context, writing bool) bool {
+	if ctx.Err() == nil || !l.landStart.IsZero() {
+		return false
+	}
+	if !writing || l.cfg.OnTerm == "exit" {
+		l.log.Info("stop requested; not driving the motors, exiting", "writing", writing)
+		return true
+	}
+	l.landStart = time.Now()
+	l.log.Info("stop requested: landing before exit", "alt_m", l.ctl.S.Alt)
+	l.ctl.Land()
+	return false
+}
+
+// sense reads this tick's sensors. A failed read flies on the last sample:
+// one lost read is less harmful than a skipped output.
+func (l *loop) sense(tick int64) control.Sensors {
+	in := &l.in
+	if s, err := l.hw.imu.Read(); err != nil {
+		l.sensorEr++
+		if l.sensorEr%100 == 1 {
+			l.log.Warn("imu read failed", "err", err, "failures", l.sensorEr)
+		}
+	} else {
+		in.Accel, in.Gyro = s.Accel, s.Gyro
+	}
+	needResume := l.cfg.Start == StartResume && !l.resumed
+	in.BaroValid = tick%control.BaroEvery == 0 || needResume
+	if in.BaroValid {
+		if p, _, err := l.hw.baro.Read(); err == nil {
+			in.BaroPa = p
+		} else {
+			in.BaroValid = false
+			l.sensorEr++
+		}
+	}
+	if needResume && in.BaroValid {
+		l.ctl.Resume(in.Accel, in.BaroPa)
+		l.resumed = true
+	}
+	l.recent.Put(tick, *in)
+	return *in
+}
+
+// drive writes out to the motors at epoch and publishes the tick's frame.
+// done ends the loop: landed, fenced out without a hand-over, or a landing
+// that took too long.
+func (l *loop) drive(tick int64, epoch uint64, in control.Sensors, out [4]float64) (done bool, err error) {
+	if epoch != l.epoch {
+		l.hw.bus.SetEpoch(epoch)
+		l.epoch = epoch
+	}
+	written := faults.drive(out, l.cfg.Start)
+	switch err := l.hw.motors.Set(written); {
+	case err == nil:
+		if l.p != nil {
+			l.publish(tick, in, written)
+		}
+	case errors.Is(err, lease.ErrHeld) && l.p != nil:
+		l.p.Held()
+	case !errors.Is(err, lease.ErrStale):
+		l.log.Warn("motor write failed", "err", err)
+	case l.p == nil:
+		l.log.Error("motor write refused: a newer instance holds the lease", "err", err)
+		return true, fmt.Errorf("%w: %v", ErrFenced, err)
+	default:
+		l.p.Fenced()
+	}
+	if l.ctl.Landed() {
+		l.log.Info("landed; motors idle", "tick", l.ctl.S.Tick)
+		return true, nil
+	}
+	if !l.landStart.IsZero() && time.Since(l.landStart) > l.landingDeadline() {
+		l.log.Error("landing did not finish in time; idling motors", "alt_m", l.ctl.S.Alt)
+		return true, l.hw.motors.Stop()
+	}
+	return false, nil
 }
 
 // hydrate loads the owner's state and steps it over the ticks its frame
