@@ -1,7 +1,8 @@
 // Package bus opens the drone's I2C bus once, from configuration: the Pi's
 // /dev/i2c-N through periph's host drivers, or the virtual drone's socket.
-// Everything above it sees a lease.Bus and cannot tell which. OpenSPI does
-// the same for the camera's SPI port.
+// Everything above it sees two views of it and cannot tell which bus is
+// under them: the sensors' (an i2c.Bus) and the actuators' (a lease.Bus,
+// every write fenced). OpenSPI does the same for the camera's SPI port.
 package bus
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/conn/v3/spi"
 	"periph.io/x/conn/v3/spi/spireg"
@@ -19,10 +21,6 @@ import (
 	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/sim/simbus"
 )
-
-// PCA9685Addr is the motor controller's address: the actuator whose writes
-// are fenced.
-const PCA9685Addr = 0x40
 
 // DefaultLeaseFile is the shared-memory lease on a Pi.
 const DefaultLeaseFile = "/dev/shm/skyswap-lease"
@@ -41,10 +39,31 @@ type Config struct {
 	LeaseFile string
 }
 
+// Buses are the two views of the drone's I2C bus.
+type Buses struct {
+	// Sensors is for the sensor drivers (IMU, barometer, the camera's
+	// CCI): reads, and the configuration writes of a cold start.
+	Sensors i2c.Bus
+	// Actuators is for the actuator drivers (the motors, and any added
+	// later): every write through it is admitted by the lease's fence,
+	// whatever its address, and it carries the lease itself (the epoch
+	// written with, the heartbeat, the release).
+	Actuators lease.Bus
+}
+
+// Close closes the bus.
+func (b *Buses) Close() error { return b.Actuators.Close() }
+
 // Open opens the bus described by cfg.
-func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
+func Open(ctx context.Context, cfg Config) (*Buses, error) {
 	if path, ok := strings.CutPrefix(cfg.Spec, "sim:"); ok {
-		return dialSim(ctx, path, cfg.Name)
+		// The virtual drone fences at its chips, with the epoch every
+		// transaction of the connection carries.
+		c, err := dialSim(ctx, path, cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		return &Buses{Sensors: c, Actuators: c}, nil
 	}
 	name := strings.TrimPrefix(cfg.Spec, "/dev/i2c-")
 	if name == "" {
@@ -62,7 +81,13 @@ func Open(ctx context.Context, cfg Config) (lease.Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	return lease.Fenced(b, f, PCA9685Addr), nil
+	return views(b, f), nil
+}
+
+// views are the sensors' and the actuators' views of a bus that knows
+// nothing of epochs, fenced by f.
+func views(b i2c.BusCloser, f lease.Fence) *Buses {
+	return &Buses{Sensors: b, Actuators: lease.Fenced(b, f)}
 }
 
 // LeaseReader is the lease as an observer reads it (the agent's

@@ -2,12 +2,15 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/sim"
+	"periph.io/x/conn/v3/i2c/i2ctest"
 )
 
 func TestOpen(t *testing.T) {
@@ -38,10 +41,7 @@ func TestOpen(t *testing.T) {
 		})
 	}
 	t.Run("sim", func(t *testing.T) {
-		var b interface {
-			Tx(uint16, []byte, []byte) error
-			Close() error
-		}
+		var b *Buses
 		var err error
 		for range 100 { // the listener may need a moment
 			if b, err = Open(ctx, Config{Spec: "sim:" + sock, Name: "t"}); err == nil {
@@ -54,8 +54,35 @@ func TestOpen(t *testing.T) {
 		}
 		defer b.Close()
 		id := make([]byte, 1)
-		if err := b.Tx(0x68, []byte{0x75}, id); err != nil || id[0] != 0x71 {
+		if err := b.Sensors.Tx(0x68, []byte{0x75}, id); err != nil || id[0] != 0x71 {
 			t.Fatalf("WHO_AM_I over the opened bus: %v %#x", err, id[0])
 		}
 	})
 }
+
+// TestViewsFenceEveryActuator: on a Pi's bus (a recorder here), the
+// actuators' view refuses a stale write at any address, the motor
+// controller's or one added later, while the sensors' view configures a
+// sensor at any epoch.
+func TestViewsFenceEveryActuator(t *testing.T) {
+	rec := &i2ctest.Record{}
+	fence := &lease.Memory{}
+	holder, stale := views(nopCloser{rec}, fence), views(nopCloser{rec}, fence)
+	holder.Actuators.SetEpoch(2)
+	if err := holder.Actuators.Tx(0x40, []byte{0x06, 1, 2, 3, 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	stale.Actuators.SetEpoch(1)
+	for _, addr := range []uint16{0x40, 0x41} {
+		if err := stale.Actuators.Tx(addr, []byte{0x06, 0}, nil); !errors.Is(err, lease.ErrStale) {
+			t.Errorf("stale actuator write to %#x: %v, want lease.ErrStale", addr, err)
+		}
+	}
+	if err := stale.Sensors.Tx(0x68, []byte{0x6B, 0x01}, nil); err != nil {
+		t.Errorf("sensor configuration refused: %v", err)
+	}
+}
+
+type nopCloser struct{ *i2ctest.Record }
+
+func (nopCloser) Close() error { return nil }

@@ -8,26 +8,28 @@ import (
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
-// Fenced wraps a bus that knows nothing of epochs (a Pi's /dev/i2c-1) so that
-// every write to one of the actuator addresses is first admitted by f, and
-// stamped into f's heartbeat once it reached the chip. A write is a
-// transaction that carries data past the register pointer; reads (pointer
-// write, then read) are never fenced.
-func Fenced(bus i2c.BusCloser, f Fence, actuators ...uint16) Bus {
-	return &fenced{BusCloser: bus, fence: f, actuators: actuators}
+// Fenced wraps a bus that knows nothing of epochs (a Pi's /dev/i2c-1) as
+// the actuators' view of it: every write through it, whatever the address,
+// is first admitted by f and stamped into f's heartbeat once it reached the
+// chip. A write is a transaction that carries data past the register
+// pointer; reads (pointer write, then read) are never fenced. The fence is
+// a property of the view, not of a list of addresses: an actuator driver
+// takes a Bus (as package motors does), so one added later is fenced on
+// the day it is written. Sensors use the bus itself.
+func Fenced(bus i2c.BusCloser, f Fence) Bus {
+	return &fenced{BusCloser: bus, fence: f}
 }
 
 type fenced struct {
 	i2c.BusCloser
-	fence     Fence
-	actuators []uint16
-	epoch     atomic.Uint64
+	fence Fence
+	epoch atomic.Uint64
 }
 
 func (b *fenced) SetEpoch(epoch uint64) { b.epoch.Store(epoch) }
 
 func (b *fenced) Tx(addr uint16, w, r []byte) error {
-	if !IsActuatorWrite(addr, w, b.actuators) {
+	if !IsWrite(w) {
 		return b.BusCloser.Tx(addr, w, r)
 	}
 	epoch := b.epoch.Load()
@@ -48,17 +50,6 @@ func (b *fenced) Release(epoch uint64) error {
 	return nil
 }
 
-// IsActuatorWrite reports whether a transaction to addr writing w is a write
-// that the fence must admit: data beyond the register pointer, to one of the
-// actuator addresses.
-func IsActuatorWrite(addr uint16, w []byte, actuators []uint16) bool {
-	if len(w) < 2 {
-		return false
-	}
-	for _, a := range actuators {
-		if a == addr {
-			return true
-		}
-	}
-	return false
-}
+// IsWrite reports whether a transaction writing w writes to the device
+// (data beyond the register pointer), which the fence must admit.
+func IsWrite(w []byte) bool { return len(w) >= 2 }

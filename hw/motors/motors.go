@@ -1,5 +1,8 @@
 // Package motors drives the ESCs of a quadcopter through a PCA9685 PWM
-// controller on an I2C bus.
+// controller on an I2C bus. It is an actuator driver, so it takes the
+// actuators' view of the bus (a lease.Bus: every write fenced by the
+// hardware lease), never the plain i2c.Bus the sensors use; an actuator
+// driver added later does the same.
 //
 // There are two ways to open the chip. Init is the cold start on the ground:
 // it programs the prescaler for the ESC rate, sets every channel to the
@@ -19,6 +22,7 @@ import (
 
 	"periph.io/x/conn/v3/i2c"
 
+	"github.com/skyswap/skyswap/hw/lease"
 	"github.com/skyswap/skyswap/hw/mono"
 )
 
@@ -138,7 +142,7 @@ func newDev(bus i2c.Bus, opts *Opts) (*Dev, error) {
 // prescale, sets every motor channel to the minimum pulse, wakes the chip with
 // auto-increment, and holds the minimum pulse for ArmTime so the ESCs arm. Use
 // it on the ground only: in flight it stops the motors. ctx bounds the wait.
-func Init(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
+func Init(ctx context.Context, bus lease.Bus, opts *Opts) (*Dev, error) {
 	d, err := newDev(bus, opts)
 	if err != nil {
 		return nil, err
@@ -172,7 +176,7 @@ func Init(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
 // Attach adopts a chip that is already driving the motors. It reads MODE1
 // and PRESCALE and fails with ErrNotRunning unless the chip is awake, auto-
 // incrementing and at this rate's prescale. It writes nothing.
-func Attach(bus i2c.Bus, opts *Opts) (*Dev, error) {
+func Attach(bus lease.Bus, opts *Opts) (*Dev, error) {
 	d, err := newDev(bus, opts)
 	if err != nil {
 		return nil, err

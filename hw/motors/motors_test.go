@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyswap/skyswap/hw/lease/leasetest"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 )
 
@@ -35,7 +36,7 @@ func TestInitTraffic(t *testing.T) {
 		{Addr: 0x40, W: []byte{0x00, 0x21}}, // wake with AI
 	}}
 	opts := Opts{ArmTime: time.Millisecond}
-	d, err := Init(context.Background(), bus, &opts)
+	d, err := Init(context.Background(), leasetest.Bus(bus), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestAttachWritesNothing(t *testing.T) {
 				{Addr: 0x40, W: []byte{0x00}, R: []byte{tc.mode1}},
 				{Addr: 0x40, W: []byte{0xFE}, R: []byte{tc.prescale}},
 			}, DontPanic: true}
-			_, err := Attach(bus, nil)
+			_, err := Attach(leasetest.Bus(bus), nil)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Attach: err = %v, want error %v", err, tc.wantErr)
 			}
@@ -94,7 +95,7 @@ func TestSetIsOneTransaction(t *testing.T) {
 		{Addr: 0x40, W: []byte{0xFE}, R: []byte{14}},
 		{Addr: 0x40, W: w},
 	}}
-	d, err := Attach(bus, nil)
+	d, err := Attach(leasetest.Bus(bus), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestSetScatteredChannels(t *testing.T) {
 		ops = append(ops, i2ctest.IO{Addr: 0x40, W: []byte{byte(0x06 + 4*ch), 0, 0, byte(minCount), byte(minCount >> 8)}})
 	}
 	bus := &i2ctest.Playback{Ops: ops}
-	d, err := Attach(bus, &opts)
+	d, err := Attach(leasetest.Bus(bus), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestRead(t *testing.T) {
 		{Addr: 0x40, W: []byte{0x12}, R: []byte{0, 0, byte(mid), byte(mid >> 8)}},
 	}
 	bus := &i2ctest.Playback{Ops: ops}
-	d, err := Attach(bus, nil)
+	d, err := Attach(leasetest.Bus(bus), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestOptsErrors(t *testing.T) {
 	}
 	for name, o := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Attach(&i2ctest.Playback{}, &o); err == nil {
+			if _, err := Attach(leasetest.Bus(&i2ctest.Playback{}), &o); err == nil {
 				t.Fatal("accepted")
 			}
 		})

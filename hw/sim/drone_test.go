@@ -17,6 +17,7 @@ import (
 
 	"github.com/skyswap/skyswap/hw/baro"
 	"github.com/skyswap/skyswap/hw/imu"
+	"github.com/skyswap/skyswap/hw/lease/leasetest"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/motors"
 	"github.com/skyswap/skyswap/hw/sim"
@@ -143,7 +144,7 @@ func TestDriversAgainstChipModels(t *testing.T) {
 	ground.SetEpoch(1)
 	rec := &i2ctest.Record{Bus: ground}
 	// ArmTime 700 ms is well over the ESCs' 300 ms.
-	m, err := motors.Init(ctx, rec, &motors.Opts{ArmTime: 700 * time.Millisecond})
+	m, err := motors.Init(ctx, leasetest.Bus(rec), &motors.Opts{ArmTime: 700 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("motors.Init: %v", err)
 	}

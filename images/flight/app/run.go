@@ -36,7 +36,7 @@ var ErrFenced = errors.New("flight: fenced out by a newer lease holder")
 
 // hardware is the flight app's view of the drone.
 type hardware struct {
-	bus    lease.Bus
+	bus    *bus.Buses
 	motors *motors.Dev // nil when only observing
 	imu    *imu.Dev
 	baro   *baro.Dev
@@ -57,18 +57,18 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 	}
 	switch cfg.Start {
 	case StartCold:
-		b.SetEpoch(cfg.Epoch)
+		b.Actuators.SetEpoch(cfg.Epoch)
 		log.Info("cold start: initialising chips and arming ESCs")
-		if h.imu, err = imu.Init(ctx, b, nil); err == nil {
-			if h.baro, err = baro.Init(ctx, b, nil); err == nil {
-				h.motors, err = motors.Init(ctx, b, mo)
+		if h.imu, err = imu.Init(ctx, b.Sensors, nil); err == nil {
+			if h.baro, err = baro.Init(ctx, b.Sensors, nil); err == nil {
+				h.motors, err = motors.Init(ctx, b.Actuators, mo)
 			}
 		}
 	default:
 		log.Info("attaching to running chips; writing nothing", "start", cfg.Start)
-		if h.imu, err = imu.Attach(b, nil); err == nil {
-			if h.baro, err = baro.Attach(b, nil); err == nil && cfg.Start != StartAttach {
-				h.motors, err = motors.Attach(b, mo)
+		if h.imu, err = imu.Attach(b.Sensors, nil); err == nil {
+			if h.baro, err = baro.Attach(b.Sensors, nil); err == nil && cfg.Start != StartAttach {
+				h.motors, err = motors.Attach(b.Actuators, mo)
 			}
 		}
 	}
@@ -125,8 +125,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			subject := handoff.SubjectsFor(cfg.App).Camera()
 			cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 			cs := &camStream{driving: &l.driving, log: log.With("part", "camera"),
-				open:    func() (*camera.Camera, spi.PortCloser, error) { return openCamera(cctx, cfg, h.bus, log) },
-				init:    func(p spi.Port) (*camera.Camera, error) { return camera.InitOpts(cctx, p, h.bus, nil) },
+				open:    func() (*camera.Camera, spi.PortCloser, error) { return openCamera(cctx, cfg, h.bus.Sensors, log) },
+				init:    func(p spi.Port) (*camera.Camera, error) { return camera.InitOpts(cctx, p, h.bus.Sensors, nil) },
 				meta:    frameMeta{Instance: cfg.Instance, Version: Version},
 				publish: func(b []byte) error { return nc.Publish(subject, b) }}
 			l.cam = cs
@@ -152,7 +152,7 @@ func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, erro
 	p, err := handoff.NewParticipant(ctx, nc, model{l.cfg}, handoff.ParticipantConfig{
 		App: l.cfg.App, Instance: l.cfg.Instance, Version: Version, Schema: Schema,
 		Accepts: strings.Split(Accepts, ","), Role: role, Epoch: epoch,
-		Period: time.Duration(l.period), Lease: l.hw.bus, Log: l.log,
+		Period: time.Duration(l.period), Lease: l.hw.bus.Actuators, Log: l.log,
 	})
 	if err != nil {
 		nc.Close()
@@ -317,7 +317,7 @@ func (l *loop) sense(tick int64) control.Sensors {
 // that took too long.
 func (l *loop) drive(tick int64, epoch uint64, in control.Sensors, out [4]float64) (done bool, err error) {
 	if epoch != l.epoch {
-		l.hw.bus.SetEpoch(epoch)
+		l.hw.bus.Actuators.SetEpoch(epoch)
 		l.epoch = epoch
 	}
 	written := faults.drive(out, l.cfg.Start)
