@@ -15,11 +15,19 @@ type logger struct {
 	err error
 }
 
-func (l *logger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...), "part", "broker") }
-func (l *logger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...), "part", "broker") }
-func (l *logger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...), "part", "broker") }
-func (l *logger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...), "part", "broker") }
-func (l *logger) Tracef(format string, v ...any)  {}
+func (l *logger) Noticef(format string, v ...any) {
+	l.log.Info(fmt.Sprintf(format, v...), "part", "broker")
+}
+func (l *logger) Warnf(format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...), "part", "broker")
+}
+func (l *logger) Errorf(format string, v ...any) {
+	l.log.Error(fmt.Sprintf(format, v...), "part", "broker")
+}
+func (l *logger) Debugf(format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...), "part", "broker")
+}
+func (l *logger) Tracef(format string, v ...any) {}
 
 // Fatalf records the error: the server stops itself after it.
 func (l *logger) Fatalf(format string, v ...any) {
