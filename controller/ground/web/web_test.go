@@ -28,7 +28,9 @@ type operator struct {
 	err   error
 }
 
-func (o *operator) Images(context.Context) ([]string, error) { return []string{"flight:v1", "flight:v2"}, nil }
+func (o *operator) Images(context.Context) ([]string, error) {
+	return []string{"flight:v1", "flight:v2"}, nil
+}
 
 func (o *operator) Push(_ context.Context, drone, image string) (string, error) {
 	o.mu.Lock()
