@@ -15,8 +15,10 @@ type logger struct {
 	err error
 }
 
+// Noticef logs at debug level: the server's notices are its start-up
+// banner and each client's coming and going.
 func (l *logger) Noticef(format string, v ...any) {
-	l.log.Info(fmt.Sprintf(format, v...), "part", "broker")
+	l.log.Debug(fmt.Sprintf(format, v...), "part", "broker")
 }
 func (l *logger) Warnf(format string, v ...any) {
 	l.log.Warn(fmt.Sprintf(format, v...), "part", "broker")

@@ -1,0 +1,164 @@
+// Package groundtest is what tests and benchmarks of the ground station
+// need: Debian's Chromium, headless, driven by chromedp, with every console
+// error and uncaught exception of the page kept (Browser); and a flight's
+// telemetry, recorded from the real stack, to replay over MQTT under as
+// many drone ids as a test wants (Replay).
+package groundtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Chromium returns the path of Debian's chromium (apt-get install
+// chromium), or "" if it is not installed.
+func Chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Browser is a headless Chromium with one tab.
+type Browser struct {
+	// Ctx runs chromedp actions in the tab.
+	Ctx    context.Context
+	cancel func()
+
+	mu     sync.Mutex
+	errors []string
+}
+
+// NewBrowser starts Chromium headless with a fresh profile in dir. Its
+// flags keep it off the network but for the pages it is sent to: no
+// background requests, component updates, sync or QUIC, which otherwise
+// flood a machine without internet with refused connections. Close it.
+func NewBrowser(ctx context.Context, dir string) (*Browser, error) {
+	path := Chromium()
+	if path == "" {
+		return nil, errors.New("groundtest: chromium is not installed: apt-get install chromium (scripts/dev-setup.sh chromium)")
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1400, 1200),
+	)
+	tab, cancelTab := chromedp.NewContext(alloc)
+	b := &Browser{Ctx: tab, cancel: func() { cancelTab(); cancelAlloc() }}
+	// Subscribe before the first page: nothing it writes is missed.
+	messages := chromedp.Console(tab)
+	if err := chromedp.Do(tab); err != nil { // starts the browser
+		b.Close()
+		return nil, fmt.Errorf("groundtest: start %s: %w", path, err)
+	}
+	go b.keep(messages)
+	return b, nil
+}
+
+// keep keeps the page's errors: console.error, uncaught exceptions, and
+// the browser's own error entries (a failed load, a CSP violation).
+func (b *Browser) keep(messages iter.Seq2[chromedp.ConsoleMessage, error]) {
+	for m, err := range messages {
+		if err != nil {
+			return
+		}
+		if m.Type != chromedp.ConsoleError && !m.IsException() {
+			continue
+		}
+		b.mu.Lock()
+		b.errors = append(b.errors, m.String()+" "+m.URL)
+		b.mu.Unlock()
+	}
+}
+
+// Errors returns the page's errors so far, and forgets them.
+func (b *Browser) Errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.errors
+	b.errors = nil
+	return e
+}
+
+// Close ends Chromium.
+func (b *Browser) Close() { b.cancel() }
+
+// StartBrowser is NewBrowser for a test, closed when it ends. Without
+// chromium the test is skipped, unless the environment variable CI is
+// set: then it fails, since CI installs it.
+func StartBrowser(t testing.TB) *Browser {
+	t.Helper()
+	if Chromium() == "" {
+		msg := "chromium is not installed: apt-get install chromium (scripts/dev-setup.sh chromium)"
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s (CI is set: CI must install it)", msg)
+		}
+		t.Skip(msg)
+	}
+	b, err := NewBrowser(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Eval evaluates a JavaScript expression in the page and returns its
+// value, JSON-decoded into T.
+func Eval[T any](b *Browser, expr string) (T, error) {
+	return chromedp.Run(b.Ctx, chromedp.Evaluate[T](expr))
+}
+
+// Open loads url in the tab.
+func (b *Browser) Open(url string) error {
+	return chromedp.Do(b.Ctx, chromedp.Navigate(url))
+}
+
+// Wait polls a JavaScript expression until it is true, at most timeout;
+// the error says what the expression last gave.
+func (b *Browser) Wait(expr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := Eval[bool](b, "!!("+expr+")")
+		if err == nil && ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("groundtest: %s not true within %s (last: %v, %v)", expr, timeout, ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Screenshot writes the whole page as a PNG to path.
+func (b *Browser) Screenshot(path string) error {
+	png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Errorf("groundtest: screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
+}
