@@ -15,8 +15,8 @@ LDFLAGS := -X github.com/skyswap/skyswap/images/flight/app.Version=$(FLIGHT_VERS
 LDFLAGS_V2 := -X github.com/skyswap/skyswap/images/flight/app.Version=v2 -X github.com/skyswap/skyswap/images/flight/app.Features=camera
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./controller/ground
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/controller/ground$$
 
 .PHONY: all build cross test demo bench deps vet clean images
 
@@ -41,7 +41,7 @@ vet: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 test: deps
-	@scripts/dev-setup.sh qemu containerd mosquitto
+	@scripts/dev-setup.sh qemu containerd mosquitto chromium
 	$(MAKE) --no-print-directory vet
 	$(GO) test -count=1 $(TESTFLAGS) $$($(GO) list ./... | grep -v -E '$(E2E_RE)')
 	@# The end-to-end flights run alone, one package at a time: they judge
@@ -49,11 +49,11 @@ test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m $(TESTFLAGS) $(E2E)
 
 demo: build
-	@scripts/dev-setup.sh containerd mosquitto
+	@scripts/dev-setup.sh containerd chromium
 	bin/skyswap-demo
 
 bench: build cross
-	@scripts/dev-setup.sh containerd mosquitto
+	@scripts/dev-setup.sh containerd mosquitto chromium
 	bin/skyswap-bench
 
 images: deps

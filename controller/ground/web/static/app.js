@@ -321,11 +321,21 @@
     ctx.restore();
   }
 
-  function makePlot(el, title, series) {
+  // atLeast is a y range around the data at least span wide, so that a
+  // steady hover is a flat line, not noise blown up to the full height.
+  function atLeast(span) {
+    return (u, min, max) => {
+      if (min == null || max == null) return [-span / 2, span / 2];
+      const mid = (min + max) / 2, half = Math.max((max - min) * 0.55, span / 2);
+      return [mid - half, mid + half];
+    };
+  }
+
+  function makePlot(el, title, span, series) {
     const axis = { stroke: "#7f93a3", grid: { stroke: "#26333f" }, ticks: { stroke: "#26333f" } };
     return new uPlot({
       title, width: Math.max(el.clientWidth, 300), height: 170,
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y: { range: atLeast(span) } },
       axes: [axis, axis],
       series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 1.5, points: { show: false } }))],
       cursor: { drag: { x: false, y: false } },
@@ -334,9 +344,9 @@
   }
 
   function initPlots() {
-    plots.alt = makePlot($("plot-alt"), "altitude (m)", [["alt", "#58a6ff"]]);
-    plots.att = makePlot($("plot-att"), "attitude (°)", [["roll", "#f0883e"], ["pitch", "#a371f7"]]);
-    plots.motors = makePlot($("plot-motors"), "motor outputs (0..1)",
+    plots.alt = makePlot($("plot-alt"), "altitude (m)", 0.5, [["alt", "#58a6ff"]]);
+    plots.att = makePlot($("plot-att"), "attitude (°)", 4, [["roll", "#f0883e"], ["pitch", "#a371f7"]]);
+    plots.motors = makePlot($("plot-motors"), "motor outputs (0..1)", 0.1,
       [["m0 FL", "#f0883e"], ["m1 FR", "#58a6ff"], ["m2 RR", "#a371f7"], ["m3 RL", "#3fb950"]]);
     addEventListener("resize", () => {
       for (const [k, p] of Object.entries(plots)) p.setSize({ width: Math.max($("plot-" + k).clientWidth, 300), height: 170 });
@@ -350,6 +360,8 @@
     const d = state.drones.get(state.selected);
     if (!d) return;
     const s = d.series, x = s.at.map((t) => t / 1000);
+    // How many cut-overs the plots mark now, for a test or a script to read.
+    $("drone").dataset.markers = String(d.markers.filter((m) => m.at >= (s.at[0] || Infinity)).length);
     plots.alt.setData([x, s.alt]);
     plots.att.setData([x, s.roll, s.pitch]);
     plots.motors.setData([x, ...s.motors]);
