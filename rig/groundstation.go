@@ -35,8 +35,8 @@ type GroundStats struct {
 
 // StartGround runs bin (dronectl) ground with its embedded broker and
 // registry on free loopback ports, the page on listen ("" = a free
-// loopback port), its data in dir, signing with keyFile, output to logw;
-// it returns once the page answers.
+// loopback port), its data in dir, signing with keyFile ("" = the one it
+// makes in dir), output to logw; it returns once the page answers.
 func StartGround(ctx context.Context, bin, dir, listen, keyFile string, logw io.Writer) (*GroundStation, error) {
 	addrs := make([]string, 3)
 	for i := range addrs {
@@ -51,11 +51,13 @@ func StartGround(ctx context.Context, bin, dir, listen, keyFile string, logw io.
 	}
 	g := &GroundStation{URL: "http://" + listen + "/", BrokerURL: "tcp://" + addrs[1], Registry: addrs[2],
 		client: http.Client{Timeout: 5 * time.Second}}
-	var err error
 	// -broker= and -registry=: the embedded ones, whatever DRONECTL_* say.
-	g.proc, err = Start(bin, nil, logw, "ground", "-listen", listen, "-mqtt-listen", addrs[1], "-registry-listen", addrs[2],
-		"-data", dir, "-key", keyFile, "-broker=", "-registry=")
-	if err != nil {
+	args := []string{"ground", "-listen", listen, "-mqtt-listen", addrs[1], "-registry-listen", addrs[2], "-data", dir, "-broker=", "-registry="}
+	if keyFile != "" {
+		args = append(args, "-key", keyFile)
+	}
+	var err error
+	if g.proc, err = Start(bin, nil, logw, args...); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)

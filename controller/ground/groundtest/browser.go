@@ -162,3 +162,41 @@ func (b *Browser) Screenshot(path string) error {
 	}
 	return os.WriteFile(path, png, 0o644)
 }
+
+// Tick is the moment the page showed a drone's telemetry message: its row
+// in #fleet took the message's tick.
+type Tick struct {
+	Drone string
+	Tick  int64
+	AtMs  float64 // the browser's clock, Unix milliseconds
+}
+
+// WatchTicks makes the open page record every tick its fleet rows show,
+// from now on (Ticks reads them).
+func (b *Browser) WatchTicks() error {
+	_, err := Eval[bool](b, `(() => {
+		window.__ticks = [];
+		new MutationObserver((records) => {
+			const at = performance.timeOrigin + performance.now();
+			for (const r of records) window.__ticks.push([r.target.dataset.drone, Number(r.target.dataset.tick), at]);
+		}).observe(document.querySelector('#fleet'), {subtree: true, attributes: true, attributeFilter: ['data-tick']});
+		return true;
+	})()`)
+	return err
+}
+
+// Ticks returns what WatchTicks recorded so far.
+func (b *Browser) Ticks() ([]Tick, error) {
+	raw, err := Eval[[][3]any](b, `window.__ticks || []`)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Tick, 0, len(raw))
+	for _, r := range raw {
+		d, _ := r[0].(string)
+		tick, _ := r[1].(float64)
+		at, _ := r[2].(float64)
+		out = append(out, Tick{Drone: d, Tick: int64(tick), AtMs: at})
+	}
+	return out, nil
+}
