@@ -28,7 +28,9 @@ func groundCmd(ctx context.Context, args []string, s sys) error {
 	fs.StringVar(&cfg.KeyFile, "key", s.env("DRONECTL_KEY"), "signing key; default DATA/ground.key, made on first start ($DRONECTL_KEY)")
 	fs.StringVar(&cfg.Link.KeyID, "key-id", s.env("DRONECTL_KEY_ID"), "key id the drones know the key by; default its KeyID ($DRONECTL_KEY_ID)")
 	fs.StringVar(&cfg.BrokerURL, "broker", s.env("DRONECTL_BROKER"), "the fleet's MQTT broker (Mosquitto, EMQX, NATS); default: the embedded one ($DRONECTL_BROKER)")
-	fs.StringVar(&cfg.BrokerListen, "mqtt-listen", broker.DefaultAddr, "the embedded broker's MQTT host:port (drones connect here)")
+	fs.StringVar(&cfg.BrokerListen, "mqtt-listen", broker.DefaultAddr, "the embedded broker's MQTT host:port (drones connect here); anything but loopback needs -mqtt-users")
+	users := fs.String("mqtt-users", s.env("DRONECTL_GROUND_MQTT_USERS"), "file of the embedded broker's users, user:password a line (mode 600): "+
+		broker.GroundUser+" and each drone id, with the per-drone ACL ($DRONECTL_GROUND_MQTT_USERS)")
 	fs.StringVar(&cfg.Registry, "registry", s.env("DRONECTL_REGISTRY"), "the fleet's registry HOST:PORT; default: the embedded one ($DRONECTL_REGISTRY)")
 	fs.StringVar(&cfg.RegistryListen, "registry-listen", registry.DefaultAddr, "the embedded registry's host:port (drones pull, make images REGISTRY= pushes here)")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "reach -registry over plain HTTP (loopback registries always are)")
@@ -42,6 +44,12 @@ func groundCmd(ctx context.Context, args []string, s sys) error {
 	fs.DurationVar(&cfg.Link.Timeout, "timeout", push.DefaultTimeout, "how long to follow a command from the page")
 	if err := parseFlags(fs, args, nil); err != nil {
 		return err
+	}
+	if *users != "" {
+		var err error
+		if cfg.BrokerPasswords, err = broker.ReadPasswords(*users); err != nil {
+			return fmt.Errorf("-mqtt-users: %w", err)
+		}
 	}
 	cfg.Token = or(cfg.Token, s.env("DRONECTL_GROUND_TOKEN"))
 	cfg.Link.Password = or(cfg.Link.Password, s.env("DRONECTL_PASSWORD"))

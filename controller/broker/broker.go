@@ -13,7 +13,12 @@
 //
 // Start listens on loopback by default. On any other address the fleet's
 // drones can reach it, and so can anyone else on that network: give the
-// drones and the ground credentials (Config.Users).
+// drones and the ground passwords (Config.Passwords), which turns on the
+// per-drone ACL, the same rules brokertest gives Mosquitto and deploy/
+// gives a fleet: the ground (GroundUser) reads and writes fleet/#; a drone,
+// whose user name is its id, reads fleet/<id>/cmd and writes fleet/<id>/#,
+// and nothing else. nats-server 2.14.3 and later apply these rules to
+// retained messages and QoS 1 replays too (advisory BIT-nats-2026-58209).
 package broker
 
 import (
@@ -21,12 +26,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	agentbroker "github.com/skyswap/skyswap/agent/broker"
 )
 
 // Defaults of Config's zero fields.
@@ -48,10 +58,20 @@ type Config struct {
 	// temporary directory, removed by Close (nothing outlives the
 	// broker).
 	DataDir string
+	// Passwords, when not nil, are the only users who may connect, by
+	// name: GroundUser and drone ids (agent/broker.CheckDrone), with the
+	// per-drone ACL (see the package doc). A password is plain text or a
+	// bcrypt hash ("$2a$..."). nil means anyone may connect, publish and
+	// subscribe: for a loopback listener.
+	Passwords map[string]string
 	// Log receives the server's notices, warnings and errors; nil
 	// discards them.
 	Log *slog.Logger
 }
+
+// GroundUser is the ground station's user name under Config.Passwords;
+// it may read and write fleet/# (as brokertest.GroundUser for Mosquitto).
+const GroundUser = "ground"
 
 // Broker is a running embedded broker.
 type Broker struct {
@@ -86,6 +106,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		NoSigs:     true,
 		MQTT:       server.MQTTOpts{Host: host, Port: port},
 	}
+	if opts.Users, err = users(cfg.Passwords); err != nil {
+		b.cleanup()
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		b.cleanup()
@@ -107,6 +131,30 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// The server writes the port it picked back into its options.
 	b.url = "tcp://" + net.JoinHostPort(hostForURL(host), strconv.Itoa(opts.MQTT.Port))
 	return b, nil
+}
+
+// users returns the NATS users of Config.Passwords with the per-drone
+// ACL. MQTT topic a/b/c is NATS subject a.b.c.
+func users(passwords map[string]string) ([]*server.User, error) {
+	if passwords == nil {
+		return nil, nil
+	}
+	var out []*server.User
+	for _, name := range slices.Sorted(maps.Keys(passwords)) {
+		pub, sub := "fleet.>", "fleet.>"
+		if name != GroundUser {
+			if err := agentbroker.CheckDrone(name); err != nil {
+				return nil, fmt.Errorf("broker: Config.Passwords: user %q is neither %q nor a drone id: %w", name, GroundUser, err)
+			}
+			pub, sub = "fleet."+name+".>", "fleet."+name+".cmd"
+		}
+		if passwords[name] == "" {
+			return nil, fmt.Errorf("broker: Config.Passwords: user %q has an empty password: give each user one", name)
+		}
+		out = append(out, &server.User{Username: name, Password: passwords[name], Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{pub}}, Subscribe: &server.SubjectPermission{Allow: []string{sub}}}})
+	}
+	return out, nil
 }
 
 // splitAddr parses Config.Addr; port 0 becomes NATS's "random port".
@@ -178,3 +226,37 @@ func (b *Broker) cleanup() {
 
 // errFatal marks the error the server gave up on.
 var errFatal = errors.New("the server stopped")
+
+// ReadPasswords reads a passwords file for Config.Passwords: one
+// "user:password" a line (the password plain or a bcrypt hash), blank
+// lines and lines starting with '#' ignored. The file must not be readable
+// by others (chmod 600).
+func ReadPasswords(path string) (map[string]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("broker: passwords: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("broker: passwords file %s is readable by others (%v): chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("broker: passwords: %w", err)
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, pass, ok := strings.Cut(line, ":")
+		if !ok || user == "" || pass == "" {
+			return nil, fmt.Errorf("broker: passwords file %s line %d: want user:password", path, i+1)
+		}
+		if _, dup := out[user]; dup {
+			return nil, fmt.Errorf("broker: passwords file %s line %d: user %q again", path, i+1, user)
+		}
+		out[user] = pass
+	}
+	return out, nil
+}

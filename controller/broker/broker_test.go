@@ -3,8 +3,14 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,10 +77,14 @@ func next(t *testing.T, ch <-chan []byte) []byte {
 	}
 }
 
-// retainedState is what a new subscriber gets first on the state topic.
-func retainedState(t *testing.T, url string) brokertest.Message {
+// retainedState is what a new subscriber (as o) gets first on d1's state
+// topic.
+func retainedState(t *testing.T, url string, o brokertest.PeerOptions) brokertest.Message {
 	t.Helper()
-	p := peer(t, url)
+	p, err := brokertest.Dial(url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	return brokertest.Receive(t, p.MustSubscribe(t, agentbroker.Topics("d1").State, 1), wait)
 }
@@ -86,7 +96,7 @@ func TestAgentClient(t *testing.T) {
 	b := start(t, broker.Config{})
 	c, cmds := agent(t, b.URL())
 	tp := agentbroker.Topics("d1")
-	if m := retainedState(t, b.URL()); !m.Retained || !bytes.Equal(m.Payload, agentbroker.DefaultOnline("d1")) {
+	if m := retainedState(t, b.URL(), brokertest.PeerOptions{}); !m.Retained || !bytes.Equal(m.Payload, agentbroker.DefaultOnline("d1")) {
 		t.Fatalf("state after Connect: %+v, want the retained online state", m)
 	}
 	ground := peer(t, b.URL())
@@ -164,7 +174,7 @@ func TestRestart(t *testing.T) {
 
 	u, _ := url.Parse(b.URL())
 	b2 := start(t, broker.Config{Addr: u.Host, DataDir: dir})
-	if m := retainedState(t, b2.URL()); !bytes.Equal(m.Payload, agentbroker.DefaultOffline("d1")) {
+	if m := retainedState(t, b2.URL(), brokertest.PeerOptions{}); !bytes.Equal(m.Payload, agentbroker.DefaultOffline("d1")) {
 		t.Fatalf("retained state after the restart: %q, want the offline state", m.Payload)
 	}
 	_, cmds := agent(t, b2.URL())
@@ -196,4 +206,104 @@ func TestBadConfig(t *testing.T) {
 			t.Log(err)
 		}
 	})
+}
+
+// TestACL: with passwords, only known users connect; a drone runs the
+// agent's client within its own topics and reaches no other drone's; the
+// ground reads and writes every drone's.
+func TestACL(t *testing.T) {
+	pw := map[string]string{broker.GroundUser: "g-secret", "d1": "d1-secret", "d2": "d2-secret"}
+	b := start(t, broker.Config{Passwords: pw})
+	cmds := make(chan []byte, 4)
+	c, err := agentbroker.Connect(ctxFor(t, wait), agentbroker.Config{URL: b.URL(), Drone: "d1", Username: "d1", Password: pw["d1"],
+		Log: slog.New(slog.DiscardHandler)}, func(p []byte) { cmds <- p })
+	if err != nil {
+		t.Fatalf("drone d1 with its password: %v", err)
+	}
+	defer c.Close(context.Background())
+	as := func(user string) *brokertest.Peer {
+		t.Helper()
+		p, err := brokertest.Dial(b.URL(), brokertest.PeerOptions{Username: user, Password: pw[user]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	ground := as(broker.GroundUser)
+	states := ground.MustSubscribe(t, "fleet/+/state", 1)
+	if m := brokertest.Receive(t, states, wait); m.Topic != "fleet/d1/state" {
+		t.Errorf("the ground reads %s, want d1's state", m.Topic)
+	}
+	ground.MustPublish(t, "fleet/d1/cmd", 1, false, []byte(`{"id":"c1"}`))
+	if got := next(t, cmds); string(got) != `{"id":"c1"}` {
+		t.Errorf("d1 got %q", got)
+	}
+	d2 := as("d2")
+	for _, f := range []string{"fleet/d1/cmd", "fleet/d1/state", "fleet/+/state", "fleet/#"} {
+		if _, err := d2.Subscribe(f, 1); !errors.Is(err, brokertest.ErrRefused) {
+			t.Errorf("d2 subscribing to %s: %v, want refused", f, err)
+		}
+	}
+	// d2 cannot command d1 nor speak for it (the broker drops such a
+	// publish; MQTT 3.1.1 has no way to say no).
+	d2.Publish("fleet/d1/cmd", 1, false, []byte(`{"id":"forged"}`))
+	d2.Publish("fleet/d1/state", 1, true, []byte(`{"drone":"d1","online":false}`))
+	ground.MustPublish(t, "fleet/d1/cmd", 1, false, []byte(`{"id":"c2"}`))
+	if got := next(t, cmds); string(got) != `{"id":"c2"}` {
+		t.Errorf("d1 got %q after d2's forged command, want only the ground's", got)
+	}
+	if m := retainedState(t, b.URL(), brokertest.PeerOptions{Username: broker.GroundUser, Password: pw[broker.GroundUser]}); !bytes.Equal(m.Payload, agentbroker.DefaultOnline("d1")) {
+		t.Errorf("d1's retained state %q: d2 overwrote it", m.Payload)
+	}
+	for _, o := range []brokertest.PeerOptions{{}, {Username: "d1", Password: "wrong"}, {Username: "d3", Password: "x"}} {
+		if p, err := brokertest.Dial(b.URL(), o); err == nil {
+			p.Close()
+			t.Errorf("user %q with password %q connected", o.Username, o.Password)
+		}
+	}
+}
+
+func TestACLConfig(t *testing.T) {
+	for _, pw := range []map[string]string{{"d.1": "x"}, {"d1": ""}, {"fleet/#": "x"}} {
+		if b, err := broker.Start(ctxFor(t, wait), broker.Config{Addr: "127.0.0.1:0", Passwords: pw}); err == nil {
+			b.Close()
+			t.Errorf("Passwords %v accepted", pw)
+		}
+	}
+}
+
+func TestReadPasswords(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content string
+		perm          os.FileMode
+		want          map[string]string
+		msg           string
+	}{
+		{"users", "# the fleet\nground:g\n\nd1:$2a$11$abc\n", 0o600, map[string]string{"ground": "g", "d1": "$2a$11$abc"}, ""},
+		{"readable by others", "ground:g\n", 0o644, nil, "chmod 600"},
+		{"no colon", "ground\n", 0o600, nil, "line 1: want user:password"},
+		{"empty password", "d1:\n", 0o600, nil, "line 1"},
+		{"twice", "d1:a\nd1:b\n", 0o600, nil, `line 2: user "d1" again`},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprint(i))
+			if err := os.WriteFile(path, []byte(tc.content), tc.perm); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tc.perm)
+			got, err := broker.ReadPasswords(path)
+			if tc.msg != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.msg) {
+					t.Errorf("%v, want an error saying %q", err, tc.msg)
+				}
+				return
+			}
+			if err != nil || !maps.Equal(got, tc.want) {
+				t.Errorf("%v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
 }

@@ -69,8 +69,13 @@ type Config struct {
 	// on BrokerListen. Link holds its credentials.
 	BrokerURL string
 	// BrokerListen is the embedded broker's MQTT listener; "" means
-	// broker.DefaultAddr (127.0.0.1:1883).
+	// broker.DefaultAddr (127.0.0.1:1883). Any address but loopback needs
+	// BrokerPasswords.
 	BrokerListen string
+	// BrokerPasswords are the embedded broker's users, with the per-drone
+	// ACL (broker.Config.Passwords); the station connects as
+	// broker.GroundUser. nil means anyone on the listener may do anything.
+	BrokerPasswords map[string]string
 	// Registry is the fleet's OCI registry, HOST[:PORT]; "" means the
 	// embedded one on RegistryListen.
 	Registry string
@@ -142,6 +147,9 @@ func Start(ctx context.Context, cfg Config) (s *Station, err error) {
 		return s, err
 	}
 	cfg.Link.Broker = s.BrokerURL
+	if cfg.BrokerPasswords != nil && cfg.Link.Username == "" {
+		cfg.Link.Username, cfg.Link.Password = broker.GroundUser, cfg.BrokerPasswords[broker.GroundUser]
+	}
 	if s.watcher, err = push.Watch(ctx, cfg.Link, fleet.Filters()...); err != nil {
 		return s, fmt.Errorf("ground: follow the fleet on %s: %w", s.BrokerURL, err)
 	}
@@ -170,6 +178,8 @@ func (cfg Config) checkPage() (*tls.Config, error) {
 		return nil, errors.New("ground: client certificates need TLS: give the TLS certificate and key too")
 	case !isLoopback(host) && cfg.Token == "" && cfg.TLSClientCA == "":
 		return nil, fmt.Errorf("ground: the page on %s would let anyone who reaches it push releases to the fleet: give a token (-token, over TLS), or TLS with client certificates (-tls-cert, -tls-key, -tls-client-ca), or listen on 127.0.0.1", listen)
+	case cfg.BrokerURL == "" && cfg.BrokerPasswords == nil && !loopbackAddr(cfg.BrokerListen, broker.DefaultAddr):
+		return nil, fmt.Errorf("ground: the broker on %s would let anyone who reaches it speak for any drone: give the drones and the ground passwords (-mqtt-users), or listen on 127.0.0.1", cfg.BrokerListen)
 	}
 	if cfg.TLSCert == "" {
 		return nil, nil
@@ -191,6 +201,16 @@ func (cfg Config) checkPage() (*tls.Config, error) {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// loopbackAddr reports whether addr (def when "") listens on loopback
+// only.
+func loopbackAddr(addr, def string) bool {
+	if addr == "" {
+		addr = def
+	}
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopback(host)
 }
 
 func isLoopback(host string) bool {
@@ -243,7 +263,11 @@ func (s *Station) key(cfg Config) (ed25519.PrivateKey, error) {
 func (s *Station) startBackends(ctx context.Context, cfg *Config) error {
 	s.BrokerURL, s.Registry = cfg.BrokerURL, cfg.Registry
 	if s.BrokerURL == "" {
-		b, err := broker.Start(ctx, broker.Config{Addr: cfg.BrokerListen, DataDir: filepath.Join(cfg.DataDir, "broker"), Log: s.log})
+		if _, ok := cfg.BrokerPasswords[broker.GroundUser]; cfg.BrokerPasswords != nil && !ok {
+			return fmt.Errorf("ground: the broker's passwords have no user %q: the ground station needs one", broker.GroundUser)
+		}
+		b, err := broker.Start(ctx, broker.Config{Addr: cfg.BrokerListen, DataDir: filepath.Join(cfg.DataDir, "broker"),
+			Passwords: cfg.BrokerPasswords, Log: s.log})
 		if err != nil {
 			return fmt.Errorf("ground: %w (another broker there? give -mqtt-listen a free host:port, or -broker the one to use)", err)
 		}

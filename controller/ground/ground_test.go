@@ -2,6 +2,7 @@ package ground_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
+	"github.com/skyswap/skyswap/controller/broker"
 	"github.com/skyswap/skyswap/controller/ground"
 )
 
@@ -27,6 +30,9 @@ func TestStartRefuses(t *testing.T) {
 		{"unreadable TLS files", ground.Config{TLSCert: "/nonexistent.pem", TLSKey: "/nonexistent.key"}, "ground: TLS"},
 		{"no host:port", ground.Config{Listen: "8080"}, "give host:port"},
 		{"key file missing", ground.Config{Listen: "127.0.0.1:0", KeyFile: "/nonexistent/ground.key"}, "ground: key"},
+		{"broker on every interface without passwords", ground.Config{Listen: "127.0.0.1:0", BrokerListen: "0.0.0.0:0"}, "-mqtt-users"},
+		{"broker passwords without the ground", ground.Config{Listen: "127.0.0.1:0", BrokerListen: "127.0.0.1:0",
+			BrokerPasswords: map[string]string{"d1": "x"}}, `no user "ground"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,5 +87,39 @@ func TestKeyAndToken(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "registry", "manifests.log")); err != nil {
 		t.Errorf("the registry keeps nothing in the data directory: %v", err)
+	}
+}
+
+// TestBrokerPasswords: with the embedded broker's users, the station
+// follows the fleet as the ground user, and a drone with its password
+// reaches the page's picture.
+func TestBrokerPasswords(t *testing.T) {
+	pw := map[string]string{broker.GroundUser: "g-secret", "d1": "d1-secret"}
+	st := startStation(t, ground.Config{BrokerPasswords: pw})
+	if _, err := brokertest.Dial(st.BrokerURL, brokertest.PeerOptions{}); err == nil {
+		t.Fatal("an anonymous client connected")
+	}
+	d1, err := brokertest.Dial(st.BrokerURL, brokertest.PeerOptions{Username: "d1", Password: pw["d1"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d1.Close()
+	d1.MustPublish(t, "fleet/d1/state", 1, true, []byte(`{"drone":"d1","online":true}`))
+	deadline := time.Now().Add(shortWait)
+	for {
+		res, err := http.Get(st.URL + "api/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stats struct{ Fleet struct{ Drones int } }
+		json.NewDecoder(res.Body).Decode(&stats)
+		res.Body.Close()
+		if stats.Fleet.Drones == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the station saw %d drones, want d1", stats.Fleet.Drones)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
