@@ -122,9 +122,8 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 	if err != nil {
 		return err
 	}
-	log.Info("ground station: open http://"+listen+"/ to watch (it answers once everything is up)", "url", "http://"+listen+"/")
-	log.Info("starting: dronectl ground (its MQTT broker and registry), flight:v1 and flight:v2 images into its registry, drone-sim with gusts, drone-agent",
-		"seconds", seconds, "process_logs", logFile)
+	log.Info("ground station: open http://"+listen+"/ to watch; starting it (its MQTT broker and registry), flight:v1 and flight:v2 into its registry, drone-sim with gusts, drone-agent",
+		"url", "http://"+listen+"/", "seconds", seconds, "process_logs", logFile)
 	s, err := rig.StartStack(ctx, rig.StackConfig{
 		Dir: work, Sim: bins["drone-sim"], Agent: bins["drone-agent"], Ground: bins["dronectl"], GroundListen: listen,
 		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
