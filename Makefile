@@ -1,8 +1,9 @@
 # skyswap: in-flight container updates for Raspberry Pi drones.
-#   make demo    deploy flight:v1 to the virtual drone through drone-agent and containerd, then
-#                dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
-#   make test    every test (as root installs qemu-user-static, containerd, runc and mosquitto, starts containerd)
-#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,update)
+#   make demo    start the ground station (its page's URL first), deploy flight:v1 to the virtual drone through
+#                drone-agent and containerd, then dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20;
+#                0 = until Ctrl-C)
+#   make test    every test (as root installs qemu-user-static, containerd, runc, mosquitto and chromium, starts containerd)
+#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,ground)
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
 #   make images  flight:v1 and :v2, multi-arch OCI, no Docker: REGISTRY=host:port pushes, else images/out
