@@ -95,7 +95,7 @@ const (
 // Filters are the MQTT topic filters whose messages Handle reads.
 func Filters() []string {
 	var fs []string
-	for _, k := range []string{kindState, kindEvents, kindTelemetry, kindCamera, kindCmd} {
+	for _, k := range slices.Sorted(maps.Keys(folds)) {
 		fs = append(fs, "fleet/+/"+k)
 	}
 	return fs
@@ -113,6 +113,10 @@ func (f *Fleet) Handle(topic string, payload []byte, at time.Time) [][]byte {
 	if !ok || !ok2 || broker.CheckDrone(id) != nil || strings.Contains(kind, "/") {
 		return f.topicWarning(topic, at)
 	}
+	fold, ok := folds[kind]
+	if !ok {
+		return nil // a topic of a later agent: not ours to judge
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.messages[kind]++
@@ -124,25 +128,25 @@ func (f *Fleet) Handle(topic string, payload []byte, at time.Time) [][]byte {
 	if len(payload) > MaxPayload {
 		err = errTooLarge
 	} else {
-		switch kind {
-		case kindTelemetry:
-			out, err = d.telemetry(payload, at, f.cfg.History)
-		case kindState:
-			out, err = d.state(payload)
-		case kindEvents:
-			out, err = d.event(payload, at, f.cfg.Updates)
-		case kindCmd:
-			out, err = d.command(payload, at, f.cfg.Updates)
-		case kindCamera:
-			out, err = d.camera(payload, at)
-		default:
-			return nil // a topic of a later agent: not ours to judge
-		}
+		out, err = fold(d, payload, at, f.cfg)
 	}
 	if err != nil {
 		return f.warnLocked(id, kind, err, at)
 	}
 	return encode(out)
+}
+
+// folds are how each topic kind changes a drone.
+var folds = map[string]func(d *drone, payload []byte, at time.Time, cfg Config) ([]any, error){
+	kindTelemetry: func(d *drone, p []byte, at time.Time, cfg Config) ([]any, error) {
+		return d.telemetry(p, at, cfg.History)
+	},
+	kindState:  func(d *drone, p []byte, _ time.Time, _ Config) ([]any, error) { return d.state(p) },
+	kindEvents: func(d *drone, p []byte, at time.Time, cfg Config) ([]any, error) { return d.event(p, at, cfg.Updates) },
+	kindCmd: func(d *drone, p []byte, at time.Time, cfg Config) ([]any, error) {
+		return d.command(p, at, cfg.Updates)
+	},
+	kindCamera: func(d *drone, p []byte, at time.Time, _ Config) ([]any, error) { return d.camera(p, at) },
 }
 
 // drone returns the drone id, added if new. f.mu is held.

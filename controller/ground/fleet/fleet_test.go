@@ -173,6 +173,19 @@ func TestMalformed(t *testing.T) {
 	one(t, f.Handle("fleet/d1/telemetry", js(t, tel(1, "flight-aaaa", "v1", 2.5)), ms(200)))
 }
 
+func TestOtherTopics(t *testing.T) {
+	f := New(Config{})
+	if out := f.Handle("fleet/d1/logs", []byte("anything"), ms(0)); out != nil {
+		t.Errorf("a topic of a later agent: %q, want nothing", out)
+	}
+	if st := f.Stats(); st.Drones != 0 || st.Malformed != 0 || len(st.Messages) != 0 {
+		t.Errorf("stats %+v after a topic the fleet does not read", st)
+	}
+	if got := fmt.Sprint(Filters()); got != "[fleet/+/camera fleet/+/cmd fleet/+/events fleet/+/state fleet/+/telemetry]" {
+		t.Errorf("Filters %s", got)
+	}
+}
+
 func TestMaxDrones(t *testing.T) {
 	f := New(Config{MaxDrones: 2})
 	for i, want := range []string{TypeTelemetry, TypeTelemetry, TypeWarning} {
