@@ -32,7 +32,8 @@ var phasesToCommit = []string{report.PhasePulling, report.PhasePulled, handoff.P
 // registry; drone-sim, drone-agent on containerd) and watches it in
 // headless Chromium: the page loads with no error, the instruments move,
 // a push of flight:v2 from the page (with its confirmation) shows every
-// phase to commit and #version going v1 -> v2, and v2's camera appears.
+// phase to commit and #version going v1 -> v2, v2's camera appears, and a
+// rollback from the page brings v1 back.
 func TestStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flies for about a minute")
@@ -127,6 +128,18 @@ func TestStack(t *testing.T) {
 	t.Logf("camera: %s", seq)
 	noErrors(t, b, "through the update")
 	screenshot(t, b, "stack.png")
+
+	// Roll back from the page: v1 flies again.
+	if err := chromedp.Do(b.Ctx, chromedp.Click(chromedp.CSS("#rollback"))); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, b, `document.querySelector('#confirm').open && /back/.test(document.querySelector('#confirm-text').textContent)`, shortWait)
+	if err := chromedp.Do(b.Ctx, chromedp.Click(chromedp.CSS("#confirm-ok"))); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, b, latest+`?.querySelector('.kind').textContent.startsWith('rollback') && `+latest+`.dataset.outcome === 'committed'`, 3*time.Minute)
+	wait(t, b, `document.querySelector('#version').textContent === 'v1'`, shortWait)
+	noErrors(t, b, "through the rollback")
 	if err := s.Land(context.Background(), 30*time.Second); err != nil {
 		t.Logf("land: %v", err)
 	}
