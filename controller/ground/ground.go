@@ -80,7 +80,8 @@ type Config struct {
 	// embedded one on RegistryListen.
 	Registry string
 	// RegistryListen is the embedded registry's listener; "" means
-	// registry.DefaultAddr (127.0.0.1:5000).
+	// registry.DefaultAddr (127.0.0.1:5000). Pushed images are named by
+	// it: for a fleet, give the address the drones reach.
 	RegistryListen string
 	// PlainHTTP reaches Registry over plain HTTP; loopback registries
 	// are reached over plain HTTP anyway.
@@ -120,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (s *Station, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	tc, err := cfg.checkPage()
+	tc, err := cfg.checkExposure()
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +130,7 @@ func Start(ctx context.Context, cfg Config) (s *Station, err error) {
 	defer func() {
 		if err != nil {
 			s.Close()
+			s = nil
 		}
 	}()
 	if cfg.DataDir == "" {
@@ -160,9 +162,10 @@ func Start(ctx context.Context, cfg Config) (s *Station, err error) {
 	return s, s.serve(life, cfg, tc)
 }
 
-// checkPage refuses a page others could reach without a token or client
-// certificates, and loads the TLS files.
-func (cfg Config) checkPage() (*tls.Config, error) {
+// checkExposure refuses a page others could reach without a token or
+// client certificates, and a broker they could reach without passwords,
+// and loads the TLS files.
+func (cfg Config) checkExposure() (*tls.Config, error) {
 	listen := cfg.Listen
 	if listen == "" {
 		listen = DefaultListen
@@ -279,6 +282,10 @@ func (s *Station) startBackends(ctx context.Context, cfg *Config) error {
 			return fmt.Errorf("ground: %w", err)
 		}
 		s.registry, s.Registry = r, r.Host()
+		if h, _, _ := net.SplitHostPort(cfg.RegistryListen); h != "" && net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
+			s.log.Warn("the registry listens on every interface, and the images it serves are named "+r.Host()+
+				": drones elsewhere cannot pull them; give -registry-listen the address the drones reach", "registry", r.Host())
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,17 +18,25 @@ func TestWritesFromLoopbackOnly(t *testing.T) {
 	for _, tc := range []struct {
 		method, path, from string
 		forbidden          bool
+		to                 string // the address the client connected to; "" = 192.0.2.1:5000
 	}{
-		{http.MethodPut, "/v2/flight/manifests/v2", "192.0.2.7:4000", true},
-		{http.MethodPost, "/v2/flight/blobs/uploads/", "192.0.2.7:4000", true},
-		{http.MethodDelete, "/v2/flight/manifests/v1", "[2001:db8::1]:4000", true},
-		{http.MethodGet, "/v2/flight/manifests/v1", "192.0.2.7:4000", false},
-		{http.MethodHead, "/v2/", "192.0.2.7:4000", false},
-		{http.MethodPost, "/v2/flight/blobs/uploads/", "127.0.0.1:4000", false},
-		{http.MethodPost, "/v2/flight/blobs/uploads/", "[::1]:4000", false},
+		{http.MethodPut, "/v2/flight/manifests/v2", "192.0.2.7:4000", true, ""},
+		{http.MethodPost, "/v2/flight/blobs/uploads/", "192.0.2.7:4000", true, ""},
+		{http.MethodDelete, "/v2/flight/manifests/v1", "[2001:db8::1]:4000", true, ""},
+		{http.MethodGet, "/v2/flight/manifests/v1", "192.0.2.7:4000", false, ""},
+		{http.MethodHead, "/v2/", "192.0.2.7:4000", false, ""},
+		{http.MethodPost, "/v2/flight/blobs/uploads/", "127.0.0.1:4000", false, ""},
+		{http.MethodPost, "/v2/flight/blobs/uploads/", "[::1]:4000", false, ""},
+		{http.MethodPost, "/v2/flight/blobs/uploads/", "192.0.2.7:4000", false, "192.0.2.7:5000"}, // this machine, by its LAN address
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}"))
 		req.RemoteAddr = tc.from
+		to := tc.to
+		if to == "" {
+			to = "192.0.2.1:5000"
+		}
+		addr, _ := net.ResolveTCPAddr("tcp", to)
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, net.Addr(addr)))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if got := w.Code == http.StatusForbidden; got != tc.forbidden {

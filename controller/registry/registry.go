@@ -11,10 +11,15 @@
 // # Who may do what
 //
 // Anyone who reaches the listener may pull; only clients on this machine
-// (loopback) may push or delete: a drone needs no more, and a tag that
-// anyone on the field's network could move would let them choose what the
-// operator's next push sends. Images are pinned by digest and commands are
-// signed, so a drone never runs what the ground did not sign.
+// (loopback, or the address they connected to) may push or delete: a
+// drone needs no more, and a tag that anyone on the field's network could
+// move would let them choose what the operator's next push sends. Images
+// are pinned by digest and commands are signed, so a drone never runs what
+// the ground did not sign.
+//
+// Image references name the registry by Host, the listener's address:
+// listen on the address the drones reach (a listener on every interface is
+// named 127.0.0.1, which a drone cannot pull from).
 //
 // # On disk
 //
@@ -147,7 +152,7 @@ func (r *Registry) handler(ctx context.Context, dir string) (http.Handler, error
 				n = &r.blobs
 			}
 			reg.ServeHTTP(counting{w, n}, req)
-		case !fromLoopback(req):
+		case !fromThisMachine(req):
 			writeError(w, http.StatusForbidden, "DENIED", "this registry takes pushes from the ground station's own machine only: push from there (make images REGISTRY=...)")
 		default:
 			rec.ServeHTTP(w, req)
@@ -177,13 +182,23 @@ func (r *Registry) cleanup() {
 	}
 }
 
-func fromLoopback(req *http.Request) bool {
+// fromThisMachine reports whether req comes from loopback, or from the
+// address it connected to (this machine, by one of its addresses).
+func fromThisMachine(req *http.Request) bool {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	tcp, isTCP := local.(*net.TCPAddr)
+	return ok && isTCP && tcp.IP.Equal(ip)
 }
 
 // writeError answers in the registry API's error format.
