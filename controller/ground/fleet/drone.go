@@ -78,6 +78,9 @@ func (d *drone) telemetry(payload []byte, at time.Time, keep time.Duration) ([]a
 	if len(t.Motors) > maxMotors {
 		return nil, fmt.Errorf("telemetry: %d motor outputs, more than %d", len(t.Motors), maxMotors)
 	}
+	if t.Motors == nil {
+		t.Motors = []float64{} // the page reads a list, empty or not
+	}
 	msg := &Telemetry{Type: TypeTelemetry, Drone: d.sum.ID, At: MillisOf(at), Telemetry: t}
 	if d.last != nil && t.Epoch != d.last.Telemetry.Epoch && t.Epoch != 0 {
 		m := Marker{At: msg.At, Epoch: t.Epoch, From: d.last.Telemetry.Instance, To: t.Instance, Version: t.Version}

@@ -283,6 +283,21 @@ func TestHistoryAndMarkers(t *testing.T) {
 	}
 }
 
+// TestTelemetryWithout: a message without motors (or with null) is a
+// message with none, not one the page cannot read.
+func TestTelemetryWithout(t *testing.T) {
+	f := New(Config{})
+	for _, p := range []string{`{"alt_m":1}`, `{"alt_m":1,"motors":null}`} {
+		var m Telemetry
+		if err := json.Unmarshal(one(t, f.Handle("fleet/d1/telemetry", []byte(p), ms(0))), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Telemetry.Motors == nil || len(m.Telemetry.Motors) != 0 {
+			t.Errorf("%s: motors %v, want []", p, m.Telemetry.Motors)
+		}
+	}
+}
+
 func TestCameraRate(t *testing.T) {
 	f := New(Config{})
 	for i := range 30 { // 9 frames a second
