@@ -475,7 +475,8 @@
       confirmThen(`Roll drone ${id} back to its previous release? It hands the flight back in the air.`,
         () => send("rollback", `/api/drones/${encodeURIComponent(id)}/rollback`, {}));
     });
-    $("image").addEventListener("focus", loadImages);
+    // New images (make images) show up in the menu within 15 s.
+    setInterval(() => { if ($("conn").dataset.state === "live") loadImages(); }, 15000);
   }
 
   // ---- the live feed, reconnecting by itself ----
