@@ -130,6 +130,15 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	b.ns = ns
 	// The server writes the port it picked back into its options.
 	b.url = "tcp://" + net.JoinHostPort(hostForURL(host), strconv.Itoa(opts.MQTT.Port))
+	// Anonymous without Passwords (the user name is ignored); without a
+	// ground user in them, nobody can subscribe to retained messages of
+	// other drones anyway.
+	if pw, ok := cfg.Passwords[GroundUser]; cfg.Passwords == nil || ok {
+		if err := b.warmUp(ctx, GroundUser, pw); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	return b, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,10 +30,35 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// brokerLog keeps the brokers' log and prints it if the test fails.
+func brokerLog(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("broker log:\n%s", buf.String())
+			mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 func start(t *testing.T, cfg broker.Config) *broker.Broker {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Log == nil {
+		cfg.Log = brokerLog(t)
 	}
 	b, err := broker.Start(ctxFor(t, time.Minute), cfg)
 	if err != nil {
@@ -161,7 +187,8 @@ func TestLastWillAndSession(t *testing.T) {
 // survive.
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
-	b, err := broker.Start(ctxFor(t, time.Minute), broker.Config{Addr: "127.0.0.1:0", DataDir: dir})
+	logs := brokerLog(t)
+	b, err := broker.Start(ctxFor(t, time.Minute), broker.Config{Addr: "127.0.0.1:0", DataDir: dir, Log: logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +200,20 @@ func TestRestart(t *testing.T) {
 	b.Close()
 
 	u, _ := url.Parse(b.URL())
-	b2 := start(t, broker.Config{Addr: u.Host, DataDir: dir})
+	b2 := start(t, broker.Config{Addr: u.Host, DataDir: dir, Log: logs})
 	if m := retainedState(t, b2.URL(), brokertest.PeerOptions{}); !bytes.Equal(m.Payload, agentbroker.DefaultOffline("d1")) {
 		t.Fatalf("retained state after the restart: %q, want the offline state", m.Payload)
 	}
 	_, cmds := agent(t, b2.URL())
-	if got := next(t, cmds); string(got) != `{"id":"queued"}` {
-		t.Fatalf("queued command after the restart: %q", got)
+	// A command the broker handed the agent just as it disconnected is
+	// sent again only after the broker's ack wait (nats-server: 30 s).
+	select {
+	case got := <-cmds:
+		if string(got) != `{"id":"queued"}` {
+			t.Fatalf("queued command after the restart: %q", got)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("the command queued in the session did not come within 45 s of the restart")
 	}
 }
 
@@ -305,5 +339,25 @@ func TestReadPasswords(t *testing.T) {
 				t.Errorf("%v, %v; want %v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRestartWithPasswords: after a restart, the ground finds the retained
+// states at once, passwords or not (Start loads them as the ground user).
+func TestRestartWithPasswords(t *testing.T) {
+	pw := map[string]string{broker.GroundUser: "g-secret", "d1": "d1-secret"}
+	dir := t.TempDir()
+	b := start(t, broker.Config{DataDir: dir, Passwords: pw})
+	d1, err := brokertest.Dial(b.URL(), brokertest.PeerOptions{Username: "d1", Password: pw["d1"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1.MustPublish(t, "fleet/d1/state", 1, true, []byte(`{"drone":"d1","online":false}`))
+	d1.Close()
+	b.Close()
+	u, _ := url.Parse(b.URL())
+	b2 := start(t, broker.Config{Addr: u.Host, DataDir: dir, Passwords: pw})
+	if m := retainedState(t, b2.URL(), brokertest.PeerOptions{Username: broker.GroundUser, Password: pw[broker.GroundUser]}); string(m.Payload) != `{"drone":"d1","online":false}` {
+		t.Errorf("retained state after the restart: %q", m.Payload)
 	}
 }

@@ -151,7 +151,11 @@ func (d *drone) event(payload []byte, at time.Time, keep int) ([]any, error) {
 	u := d.update(key, at, keep)
 	u.Phases = append(u.Phases, Phase{Phase: ev.Phase, AtMs: Millis(at.Sub(u.sent).Seconds() * 1e3),
 		Outcome: ev.Outcome, Error: ev.Error, From: ev.From, To: ev.To, Epoch: ev.Epoch, Bytes: ev.Bytes})
-	if push.Ends(ev) {
+	// The first final event decides. A later one is noted, not believed:
+	// a broker that sends a command again while the drone still works on
+	// it (nats-server does after its ack wait) gets the copy refused as a
+	// replay once the drone has reported the outcome.
+	if push.Ends(ev) && !u.Done {
 		u.Done = true
 		switch {
 		case ev.Phase == report.PhaseDeployed:

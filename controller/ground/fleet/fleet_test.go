@@ -243,6 +243,12 @@ func TestTimeline(t *testing.T) {
 			}
 		})
 	}
+	// A copy of a command refused as a replay after its outcome changes
+	// nothing but the list of phases.
+	u := event(t, report.Event{Command: "c5", Phase: report.PhaseRefused, Error: "command: replayed: c5"}, 59000)
+	if u.Outcome != "committed" || len(u.Phases) != 3 {
+		t.Errorf("after a late refusal: %+v", u)
+	}
 	// An event before (or without) its command counts from itself; one
 	// without a command id is an entry of its own.
 	if u := event(t, report.Event{Command: "unseen", Phase: "shadow"}, 90000); u.Phases[0].AtMs != 0 || u.Kind != "" {
