@@ -61,7 +61,7 @@ func benchGround(ctx context.Context, dir string, logs io.Writer) (groundLine, e
 		return line, err
 	}
 	defer g.Stop()
-	b, err := groundtest.NewBrowser(ctx, filepath.Join(work, "browser"))
+	b, err := groundtest.NewBrowser(ctx, groundtest.BrowserConfig{Dir: filepath.Join(work, "browser")})
 	if err != nil {
 		return line, err
 	}

@@ -58,7 +58,8 @@ func TestStack(t *testing.T) {
 	defer cancel()
 	logs := &lockedBuffer{}
 	s, err := rig.StartStack(ctx, rig.StackConfig{Dir: t.TempDir(), Sim: filepath.Join(bin, "drone-sim"), Agent: filepath.Join(bin, "drone-agent"),
-		Ground: filepath.Join(bin, "dronectl"), Namespace: "skyswap-test-ground", Drone: "d1", Logs: logs})
+		Ground: filepath.Join(bin, "dronectl"), Namespace: "skyswap-test-ground", Drone: "d1", Logs: logs,
+		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}}) // as make demo flies: the air is never still
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logs.tail(8000))
 	}
@@ -75,6 +76,11 @@ func TestStack(t *testing.T) {
 	if _, err := push.Run(ctx, push.Config{Broker: s.BrokerURL, Drone: s.Drone, Key: s.Key, Timeout: 2 * time.Minute},
 		push.Request{Kind: command.KindUpdate, Image: v1}); err != nil {
 		t.Fatalf("deploy v1: %v", err)
+	}
+	// Update in a hover, as an operator would (and the demo does), not in
+	// the climb.
+	if _, err := s.Sim.WaitHover(ctx, longWait); err != nil {
+		t.Fatal(err)
 	}
 
 	if err := b.Open(s.Ground.URL + "#d1"); err != nil {
@@ -138,7 +144,7 @@ func TestStack(t *testing.T) {
 // mentions want), and waits for the newest update (latest) to commit. On
 // a loaded machine the drone may keep the old release for safety (an
 // abort, or a revert in probation): the page shows it, and it presses
-// again, at most three times in all.
+// again, at most four times in all.
 func fromPage(t *testing.T, b *groundtest.Browser, button, want, latest string) {
 	t.Helper()
 	for try := 1; ; try++ {
@@ -161,7 +167,7 @@ func fromPage(t *testing.T, b *groundtest.Browser, button, want, latest string) 
 		switch {
 		case outcome == "committed":
 			return
-		case (outcome == "reverted" || outcome == "aborted") && try < 3:
+		case (outcome == "reverted" || outcome == "aborted") && try < 4:
 			t.Logf("%s %d: %s (%s); again", button, try, outcome, text(t, b, "#timeline .update .reason"))
 			time.Sleep(2 * time.Second) // the ground has ended the command too: one at a time per drone
 		default:

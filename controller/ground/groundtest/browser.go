@@ -12,6 +12,7 @@ import (
 	"iter"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -40,14 +41,39 @@ type Browser struct {
 	errors []string
 }
 
-// NewBrowser starts Chromium headless with a fresh profile in dir. Its
-// flags keep it off the network but for the pages it is sent to: no
+// BrowserConfig configures NewBrowser. Every zero value means the
+// default documented on the field.
+type BrowserConfig struct {
+	// Dir holds the browser's fresh profile; required.
+	Dir string
+	// Nice is the niceness Chromium runs at (nice -n); 0 means as this
+	// process. A test that watches a flight on the same machine gives its
+	// browser less CPU than the flight, whose timing the test does not
+	// judge the browser by.
+	Nice int
+}
+
+// NewBrowser starts Chromium headless with a fresh profile in cfg.Dir.
+// Its flags keep it off the network but for the pages it is sent to: no
 // background requests, component updates, sync or QUIC, which otherwise
 // flood a machine without internet with refused connections. Close it.
-func NewBrowser(ctx context.Context, dir string) (*Browser, error) {
+func NewBrowser(ctx context.Context, cfg BrowserConfig) (*Browser, error) {
 	path := Chromium()
 	if path == "" {
 		return nil, errors.New("groundtest: chromium is not installed: apt-get install chromium (scripts/dev-setup.sh chromium)")
+	}
+	if cfg.Nice != 0 {
+		// chromedp runs one executable: a script that runs chromium
+		// under nice, so its every process inherits the niceness.
+		wrapper := filepath.Join(cfg.Dir, "chromium-nice")
+		script := fmt.Sprintf("#!/bin/sh\nexec nice -n %d %s \"$@\"\n", cfg.Nice, path)
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+			return nil, err
+		}
+		path = wrapper
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(path),
@@ -64,7 +90,7 @@ func NewBrowser(ctx context.Context, dir string) (*Browser, error) {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(dir),
+		chromedp.UserDataDir(filepath.Join(cfg.Dir, "profile")),
 		chromedp.WindowSize(1400, 1200),
 	)
 	tab, cancelTab := chromedp.NewContext(alloc)
@@ -107,9 +133,9 @@ func (b *Browser) Errors() []string {
 // Close ends Chromium.
 func (b *Browser) Close() { b.cancel() }
 
-// StartBrowser is NewBrowser for a test, closed when it ends. Without
-// chromium the test is skipped, unless the environment variable CI is
-// set: then it fails, since CI installs it.
+// StartBrowser is NewBrowser for a test, at niceness 10, closed when it
+// ends. Without chromium the test is skipped, unless the environment
+// variable CI is set: then it fails, since CI installs it.
 func StartBrowser(t testing.TB) *Browser {
 	t.Helper()
 	if Chromium() == "" {
@@ -119,7 +145,7 @@ func StartBrowser(t testing.TB) *Browser {
 		}
 		t.Skip(msg)
 	}
-	b, err := NewBrowser(context.Background(), t.TempDir())
+	b, err := NewBrowser(context.Background(), BrowserConfig{Dir: t.TempDir(), Nice: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
