@@ -73,7 +73,7 @@ func start(t *testing.T, cfg broker.Config) *broker.Broker {
 func agent(t *testing.T, url string) (*agentbroker.Client, chan []byte) {
 	t.Helper()
 	cmds := make(chan []byte, 16)
-	c, err := agentbroker.Connect(ctxFor(t, wait), agentbroker.Config{URL: url, Drone: "d1", KeepAlive: time.Second,
+	c, err := agentbroker.Connect(ctxFor(t, wait), agentbroker.Config{URL: url, Drone: "d1",
 		Log: slog.New(slog.DiscardHandler)}, func(p []byte) { cmds <- p })
 	if err != nil {
 		t.Fatalf("the agent's client cannot connect to the embedded broker: %v", err)
