@@ -104,15 +104,30 @@ func next(t *testing.T, ch <-chan []byte) []byte {
 }
 
 // retainedState is what a new subscriber (as o) gets first on d1's state
-// topic.
+// topic: the retained message. nats-server files a retained message a
+// moment after it acknowledges it (a consumer of its own stream fills the
+// map subscriptions read), so a subscription that comes too soon gets
+// nothing: try new ones for a while.
 func retainedState(t *testing.T, url string, o brokertest.PeerOptions) brokertest.Message {
 	t.Helper()
-	p, err := brokertest.Dial(url, o)
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(wait)
+	for {
+		p, err := brokertest.Dial(url, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := p.MustSubscribe(t, agentbroker.Topics("d1").State, 1)
+		select {
+		case m := <-ch:
+			p.Close()
+			return m
+		case <-time.After(200 * time.Millisecond):
+			p.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retained state on %s within %s", agentbroker.Topics("d1").State, wait)
+		}
 	}
-	defer p.Close()
-	return brokertest.Receive(t, p.MustSubscribe(t, agentbroker.Topics("d1").State, 1), wait)
 }
 
 // TestAgentClient runs the drone agent's MQTT client against the embedded
