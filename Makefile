@@ -1,8 +1,9 @@
 # skyswap: in-flight container updates for Raspberry Pi drones.
-#   make demo    deploy flight:v1 to the virtual drone through drone-agent and containerd, then
-#                dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20; 0 = until Ctrl-C)
-#   make test    every test (as root installs qemu-user-static, containerd, runc and mosquitto, starts containerd)
-#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,soak)
+#   make demo    start the ground station (its page's URL first), deploy flight:v1 to the virtual drone through
+#                drone-agent and containerd, then dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20;
+#                0 = until Ctrl-C)
+#   make test    every test (as root installs qemu-user-static, containerd, runc, mosquitto and chromium, starts containerd)
+#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,ground,soak)
 #   make soak    the soak alone: 50 updates per rate (250, 400, 1000 Hz) and load (quiet, hog)
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
@@ -17,8 +18,8 @@ FLIGHT_VERSION ?= v1
 FLIGHT  = bin/skyswap-images -version
 CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$
 
 .PHONY: all build cross test demo bench soak deps vet clean images
 
@@ -44,7 +45,7 @@ vet: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 test: deps
-	@scripts/dev-setup.sh qemu containerd mosquitto
+	@scripts/dev-setup.sh qemu containerd mosquitto chromium
 	$(MAKE) --no-print-directory vet
 	$(GO) test -count=1 $(TESTFLAGS) $$($(GO) list ./... | grep -v -E '$(E2E_RE)')
 	@# The end-to-end flights run alone, one package at a time: they judge
@@ -53,11 +54,11 @@ test: deps
 	$(GO) test -count=1 -p 1 -timeout 30m $(TESTFLAGS) $(E2E)
 
 demo: build
-	@scripts/dev-setup.sh containerd mosquitto
+	@scripts/dev-setup.sh containerd chromium
 	bin/skyswap-demo
 
 bench: build cross
-	@scripts/dev-setup.sh containerd mosquitto
+	@scripts/dev-setup.sh containerd mosquitto chromium
 	bin/skyswap-bench
 
 # The soak alone, long: 50 updates per rate and load (SOAK_UPDATES to change).

@@ -3,6 +3,7 @@ package rig
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/images/build"
 )
 
@@ -50,32 +52,44 @@ type StackConfig struct {
 	// earlier run would fetch nothing) and a pull costs what it costs a
 	// drone that never had it.
 	SourceDateEpoch int64
-	Logs            io.Writer // drone-sim's and drone-agent's output; nil = discarded
+	Logs            io.Writer // drone-sim's, drone-agent's and the ground's output; nil = discarded
 	// AgentEnv are AGENT_* settings added after the stack's own (a key
 	// given again wins), e.g. AGENT_APP_NATS_URL=nats://<skyswap-chaos's
 	// relay>; nil = none.
 	AgentEnv []string
+	// Ground is the dronectl binary: when set, `dronectl ground` is the
+	// broker and the registry (its embedded ones) and serves the page;
+	// "" = a Mosquitto and a byte-counting registry.
+	Ground string
+	// GroundListen is the ground's page, host:port; "" = a free loopback
+	// port. Only with Ground.
+	GroundListen string
 }
 
 // Stack is the product on one machine: a registry holding the flight
-// releases, a Mosquitto broker, the virtual drone, and drone-agent as a
-// process driving containerd, all on loopback. The ground side is whoever
-// holds KeyFile: dronectl with DronectlEnv, or controller/push.
+// releases, an MQTT broker, the virtual drone, and drone-agent as a
+// process driving containerd, all on loopback. The broker and registry
+// are a Mosquitto and a byte-counting registry, or `dronectl ground`'s
+// (StackConfig.Ground). The ground side is whoever holds KeyFile: dronectl
+// with DronectlEnv, the ground station's page, or controller/push.
 type Stack struct {
-	Drone     string
-	Namespace string
-	Registry  *Registry
-	Refs      map[string]string        // version -> host/flight:<version> (a tag; dronectl resolves it)
-	Indexes   map[string]v1.ImageIndex // version -> the index pushed
-	Platform  v1.Platform              // the platform the images were built for (this machine's)
-	Broker    *brokertest.Mosquitto
-	Sim       *Sim
-	Agent     *Proc
-	NATS      string             // the agent's embedded on-board NATS, host:port
-	KeyFile   string             // the ground's private key (dronectl -key)
-	Key       ed25519.PrivateKey // the same key
-	KeyID     string
-	logDir    string
+	Drone        string
+	Namespace    string
+	BrokerURL    string                   // the MQTT broker, tcp://127.0.0.1:<port>
+	RegistryHost string                   // the registry, 127.0.0.1:<port>
+	Registry     *Registry                // nil with a ground station
+	Broker       *brokertest.Mosquitto    // nil with a ground station
+	Ground       *GroundStation           // nil without StackConfig.Ground
+	Refs         map[string]string        // version -> host/flight:<version> (a tag; dronectl resolves it)
+	Indexes      map[string]v1.ImageIndex // version -> the index pushed
+	Platform     v1.Platform              // the platform the images were built for (this machine's)
+	Sim          *Sim
+	Agent        *Proc
+	KeyFile      string             // the ground's private key (dronectl -key)
+	Key          ed25519.PrivateKey // the same key
+	KeyID        string
+	NATS         string // the agent's embedded on-board NATS, host:port
+	logDir       string
 }
 
 // StartStack builds and pushes the flight images, starts the broker, the
@@ -109,7 +123,11 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	if err := s.purge(ctx); err != nil {
 		return s, err
 	}
-	if s.Registry, err = StartRegistry(); err != nil {
+	keys := mkdir(cfg.Dir, "keys")
+	if err := s.makeKey(keys); err != nil {
+		return s, err
+	}
+	if err := s.startBackends(ctx, cfg); err != nil {
 		return s, err
 	}
 	for _, v := range cfg.Versions {
@@ -118,36 +136,29 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 		if err != nil {
 			return s, fmt.Errorf("rig: build flight %s: %w", v, err)
 		}
-		ref := s.Registry.Host + "/flight:" + v
+		ref := s.RegistryHost + "/flight:" + v
 		if _, err := build.Push(ctx, idx, ref, build.PushConfig{}); err != nil {
 			return s, fmt.Errorf("rig: push %s: %w", ref, err)
 		}
 		s.Refs[v], s.Indexes[v] = ref, idx
-	}
-	if s.Broker, err = brokertest.Run(mkdir(cfg.Dir, "mosquitto"), nil); err != nil {
-		return s, fmt.Errorf("rig: %w", err)
 	}
 	simDir := mkdir(cfg.Dir, "sim")
 	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
 	if s.Sim, err = StartSim(ctx, cfg.Sim, simDir, cfg.SimEnv, cfg.Logs); err != nil {
 		return s, err
 	}
+	if err := s.startAgent(ctx, cfg, keys, simDir); err != nil {
+		return s, err
+	}
+	return s, nil
+}
 
-	pub, priv, err := command.GenerateKey()
-	if err != nil {
-		return s, err
-	}
-	keys := mkdir(cfg.Dir, "keys")
-	s.KeyFile, s.Key, s.KeyID = filepath.Join(keys, "ground.key"), priv, command.KeyID(pub)
-	if err := command.WritePrivateKey(s.KeyFile, priv); err != nil {
-		return s, err
-	}
-	if err := command.WritePublicKey(filepath.Join(keys, "ground.pub"), pub); err != nil {
-		return s, err
-	}
+// startAgent starts drone-agent on the stack and waits until it is
+// online.
+func (s *Stack) startAgent(ctx context.Context, cfg StackConfig, keys, simDir string) error {
 	natsAddr, err := FreeAddr()
 	if err != nil {
-		return s, err
+		return err
 	}
 	s.NATS = natsAddr
 	appEnv := append([]string{"FLIGHT_BUS=sim:/run/skyswap-sim/" + filepath.Base(s.Sim.Socket)}, cfg.AppEnv...)
@@ -156,12 +167,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	}
 	env := []string{
 		"AGENT_DRONE=" + cfg.Drone,
-		"AGENT_BROKER_URL=" + s.Broker.URL,
+		"AGENT_BROKER_URL=" + s.BrokerURL,
 		"AGENT_TRUSTED_KEYS=" + s.KeyID + "=" + filepath.Join(keys, "ground.pub"),
 		"AGENT_STATE_DIR=" + mkdir(cfg.Dir, "agent"),
 		"AGENT_NAMESPACE=" + cfg.Namespace,
 		"AGENT_LOG_DIR=" + s.logDir,
-		"AGENT_PLAIN_HTTP=" + s.Registry.Host,
+		"AGENT_PLAIN_HTTP=" + s.RegistryHost,
 		"AGENT_NATS_PORT=" + natsAddr[strings.LastIndex(natsAddr, ":")+1:],
 		"AGENT_APP_ENV=" + strings.Join(appEnv, ";"),
 		"AGENT_MOUNTS=" + simDir + ":/run/skyswap-sim",
@@ -172,39 +183,92 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 		env = append(env, "AGENT_PROBATION_S="+strconv.FormatFloat(cfg.Probation.Seconds(), 'f', -1, 64))
 	}
 	env = append(env, cfg.AgentEnv...)
+	// The agent publishes its online state once it has subscribed to its
+	// commands: from then on a command reaches it.
+	watch, err := brokertest.Dial(s.BrokerURL, brokertest.PeerOptions{})
+	if err != nil {
+		return fmt.Errorf("rig: %w", err)
+	}
+	defer watch.Close()
+	states, err := watch.Subscribe(broker.Topics(s.Drone).State, 1)
+	if err != nil {
+		return fmt.Errorf("rig: %w", err)
+	}
 	if s.Agent, err = Start(cfg.Agent, env, cfg.Logs); err != nil {
-		return s, err
+		return err
 	}
-	if err := s.awaitAgent(ctx); err != nil {
-		return s, err
-	}
-	return s, nil
+	return s.awaitAgent(ctx, states)
 }
 
-// awaitAgent waits until the agent has subscribed to its commands (the
-// broker logs every packet).
-func (s *Stack) awaitAgent(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(s.Broker.Log(), "Received SUBSCRIBE from "+broker.ClientIDPrefix+s.Drone) {
+// makeKey makes the ground's key pair in dir.
+func (s *Stack) makeKey(dir string) error {
+	pub, priv, err := command.GenerateKey()
+	if err != nil {
+		return err
+	}
+	s.KeyFile, s.Key, s.KeyID = filepath.Join(dir, "ground.key"), priv, command.KeyID(pub)
+	if err := command.WritePrivateKey(s.KeyFile, priv); err != nil {
+		return err
+	}
+	return command.WritePublicKey(filepath.Join(dir, "ground.pub"), pub)
+}
+
+// startBackends starts the broker and the registry: the ground
+// station's, or a Mosquitto and a counting registry.
+func (s *Stack) startBackends(ctx context.Context, cfg StackConfig) error {
+	var err error
+	if cfg.Ground != "" {
+		if s.Ground, err = StartGround(ctx, cfg.Ground, mkdir(cfg.Dir, "ground"), cfg.GroundListen, s.KeyFile, cfg.Logs); err != nil {
+			return err
+		}
+		s.BrokerURL, s.RegistryHost = s.Ground.BrokerURL, s.Ground.Registry
+		return nil
+	}
+	if s.Registry, err = StartRegistry(); err != nil {
+		return err
+	}
+	if s.Broker, err = brokertest.Run(mkdir(cfg.Dir, "mosquitto"), nil); err != nil {
+		return fmt.Errorf("rig: %w", err)
+	}
+	s.BrokerURL, s.RegistryHost = s.Broker.URL, s.Registry.Host
+	return nil
+}
+
+// awaitAgent waits until the agent says it is online.
+func (s *Stack) awaitAgent(ctx context.Context, states <-chan brokertest.Message) error {
+	deadline := time.After(30 * time.Second)
+	for {
 		select {
+		case m := <-states:
+			var st report.State
+			if json.Unmarshal(m.Payload, &st) == nil && st.Online && !m.Retained {
+				return nil
+			}
 		case <-s.Agent.Done():
 			return fmt.Errorf("rig: drone-agent exited at start: %v", s.Agent.Err())
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return errors.New("rig: drone-agent did not connect to the broker within 30 s")
+		case <-deadline:
+			return errors.New("rig: drone-agent did not come online on the broker within 30 s")
 		}
 	}
-	return nil
+}
+
+// RegistryBlobBytes is how many blob bytes the registry has served.
+func (s *Stack) RegistryBlobBytes(ctx context.Context) (int64, error) {
+	if s.Ground != nil {
+		st, err := s.Ground.Stats(ctx)
+		return st.Registry.BlobBytes, err
+	}
+	blobs, _ := s.Registry.Served()
+	return blobs, nil
 }
 
 // DronectlEnv is the environment under which `dronectl push flight:v2`
 // needs no flags.
 func (s *Stack) DronectlEnv() []string {
-	return []string{"DRONECTL_BROKER=" + s.Broker.URL, "DRONECTL_DRONE=" + s.Drone, "DRONECTL_KEY=" + s.KeyFile,
-		"DRONECTL_REGISTRY=" + s.Registry.Host}
+	return []string{"DRONECTL_BROKER=" + s.BrokerURL, "DRONECTL_DRONE=" + s.Drone, "DRONECTL_KEY=" + s.KeyFile,
+		"DRONECTL_REGISTRY=" + s.RegistryHost}
 }
 
 // Land stops the agent (the app keeps flying without it) and sends
@@ -247,7 +311,7 @@ func (s *Stack) eachContainer(ctx context.Context, fn func(*containers.Runtime, 
 
 // Close stops the agent, removes every container and image in the
 // namespace (the drone drops: this is the end of the flight), and stops
-// the simulator, the broker and the registry.
+// the simulator, the broker and the registry (or the ground station).
 func (s *Stack) Close() {
 	if s.Agent != nil {
 		s.Agent.Stop(10 * time.Second)
@@ -261,6 +325,9 @@ func (s *Stack) Close() {
 	}
 	if s.Registry != nil {
 		s.Registry.Close()
+	}
+	if s.Ground != nil {
+		s.Ground.Stop()
 	}
 }
 

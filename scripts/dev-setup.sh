@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs or checks what `make demo` and `make test` need on Debian/Ubuntu.
-# Usage: scripts/dev-setup.sh [go] [qemu] [containerd] [mosquitto]
+# Usage: scripts/dev-setup.sh [go] [qemu] [containerd] [mosquitto] [chromium]
 #   go          a Go toolchain new enough for go.mod (Go >= 1.21 fetches the
 #               exact toolchain through the module proxy by itself)
 #   qemu        qemu-user-static + binfmt_misc, to run arm64 binaries (tests)
@@ -8,6 +8,8 @@
 #               /run/containerd/containerd.sock (started if none answers)
 #   mosquitto   the mosquitto broker and mosquitto_passwd (the agent/broker
 #               tests start their own broker; none is left running)
+#   chromium    Debian's chromium, which the ground station's browser tests
+#               and make bench drive headless (and a person opens the demo in)
 # As root it installs with apt-get; otherwise it says what is missing.
 set -euo pipefail
 
@@ -131,6 +133,16 @@ need_mosquitto() {
 		systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
 	fi
 	return "$rc"
+}
+
+# need_chromium: the ground station's page is tested in headless Chromium
+# (controller/ground/groundtest). The tests skip without it, unless CI is
+# set: then they fail.
+need_chromium() {
+	if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+		return 0
+	fi
+	apt_install chromium || true
 }
 
 for what in "${@:-go}"; do

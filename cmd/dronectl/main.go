@@ -19,6 +19,16 @@
 //	    it the same way.
 //	dronectl status [flags]
 //	    asks the drone for its state and prints the state JSON.
+//	dronectl ground [flags]
+//	    runs the ground station (controller/ground) until SIGINT or SIGTERM:
+//	    the fleet's MQTT broker and OCI registry (embedded unless -broker
+//	    and -registry name others), and the web page on -listen
+//	    (127.0.0.1:8080) with the fleet live, each drone's plots, camera
+//	    and update timeline, and push and rollback signed with the
+//	    ground's key (-key; by default DATA/ground.key, made on first
+//	    start). -data (~/.skyswap/ground) keeps the broker's sessions and
+//	    retained messages, the registry's images and the key. Its log is
+//	    JSON lines on stdout; dronectl ground -h lists every flag.
 //
 // push, rollback and status share these flags, each defaulting to an
 // environment variable so that a shell (or the demo) sets them once:
@@ -77,6 +87,8 @@ const usage = `usage:
   dronectl push [flags] IMAGE                 update the drone's app to IMAGE (flight:v2, HOST:PORT/flight:v2) and follow it
   dronectl rollback [flags] [-image IMAGE]    return to the previous release (or IMAGE) and follow it
   dronectl status [flags]                     print the drone's state JSON
+  dronectl ground [-listen 127.0.0.1:8080] [-data DIR] [-broker URL] [-registry HOST:PORT] ...
+                                              the ground station: broker, registry and the web page
 flags of push, rollback and status (defaults from the environment):
   -broker URL ($DRONECTL_BROKER) -drone ID ($DRONECTL_DRONE) -key FILE ($DRONECTL_KEY) [-key-id ID]
   [-user U -password P] [-ca FILE -cert FILE -client-key FILE] [-ttl 2m] [-timeout 5m]
@@ -114,6 +126,8 @@ func run(ctx context.Context, args []string, s sys) int {
 		err = rollbackCmd(ctx, args[1:], s)
 	case "status":
 		err = statusCmd(ctx, args[1:], s)
+	case "ground":
+		err = groundCmd(ctx, args[1:], s)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(s.stdout, usage)
 		return 0

@@ -14,6 +14,10 @@
 //	          alternate v2 and v1 over MQTT; command-to-control time, the
 //	          motor gaps, bytes pulled against the changed layer, the
 //	          agent's memory and its arm64 binary size.
+//	ground:   dronectl ground with a headless Chromium on its page: 30 s of
+//	          a recorded flight's telemetry replayed over MQTT under 10
+//	          drone ids; the delay from each message's publication to the
+//	          page's DOM showing it, and the ground's memory and CPU.
 //
 //	soak:     the product path again (root and containerd), one line per
 //	          case: SOAK_UPDATES signed updates (default 4; make soak: 50)
@@ -25,7 +29,7 @@
 //	          motor gaps at the cut-overs against the steady ones, and
 //	          command to control.
 //
-// BENCH=hover,handoff,camera,update,soak (the default: all) picks some.
+// BENCH=hover,handoff,camera,update,ground,soak (the default: all) picks some.
 package main
 
 import (
@@ -76,12 +80,12 @@ func run() error {
 	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
 
 	want := map[string]bool{}
-	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update,soak"), ",") {
+	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update,ground,soak"), ",") {
 		switch b = strings.TrimSpace(b); b {
-		case "hover", "handoff", "camera", "update", "soak":
+		case "hover", "handoff", "camera", "update", "ground", "soak":
 			want[b] = true
 		default:
-			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update, soak)", os.Getenv("BENCH"), b)
+			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update, ground, soak)", os.Getenv("BENCH"), b)
 		}
 	}
 	if want["hover"] {
@@ -111,6 +115,15 @@ func run() error {
 		line, err := benchUpdates(ctx, dir, 4, logs)
 		if err != nil {
 			return fmt.Errorf("update: %w (process logs: %s)", err, logFile)
+		}
+		if err := emit(line); err != nil {
+			return err
+		}
+	}
+	if want["ground"] {
+		line, err := benchGround(ctx, dir, logs)
+		if err != nil {
+			return fmt.Errorf("ground: %w (process logs: %s)", err, logFile)
 		}
 		if err := emit(line); err != nil {
 			return err

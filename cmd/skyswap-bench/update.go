@@ -84,7 +84,7 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 	}
 
 	var sentMono int64
-	cfg := push.Config{Broker: s.Broker.URL, Drone: s.Drone, Key: s.Key, Timeout: 3 * time.Minute,
+	cfg := push.Config{Broker: s.BrokerURL, Drone: s.Drone, Key: s.Key, Timeout: 3 * time.Minute,
 		OnSent: func(_ command.Command, sent time.Time) { sentMono = mono.Now() - int64(time.Since(sent)) }}
 	res, err := push.Run(ctx, cfg, push.Request{Kind: command.KindUpdate, Image: refs["v1"]})
 	if err != nil {

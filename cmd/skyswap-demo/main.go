@@ -1,16 +1,20 @@
 // Command skyswap-demo runs the product on this machine and updates the
-// flight app of a flying drone. It builds flight:v1 and flight:v2 as OCI
-// images and pushes them to a registry on loopback, starts Mosquitto,
-// drone-sim (gusts and sensor noise on) and drone-agent (which drives
-// containerd and embeds the on-board NATS server). Then, as the ground
-// would: `dronectl push flight:v1` deploys v1, which takes off; after 6 s of
+// flight app of a flying drone. It starts the ground station, `dronectl
+// ground` (its first line is the page's URL: http://127.0.0.1:8080/ when
+// that port is free), whose embedded MQTT broker and registry the rest
+// uses; builds flight:v1 and flight:v2 as OCI images and pushes them to the
+// ground's registry, starts drone-sim (gusts and sensor noise on) and
+// drone-agent (which drives containerd and embeds the on-board NATS
+// server). Then, as an operator would: `dronectl push flight:v1` deploys v1, which takes off; after 6 s of
 // hover `dronectl push flight:v2` makes the agent pull v2 (only its changed
 // layer), start it beside v1, hand the motors over at a tick boundary, keep
 // v1 warm through probation and retire it. The drone's telemetry (relayed
 // by the agent over MQTT) is shown once a second; v2 brings the thermal
 // camera, whose frames come down over MQTT too (the last is saved as
-// /tmp/skyswap-demo-camera.jpg); after DEMO_SECONDS of
-// flight (default 20; 0 = until Ctrl-C) the owner lands. The last line is
+// /tmp/skyswap-demo-camera.jpg). The page shows it all live: the
+// attitude, the plots with the cut-over, the update's phases, v2's camera;
+// it can push and roll back too. After DEMO_SECONDS of flight (default 20;
+// 0 = until Ctrl-C, to watch and press push) the owner lands. The last line is
 // {"demo":"summary",...}: the referee's figures, the update's phase
 // timings and the bytes pulled.
 //
@@ -32,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +47,7 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/controller/ground"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/images/build"
@@ -112,10 +118,14 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 	defer logs.Close()
 
 	start := mono.Now()
-	log.Info("starting: flight:v1 and flight:v2 images into a registry on loopback, mosquitto, drone-sim with gusts, drone-agent",
-		"seconds", seconds, "process_logs", logFile)
+	listen, err := pageAddr()
+	if err != nil {
+		return err
+	}
+	log.Info("ground station: open http://"+listen+"/ to watch; starting it (its MQTT broker and registry), flight:v1 and flight:v2 into its registry, drone-sim with gusts, drone-agent",
+		"url", "http://"+listen+"/", "seconds", seconds, "process_logs", logFile)
 	s, err := rig.StartStack(ctx, rig.StackConfig{
-		Dir: work, Sim: bins["drone-sim"], Agent: bins["drone-agent"],
+		Dir: work, Sim: bins["drone-sim"], Agent: bins["drone-agent"], Ground: bins["dronectl"], GroundListen: listen,
 		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
 		AppEnv: []string{"FLIGHT_ON_TERM=land"}, Logs: logs,
 	})
@@ -127,9 +137,9 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 	if err != nil {
 		return err
 	}
-	log.Info("ready", "registry", s.Registry.Host, "broker", s.Broker.URL, "drone", s.Drone,
+	log.Info("ready", "url", s.Ground.URL, "registry", s.RegistryHost, "broker", s.BrokerURL, "drone", s.Drone,
 		"images", s.Refs, "changed_layer_bytes", diff.AddedBytes(), "setup_s", round(float64(mono.Now()-start)/1e9))
-	g, err := rig.WatchDrone(s.Broker.URL, s.Drone)
+	g, err := rig.WatchDrone(s.BrokerURL, s.Drone)
 	if err != nil {
 		return err
 	}
@@ -199,7 +209,7 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 		return err
 	}
 	sum := summaryAgent{
-		Demo: "summary", Path: "dronectl, mqtt, drone-agent, containerd",
+		Demo: "summary", Path: "dronectl ground, dronectl push, mqtt, drone-agent, containerd",
 		flightFigures: flightOf(float64(hover-deployFrom)/1e9, flight, total),
 		Update:        up, TelemetryMessages: nTel, CameraFrames: nFrames, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
 	}
@@ -212,6 +222,16 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 		return fmt.Errorf("the update did not commit: %s %s (process logs: %s)", up.Outcome, up.Error, logFile)
 	}
 	return nil
+}
+
+// pageAddr is where the ground station's page goes: 127.0.0.1:8080 if it
+// is free (what a person types), else a free loopback port.
+func pageAddr() (string, error) {
+	if l, err := net.Listen("tcp", ground.DefaultListen); err == nil {
+		l.Close()
+		return ground.DefaultListen, nil
+	}
+	return rig.FreeAddr()
 }
 
 // fly calls show once a second and, 6 s in, update beside it, until
@@ -255,11 +275,11 @@ func pushV2(ctx context.Context, log *slog.Logger, s *rig.Stack, g *rig.Ground, 
 	sent := mono.Now()
 	sentWall := time.Now()
 	steady, _ := s.Sim.Report(bg, sent-int64(time.Second), sent)
-	blobs0, _ := s.Registry.Served()
+	blobs0, _ := s.RegistryBlobBytes(bg)
 	before := len(g.Events(""))
 	err := dronectl("push", "flight:v2")
 	time.Sleep(200 * time.Millisecond) // the last events arrive
-	blobs1, _ := s.Registry.Served()
+	blobs1, _ := s.RegistryBlobBytes(bg)
 	u := &updateFigures{ChangedLayerBytes: changed, RegistryBlobBytes: blobs1 - blobs0, SteadyMaxGapMs: round(steady.MaxGapMs),
 		SteadyTiltP99Deg: round(steady.AttErrP99Deg)}
 	if err != nil {

@@ -33,11 +33,11 @@ const (
 // subscription.
 var ErrNotAuthorized = errors.New("push: not authorized by the broker")
 
-// message is one MQTT message the link received.
-type message struct {
-	topic    string
-	payload  []byte
-	retained bool // sent because it was retained, not live
+// Message is one MQTT message the ground received.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	Retained bool // sent because it was retained, not live
 }
 
 // link is the ground's MQTT connection for one command: a clean session
@@ -47,7 +47,7 @@ type message struct {
 type link struct {
 	c    mqtt.Client
 	log  *slog.Logger
-	msgs chan message
+	msgs chan Message
 	done chan struct{} // closed by close: handlers drop what comes after
 
 	mu      sync.Mutex
@@ -121,10 +121,14 @@ func dial(ctx context.Context, s *settings) (*link, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	l := &link{log: s.log, msgs: make(chan message, inbox), done: make(chan struct{})}
+	l := &link{log: s.log, msgs: make(chan Message, inbox), done: make(chan struct{})}
 	o := mqtt.NewClientOptions()
 	o.AddBroker(s.url.String())
-	o.SetClientID("dronectl-" + s.cfg.Drone + "-" + hex.EncodeToString(b[:]))
+	who := s.cfg.Drone
+	if who == "" {
+		who = "watch" // Watch: the ground station, following every drone
+	}
+	o.SetClientID("dronectl-" + who + "-" + hex.EncodeToString(b[:]))
 	o.SetUsername(s.cfg.Username)
 	o.SetPassword(s.cfg.Password)
 	o.SetProtocolVersion(4) // MQTT 3.1.1, as the agent speaks
@@ -187,7 +191,7 @@ func (l *link) follow(ctx context.Context, filter string) error {
 
 func (l *link) subscribe(ctx context.Context, filter string) error {
 	tok := l.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
-		msg := message{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}
+		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
 		select {
 		case l.msgs <- msg:
 		case <-l.done:

@@ -175,13 +175,25 @@ type settings struct {
 }
 
 func (cfg Config) settings() (*settings, error) {
-	s := &settings{cfg: cfg, log: cfg.Log, now: cfg.Now}
 	if err := broker.CheckDrone(cfg.Drone); err != nil {
 		return nil, &ConfigError{"Drone", err}
 	}
 	if len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, &ConfigError{"Key", errors.New("no ed25519 private key: load it with command.ReadPrivateKey (dronectl keygen makes one)")}
 	}
+	s, err := cfg.linkSettings()
+	if err != nil {
+		return nil, err
+	}
+	s.log = s.log.With("drone", cfg.Drone)
+	s.topics = broker.Topics(cfg.Drone)
+	return s, nil
+}
+
+// linkSettings checks what a connection to the broker needs, and nothing
+// about a drone or a key.
+func (cfg Config) linkSettings() (*settings, error) {
+	s := &settings{cfg: cfg, log: cfg.Log, now: cfg.Now}
 	if cfg.Password != "" && cfg.Username == "" {
 		return nil, &ConfigError{"Password", errors.New("set without Username: MQTT sends a password only with a user name")}
 	}
@@ -198,11 +210,9 @@ func (cfg Config) settings() (*settings, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("drone", cfg.Drone)
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.topics = broker.Topics(cfg.Drone)
 	return s, nil
 }
 
@@ -281,7 +291,7 @@ func Run(ctx context.Context, cfg Config, req Request) (Result, error) {
 	for {
 		select {
 		case m := <-f.l.msgs:
-			if m.topic == s.topics.State {
+			if m.Topic == s.topics.State {
 				f.state(m)
 				continue
 			}
@@ -293,11 +303,11 @@ func Run(ctx context.Context, cfg Config, req Request) (Result, error) {
 			if s.cfg.OnEvent != nil {
 				s.cfg.OnEvent(ev)
 			}
-			if !ends(ev) {
+			if !Ends(ev) {
 				continue
 			}
 			res.Final = ev
-			if succeeded(ev) {
+			if Succeeded(ev) {
 				return res, nil
 			}
 			return res, &OutcomeError{Drone: s.cfg.Drone, Command: c, Final: ev}
@@ -352,8 +362,8 @@ func Status(ctx context.Context, cfg Config) (report.State, error) {
 	for {
 		select {
 		case m := <-f.l.msgs:
-			if m.topic == s.topics.State {
-				if st, ok := f.state(m); ok && !m.retained {
+			if m.Topic == s.topics.State {
+				if st, ok := f.state(m); ok && !m.Retained {
 					return st, nil
 				}
 				continue
@@ -369,15 +379,15 @@ func Status(ctx context.Context, cfg Config) (report.State, error) {
 	}
 }
 
-// ends reports whether e ends its command: a final event, or the agent's
+// Ends reports whether e ends its command: a final event, or the agent's
 // report after a restart that settled the command's update.
-func ends(e report.Event) bool {
+func Ends(e report.Event) bool {
 	return e.Final() || e.Phase == report.PhaseRecovered
 }
 
-// succeeded reports whether e, which ends its command, left the requested
+// Succeeded reports whether e, which ends its command, left the requested
 // release flying.
-func succeeded(e report.Event) bool {
+func Succeeded(e report.Event) bool {
 	if e.Phase == report.PhaseRecovered {
 		return strings.HasPrefix(e.Outcome, "committed")
 	}
@@ -430,10 +440,10 @@ func (f *follower) send(ctx context.Context, c command.Command) (time.Time, erro
 }
 
 // state records a state message and warns when the drone is offline.
-func (f *follower) state(m message) (report.State, bool) {
+func (f *follower) state(m Message) (report.State, bool) {
 	var st report.State
-	if err := json.Unmarshal(m.payload, &st); err != nil {
-		f.s.log.Warn("unreadable state", "topic", m.topic, "err", err)
+	if err := json.Unmarshal(m.Payload, &st); err != nil {
+		f.s.log.Warn("unreadable state", "topic", m.Topic, "err", err)
 		return st, false
 	}
 	f.last = &st
@@ -450,10 +460,10 @@ func (f *follower) state(m message) (report.State, bool) {
 
 // event decodes an event message and reports whether it belongs to
 // command id.
-func (f *follower) event(m message, id string) (report.Event, bool) {
+func (f *follower) event(m Message, id string) (report.Event, bool) {
 	var ev report.Event
-	if err := json.Unmarshal(m.payload, &ev); err != nil {
-		f.s.log.Warn("unreadable event", "topic", m.topic, "err", err)
+	if err := json.Unmarshal(m.Payload, &ev); err != nil {
+		f.s.log.Warn("unreadable event", "topic", m.Topic, "err", err)
 		return ev, false
 	}
 	if ev.Command != id {

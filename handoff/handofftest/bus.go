@@ -8,7 +8,7 @@ import (
 	"github.com/skyswap/skyswap/handoff/onboard"
 )
 
-// Bus is an embedded NATS server (handoff.StartServer) for one test.
+// Bus is an embedded NATS server (onboard.Start) for one test.
 type Bus struct {
 	t      testing.TB
 	Server *onboard.Server

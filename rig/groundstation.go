@@ -1,0 +1,106 @@
+package rig
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// GroundStation is `dronectl ground` running as a process: the fleet's
+// MQTT broker, its registry and the web page, on loopback.
+type GroundStation struct {
+	URL       string // the page, http://127.0.0.1:<port>/
+	BrokerURL string // tcp://127.0.0.1:<port>
+	Registry  string // 127.0.0.1:<port>
+	proc      *Proc
+	client    http.Client
+}
+
+// GroundStats is the part of the station's /api/stats the rig reads.
+type GroundStats struct {
+	Clients  int    `json:"clients"`
+	Dropped  uint64 `json:"dropped"`
+	Registry struct {
+		BlobBytes int64 `json:"blob_bytes"`
+	} `json:"registry"`
+	Fleet struct {
+		Messages  map[string]uint64 `json:"messages"`
+		Malformed uint64            `json:"malformed"`
+	} `json:"fleet"`
+}
+
+// StartGround runs bin (dronectl) ground with its embedded broker and
+// registry on free loopback ports, the page on listen ("" = a free
+// loopback port), its data in dir, signing with keyFile ("" = the one it
+// makes in dir), output to logw; it returns once the page answers.
+func StartGround(ctx context.Context, bin, dir, listen, keyFile string, logw io.Writer) (*GroundStation, error) {
+	addrs := make([]string, 3)
+	for i := range addrs {
+		a, err := FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	if listen == "" {
+		listen = addrs[0]
+	}
+	g := &GroundStation{URL: "http://" + listen + "/", BrokerURL: "tcp://" + addrs[1], Registry: addrs[2],
+		client: http.Client{Timeout: 5 * time.Second}}
+	// -broker= and -registry=: the embedded ones, whatever DRONECTL_* say.
+	args := []string{"ground", "-listen", listen, "-mqtt-listen", addrs[1], "-registry-listen", addrs[2], "-data", dir, "-broker=", "-registry="}
+	if keyFile != "" {
+		args = append(args, "-key", keyFile)
+	}
+	var err error
+	if g.proc, err = Start(bin, nil, logw, args...); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := g.client.Get(g.URL + "healthz"); err == nil {
+			resp.Body.Close()
+			return g, nil
+		}
+		select {
+		case <-g.proc.Done():
+			return nil, fmt.Errorf("rig: dronectl ground exited at start: %v", g.proc.Err())
+		case <-ctx.Done():
+			g.proc.Kill()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			g.proc.Kill()
+			return nil, errors.New("rig: dronectl ground did not serve its page within 30 s")
+		}
+	}
+}
+
+// Stats reads the station's counters.
+func (g *GroundStation) Stats(ctx context.Context) (GroundStats, error) {
+	var st GroundStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"api/stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("rig: ground stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("rig: ground stats: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Pid is the station's process id.
+func (g *GroundStation) Pid() int { return g.proc.Pid() }
+
+// Stop stops the station (SIGTERM, then SIGKILL after 10 s).
+func (g *GroundStation) Stop() error { return g.proc.Stop(10 * time.Second) }
