@@ -229,7 +229,7 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 // measure fills in the motor gaps around the cut-over to owner and the
 // command-to-control time.
 func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sent, end int64) error {
-	cut, _, err := sr.s.FirstWrite(ctx, owner, sent, end)
+	cut, cutGap, err := sr.s.FirstWrite(ctx, owner, sent, end)
 	if err != nil {
 		return err
 	}
@@ -243,6 +243,8 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 		return err
 	}
 	u.windowMaxGap, u.steadyGap = w.MaxGapMs, st.MaxGapMs
+	fmt.Fprintf(sr.logs, "skyswap-soak: cut-over gap %.2f ms; ±500 ms window max %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)\n",
+		cutGap, w.MaxGapMs, w.P99GapMs, st.MaxGapMs, st.P99GapMs)
 	return nil
 }
 
