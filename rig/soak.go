@@ -51,6 +51,10 @@ type SoakResult struct {
 	// SteadyMaxGapMs the longest in the second before any command.
 	MaxGapMs       float64 `json:"max_gap_ms"`
 	SteadyMaxGapMs float64 `json:"steady_max_gap_ms"`
+	// CutoverGapMaxMs is the longest from the old owner's last motor
+	// update to the new owner's first: the hand-over's own cost, a tick
+	// plus what it adds.
+	CutoverGapMaxMs float64 `json:"cutover_gap_max_ms"`
 	// CmdToControl is from `dronectl push` starting to the new owner's
 	// first motor write, over the committed updates (the images are
 	// present: v1 and v2 were each pulled once before the count starts).
@@ -105,6 +109,7 @@ type soakUpdate struct {
 	retries                 int
 	cmdToControlMs          float64
 	windowMaxGap, steadyGap float64
+	cutGap                  float64
 	window                  referee.Report // from the end of the previous update to the end of this one
 }
 
@@ -126,6 +131,7 @@ func (r *SoakResult) add(u soakUpdate) {
 	r.Crashed = r.Crashed || u.window.Crashed
 	r.MaxGapMs = max(r.MaxGapMs, round3(u.windowMaxGap))
 	r.SteadyMaxGapMs = max(r.SteadyMaxGapMs, round3(u.steadyGap))
+	r.CutoverGapMaxMs = max(r.CutoverGapMaxMs, round3(u.cutGap))
 }
 
 // soakRun is a soak's stack with v1 and v2 each flown once.
@@ -242,7 +248,7 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	if err != nil {
 		return err
 	}
-	u.windowMaxGap, u.steadyGap = w.MaxGapMs, st.MaxGapMs
+	u.windowMaxGap, u.steadyGap, u.cutGap = w.MaxGapMs, st.MaxGapMs, cutGap
 	fmt.Fprintf(sr.logs, "skyswap-soak: cut-over gap %.2f ms; ±500 ms window max %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)\n",
 		cutGap, w.MaxGapMs, w.P99GapMs, st.MaxGapMs, st.P99GapMs)
 	return nil
