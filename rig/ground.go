@@ -1,18 +1,20 @@
 package rig
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/skyswap/skyswap/agent/broker"
-	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/controller/push"
 )
 
 // Ground watches one drone over MQTT as a ground station does: the latest
 // telemetry and camera frame, and every event, kept in arrival order.
 type Ground struct {
-	peer *brokertest.Peer
+	w    *push.Watcher
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -26,57 +28,46 @@ type Ground struct {
 
 // WatchDrone subscribes to drone's telemetry, camera and events on the
 // broker at url (anonymous).
-func WatchDrone(url, drone string) (*Ground, error) {
-	p, err := brokertest.Dial(url, brokertest.PeerOptions{})
-	if err != nil {
-		return nil, err
-	}
+func WatchDrone(ctx context.Context, url, drone string) (*Ground, error) {
 	topics := broker.Topics(drone)
-	tel, err := p.Subscribe(topics.Telemetry, 0)
+	w, err := push.Watch(ctx, push.Config{Broker: url}, topics.Telemetry, topics.Events, topics.Camera)
 	if err != nil {
-		p.Close()
-		return nil, err
+		return nil, fmt.Errorf("rig: watch %s: %w", drone, err)
 	}
-	ev, err := p.Subscribe(topics.Events, 1)
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	cam, err := p.Subscribe(topics.Camera, 0)
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	g := &Ground{peer: p, done: make(chan struct{})}
+	g := &Ground{w: w, done: make(chan struct{})}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		for {
 			select {
-			case m := <-tel:
-				var t report.Telemetry
-				if json.Unmarshal(m.Payload, &t) == nil {
-					g.mu.Lock()
-					g.tel, g.nTel = t, g.nTel+1
-					g.mu.Unlock()
-				}
-			case m := <-cam:
-				g.mu.Lock()
-				g.frame, g.nFrame = m.Payload, g.nFrame+1
-				g.mu.Unlock()
-			case m := <-ev:
-				var e report.Event
-				if json.Unmarshal(m.Payload, &e) == nil {
-					g.mu.Lock()
-					g.events = append(g.events, e)
-					g.mu.Unlock()
-				}
+			case m := <-w.Messages():
+				g.keep(topics, m)
 			case <-g.done:
 				return
 			}
 		}
 	}()
 	return g, nil
+}
+
+// keep records one message.
+func (g *Ground) keep(topics broker.TopicSet, m push.Message) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch m.Topic {
+	case topics.Telemetry:
+		var t report.Telemetry
+		if json.Unmarshal(m.Payload, &t) == nil {
+			g.tel, g.nTel = t, g.nTel+1
+		}
+	case topics.Camera:
+		g.frame, g.nFrame = m.Payload, g.nFrame+1
+	case topics.Events:
+		var e report.Event
+		if json.Unmarshal(m.Payload, &e) == nil {
+			g.events = append(g.events, e)
+		}
+	}
 }
 
 // Telemetry returns the latest telemetry and how many messages came.
@@ -110,5 +101,5 @@ func (g *Ground) Events(id string) []report.Event {
 func (g *Ground) Close() {
 	close(g.done)
 	g.wg.Wait()
-	g.peer.Close()
+	g.w.Close()
 }

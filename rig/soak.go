@@ -160,7 +160,7 @@ func startSoak(ctx context.Context, cfg SoakConfig, logs io.Writer) (sr *soakRun
 			sr.close()
 		}
 	}()
-	if sr.g, err = WatchDrone(sr.s.BrokerURL, sr.s.Drone); err != nil {
+	if sr.g, err = WatchDrone(ctx, sr.s.BrokerURL, sr.s.Drone); err != nil {
 		return sr, err
 	}
 	if err := sr.dronectl(ctx, "soak-deploy", "v1"); err != nil {

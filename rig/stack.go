@@ -20,10 +20,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/skyswap/skyswap/agent/broker"
-	"github.com/skyswap/skyswap/agent/broker/brokertest"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/controller/push"
 	"github.com/skyswap/skyswap/images/build"
 )
 
@@ -57,29 +57,26 @@ type StackConfig struct {
 	// given again wins), e.g. AGENT_APP_NATS_URL=nats://<skyswap-chaos's
 	// relay>; nil = none.
 	AgentEnv []string
-	// Ground is the dronectl binary: when set, `dronectl ground` is the
-	// broker and the registry (its embedded ones) and serves the page;
-	// "" = a Mosquitto and a byte-counting registry.
+	// Ground is the dronectl binary (required): `dronectl ground` is the
+	// broker and the registry (its embedded ones) and serves the page, as
+	// on a real ground.
 	Ground string
 	// GroundListen is the ground's page, host:port; "" = a free loopback
-	// port. Only with Ground.
+	// port.
 	GroundListen string
 }
 
-// Stack is the product on one machine: a registry holding the flight
-// releases, an MQTT broker, the virtual drone, and drone-agent as a
-// process driving containerd, all on loopback. The broker and registry
-// are a Mosquitto and a byte-counting registry, or `dronectl ground`'s
-// (StackConfig.Ground). The ground side is whoever holds KeyFile: dronectl
+// Stack is the product on one machine, all on loopback: the ground station
+// (`dronectl ground`: the MQTT broker, the registry holding the flight
+// releases, the page), the virtual drone, and drone-agent as a process
+// driving containerd. The ground side is whoever holds KeyFile: dronectl
 // with DronectlEnv, the ground station's page, or controller/push.
 type Stack struct {
 	Drone        string
 	Namespace    string
-	BrokerURL    string                   // the MQTT broker, tcp://127.0.0.1:<port>
-	RegistryHost string                   // the registry, 127.0.0.1:<port>
-	Registry     *Registry                // nil with a ground station
-	Broker       *brokertest.Mosquitto    // nil with a ground station
-	Ground       *GroundStation           // nil without StackConfig.Ground
+	BrokerURL    string // the MQTT broker, tcp://127.0.0.1:<port>
+	RegistryHost string // the registry, 127.0.0.1:<port>
+	Ground       *GroundStation
 	Refs         map[string]string        // version -> host/flight:<version> (a tag; dronectl resolves it)
 	Indexes      map[string]v1.ImageIndex // version -> the index pushed
 	Platform     v1.Platform              // the platform the images were built for (this machine's)
@@ -97,8 +94,8 @@ type Stack struct {
 // Nothing is flying yet: the first command deploys. containerd must
 // answer on its default socket (scripts/dev-setup.sh containerd starts it).
 func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
-	if cfg.Dir == "" || cfg.Sim == "" || cfg.Agent == "" {
-		return nil, errors.New("rig: StackConfig needs Dir, Sim and Agent")
+	if cfg.Dir == "" || cfg.Sim == "" || cfg.Agent == "" || cfg.Ground == "" {
+		return nil, errors.New("rig: StackConfig needs Dir, Sim, Agent and Ground")
 	}
 	if cfg.Versions == nil {
 		cfg.Versions = []string{"v1", "v2"}
@@ -185,19 +182,15 @@ func (s *Stack) startAgent(ctx context.Context, cfg StackConfig, keys, simDir st
 	env = append(env, cfg.AgentEnv...)
 	// The agent publishes its online state once it has subscribed to its
 	// commands: from then on a command reaches it.
-	watch, err := brokertest.Dial(s.BrokerURL, brokertest.PeerOptions{})
+	watch, err := push.Watch(ctx, push.Config{Broker: s.BrokerURL}, broker.Topics(s.Drone).State)
 	if err != nil {
 		return fmt.Errorf("rig: %w", err)
 	}
 	defer watch.Close()
-	states, err := watch.Subscribe(broker.Topics(s.Drone).State, 1)
-	if err != nil {
-		return fmt.Errorf("rig: %w", err)
-	}
 	if s.Agent, err = Start(cfg.Agent, env, cfg.Logs); err != nil {
 		return err
 	}
-	return s.awaitAgent(ctx, states)
+	return s.awaitAgent(ctx, watch.Messages())
 }
 
 // makeKey makes the ground's key pair in dir.
@@ -213,29 +206,18 @@ func (s *Stack) makeKey(dir string) error {
 	return command.WritePublicKey(filepath.Join(dir, "ground.pub"), pub)
 }
 
-// startBackends starts the broker and the registry: the ground
-// station's, or a Mosquitto and a counting registry.
+// startBackends starts the ground station: the broker and the registry.
 func (s *Stack) startBackends(ctx context.Context, cfg StackConfig) error {
 	var err error
-	if cfg.Ground != "" {
-		if s.Ground, err = StartGround(ctx, cfg.Ground, mkdir(cfg.Dir, "ground"), cfg.GroundListen, s.KeyFile, cfg.Logs); err != nil {
-			return err
-		}
-		s.BrokerURL, s.RegistryHost = s.Ground.BrokerURL, s.Ground.Registry
-		return nil
-	}
-	if s.Registry, err = StartRegistry(); err != nil {
+	if s.Ground, err = StartGround(ctx, cfg.Ground, mkdir(cfg.Dir, "ground"), cfg.GroundListen, s.KeyFile, cfg.Logs); err != nil {
 		return err
 	}
-	if s.Broker, err = brokertest.Run(mkdir(cfg.Dir, "mosquitto"), nil); err != nil {
-		return fmt.Errorf("rig: %w", err)
-	}
-	s.BrokerURL, s.RegistryHost = s.Broker.URL, s.Registry.Host
+	s.BrokerURL, s.RegistryHost = s.Ground.BrokerURL, s.Ground.Registry
 	return nil
 }
 
 // awaitAgent waits until the agent says it is online.
-func (s *Stack) awaitAgent(ctx context.Context, states <-chan brokertest.Message) error {
+func (s *Stack) awaitAgent(ctx context.Context, states <-chan push.Message) error {
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
@@ -256,12 +238,8 @@ func (s *Stack) awaitAgent(ctx context.Context, states <-chan brokertest.Message
 
 // RegistryBlobBytes is how many blob bytes the registry has served.
 func (s *Stack) RegistryBlobBytes(ctx context.Context) (int64, error) {
-	if s.Ground != nil {
-		st, err := s.Ground.Stats(ctx)
-		return st.Registry.BlobBytes, err
-	}
-	blobs, _ := s.Registry.Served()
-	return blobs, nil
+	st, err := s.Ground.Stats(ctx)
+	return st.Registry.BlobBytes, err
 }
 
 // DronectlEnv is the environment under which `dronectl push flight:v2`
@@ -311,7 +289,7 @@ func (s *Stack) eachContainer(ctx context.Context, fn func(*containers.Runtime, 
 
 // Close stops the agent, removes every container and image in the
 // namespace (the drone drops: this is the end of the flight), and stops
-// the simulator, the broker and the registry (or the ground station).
+// the simulator and the ground station.
 func (s *Stack) Close() {
 	if s.Agent != nil {
 		s.Agent.Stop(10 * time.Second)
@@ -319,12 +297,6 @@ func (s *Stack) Close() {
 	s.purge(context.Background())
 	if s.Sim != nil {
 		s.Sim.Stop()
-	}
-	if s.Broker != nil {
-		s.Broker.Stop()
-	}
-	if s.Registry != nil {
-		s.Registry.Close()
 	}
 	if s.Ground != nil {
 		s.Ground.Stop()

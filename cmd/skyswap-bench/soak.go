@@ -78,7 +78,7 @@ func benchSoak(ctx context.Context, dir string, logs io.Writer) error {
 			}
 			cfg := rig.SoakConfig{
 				Stack: rig.StackConfig{Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
-					Namespace: "skyswap-bench"},
+					Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench"},
 				Dronectl: filepath.Join(dir, "dronectl"), RateHz: rate, Updates: set.updates,
 			}
 			if load == "hog" {

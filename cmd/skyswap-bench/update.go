@@ -64,7 +64,7 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 	defer os.RemoveAll(work)
 	s, err := rig.StartStack(ctx, rig.StackConfig{
 		Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
-		Namespace: "skyswap-bench", SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
+		Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench", SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
 		AppEnv: []string{"FLIGHT_PATTERN=hover"}, Probation: 2 * time.Second, Logs: logs,
 	})
 	if err != nil {
@@ -102,7 +102,10 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		if len(ctc)%2 == 1 {
 			v = "v1"
 		}
-		blobs0, _ := s.Registry.Served()
+		blobs0, err := s.RegistryBlobBytes(ctx)
+		if err != nil {
+			return line, err
+		}
 		res, err = push.Run(ctx, cfg, push.Request{Kind: command.KindUpdate, Image: refs[v]})
 		line.Retries += retries(res)
 		if err != nil {
@@ -129,7 +132,10 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		line.SteadyMaxGapMs = max(line.SteadyMaxGapMs, r3(st.MaxGapMs))
 		line.DoubleDrive += w.DoubleDrive
 		if len(ctc) == 1 {
-			blobs1, _ := s.Registry.Served()
+			blobs1, err := s.RegistryBlobBytes(ctx)
+			if err != nil {
+				return line, err
+			}
 			line.RegistryBlobBytes = blobs1 - blobs0
 			for _, e := range res.Events {
 				if e.Phase == report.PhasePulled {

@@ -139,7 +139,7 @@ func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string
 	}
 	log.Info("ready", "url", s.Ground.URL, "registry", s.RegistryHost, "broker", s.BrokerURL, "drone", s.Drone,
 		"images", s.Refs, "changed_layer_bytes", diff.AddedBytes(), "setup_s", round(float64(mono.Now()-start)/1e9))
-	g, err := rig.WatchDrone(s.BrokerURL, s.Drone)
+	g, err := rig.WatchDrone(ctx, s.BrokerURL, s.Drone)
 	if err != nil {
 		return err
 	}
