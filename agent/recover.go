@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -41,11 +40,7 @@ func Flying(ctx context.Context, nc *nats.Conn, app string, wait time.Duration) 
 		case <-timer.C:
 			return best, nil
 		case m := <-ch:
-			var f struct {
-				Instance string `json:"instance"`
-				Epoch    uint64 `json:"epoch"`
-			}
-			if json.Unmarshal(m.Data, &f) == nil && f.Instance != "" && f.Epoch >= epoch {
+			if f, err := handoff.DecodeFrame(m.Data); err == nil && f.Instance != "" && f.Epoch >= epoch {
 				best, epoch = f.Instance, f.Epoch
 			}
 		}

@@ -165,6 +165,26 @@ func (cfg Config) settings() (*settings, error) {
 	return s, nil
 }
 
+// ParseURL checks an MQTT broker URL (scheme, host, port) and says whether
+// it is TLS: the one check of a broker URL, for the drone's Config.URL and
+// the ground's. Its errors are *ConfigError for the field "URL".
+func ParseURL(raw string) (u *url.URL, secure bool, err error) {
+	var s settings
+	if err := s.parseURL(raw); err != nil {
+		return nil, false, err
+	}
+	return s.url, schemes[s.url.Scheme], nil
+}
+
+// TLSFiles returns the TLS configuration a client gets from a CA file and a
+// client certificate and key (each optional) for a secure broker URL, and
+// an error for any file given with a plain one: the one check of those
+// files, for the drone and the ground. Its errors are *ConfigError for the
+// fields CAFile, CertFile and KeyFile.
+func TLSFiles(raw string, secure bool, caFile, certFile, keyFile string) (*tls.Config, error) {
+	return Config{URL: raw, CAFile: caFile, CertFile: certFile, KeyFile: keyFile}.tlsConfig(secure)
+}
+
 func (s *settings) parseURL(raw string) error {
 	if raw == "" {
 		return configErr("URL", "empty: set the broker's URL, e.g. tcp://broker.local:1883 or ssl://broker.local:8883")

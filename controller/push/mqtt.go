@@ -1,23 +1,23 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/skyswap/skyswap/agent/broker"
 )
 
 // Fixed tuning of the ground's connection.
@@ -54,65 +54,29 @@ type link struct {
 	filters []string // subscribed, for reconnects
 }
 
-// scheme -> TLS
-var schemes = map[string]bool{
-	"tcp": false, "mqtt": false, "ws": false,
-	"ssl": true, "tls": true, "mqtts": true, "wss": true,
-}
-
-// checkBroker checks a broker URL and the TLS files that go with it, and
-// returns the TLS configuration (nil for a plain URL).
+// checkBroker checks a broker URL and the TLS files that go with it
+// (agent/broker's checks: one for the drone and the ground), and returns
+// the TLS configuration (nil for a plain URL).
 func checkBroker(raw, caFile, certFile, keyFile string) (*url.URL, *tls.Config, error) {
-	if raw == "" {
-		return nil, nil, &ConfigError{"Broker", errors.New("empty: give the broker's URL, e.g. tcp://broker.local:1883 or ssl://broker.local:8883")}
-	}
-	u, err := url.Parse(raw)
+	u, secure, err := broker.ParseURL(raw)
 	if err != nil {
-		return nil, nil, &ConfigError{"Broker", err}
+		return nil, nil, configError("Broker", err)
 	}
-	secure, ok := schemes[u.Scheme]
-	switch {
-	case !ok:
-		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q: the scheme must be tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://", u.Redacted())}
-	case u.Hostname() == "":
-		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q has no host: give scheme://host:port", u.Redacted())}
-	case u.Port() == "" && u.Scheme != "ws" && u.Scheme != "wss":
-		return nil, nil, &ConfigError{"Broker", fmt.Errorf("%q has no port: give %s://%s:1883 (8883 for TLS)", u.Redacted(), u.Scheme, u.Hostname())}
-	}
-	if !secure {
-		for _, f := range []struct{ field, val string }{{"CAFile", caFile}, {"CertFile", certFile}, {"KeyFile", keyFile}} {
-			if f.val != "" {
-				return nil, nil, &ConfigError{f.field, fmt.Errorf("set, but broker %q is plain TCP: use ssl://host:8883 for TLS", u.Redacted())}
-			}
-		}
-		return u, nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, nil, &ConfigError{"CAFile", err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, &ConfigError{"CAFile", fmt.Errorf("%s holds no PEM certificate: give the broker CA's certificate", caFile)}
-		}
-		tc.RootCAs = pool
-	}
-	switch {
-	case certFile == "" && keyFile == "":
-	case certFile == "":
-		return nil, nil, &ConfigError{"CertFile", errors.New("empty, but KeyFile is set: give both, or neither")}
-	case keyFile == "":
-		return nil, nil, &ConfigError{"KeyFile", errors.New("empty, but CertFile is set: give both, or neither")}
-	default:
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, nil, &ConfigError{"KeyFile", fmt.Errorf("%s with %s: %w (give the PEM client certificate and its own key)", keyFile, certFile, err)}
-		}
-		tc.Certificates = []tls.Certificate{c}
+	tc, err := broker.TLSFiles(raw, secure, caFile, certFile, keyFile)
+	if err != nil {
+		return nil, nil, configError("", err)
 	}
 	return u, tc, nil
+}
+
+// configError is broker's *ConfigError as push's, under field (or the
+// same field name when "").
+func configError(field string, err error) error {
+	var ce *broker.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return &ConfigError{cmp.Or(field, ce.Field), ce.Err}
 }
 
 // dial connects to the broker s names.
