@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
@@ -58,10 +56,10 @@ type Instances = coordinator.Runtime
 
 // frameSchemas reads an owner's schema from the newest frame the on-board
 // NATS keeps of the app (only an owner publishes frames).
-type frameSchemas struct{ nc *nats.Conn }
+type frameSchemas struct{ ob Onboard }
 
 func (f frameSchemas) OwnerSchema(ctx context.Context, app string) (string, error) {
-	data, err := handoff.LastFrame(ctx, f.nc, app)
+	data, err := f.ob.LastFrame(ctx, app)
 	if err != nil || data == nil {
 		return "", err
 	}

@@ -244,7 +244,7 @@ func (d *daemon) newAgent(context.Context) error {
 	// and before the coordinator goes.
 	d.onClose(func() { d.client.Close(context.Background()) })
 	d.a, err = New(Config{Drone: cfg.Drone, Verifier: command.Verifier{Keys: d.keys}, Log: d.log,
-		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{d.nc}},
+		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{NATSOnboard(d.nc)}},
 		d.client, d.rt, d.inst, d.coord, d.seen, d.j)
 	return err
 }
@@ -255,7 +255,7 @@ func (d *daemon) newAgent(context.Context) error {
 // settles the journal, reporting it over MQTT.
 func (d *daemon) start(ctx context.Context) error {
 	cfg := d.cfg
-	flying, err := Flying(ctx, d.nc, cfg.App, time.Second)
+	flying, err := Flying(ctx, NATSOnboard(d.nc), cfg.App, time.Second)
 	if err != nil {
 		return err
 	}
@@ -265,7 +265,7 @@ func (d *daemon) start(ctx context.Context) error {
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayed := make(chan error, 1)
 	go func() {
-		err := RelayTelemetry(rctx, d.nc, d.client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: d.log})
+		err := RelayTelemetry(rctx, NATSOnboard(d.nc), d.client, RelayConfig{Drone: cfg.Drone, App: cfg.App, Log: d.log})
 		if err != nil {
 			d.log.Error("no telemetry or camera to the ground", "err", err)
 		}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/journal"
 	"github.com/skyswap/skyswap/agent/report"
@@ -22,13 +20,18 @@ type Lister interface {
 // Flying watches app's state frames for wait and returns the instance
 // publishing with the highest epoch ("" if none publishes): the one that
 // drives the hardware now.
-func Flying(ctx context.Context, nc *nats.Conn, app string, wait time.Duration) (string, error) {
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(handoff.SubjectsFor(app).Frames(), ch)
+func Flying(ctx context.Context, ob Onboard, app string, wait time.Duration) (string, error) {
+	ch := make(chan []byte, 256)
+	stop, err := ob.Subscribe(handoff.SubjectsFor(app).Frames(), func(data []byte) {
+		select {
+		case ch <- data:
+		default: // the newest epoch shows again in the next frames
+		}
+	})
 	if err != nil {
 		return "", fmt.Errorf("agent: watch frames: %w", err)
 	}
-	defer sub.Unsubscribe()
+	defer stop()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var best string
@@ -39,8 +42,8 @@ func Flying(ctx context.Context, nc *nats.Conn, app string, wait time.Duration) 
 			return best, ctx.Err()
 		case <-timer.C:
 			return best, nil
-		case m := <-ch:
-			if f, err := handoff.DecodeFrame(m.Data); err == nil && f.Instance != "" && f.Epoch >= epoch {
+		case data := <-ch:
+			if f, err := handoff.DecodeFrame(data); err == nil && f.Instance != "" && f.Epoch >= epoch {
 				best, epoch = f.Instance, f.Epoch
 			}
 		}

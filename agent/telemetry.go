@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
 )
@@ -37,7 +35,7 @@ type RelayConfig struct {
 // every Interval, and nothing when no frame is new. The NATS handler only
 // keeps the raw bytes, so the relay costs the flight nothing per tick.
 // Camera frames (JPEG) are forwarded to fleet/<drone>/camera as they come.
-func RelayTelemetry(ctx context.Context, nc *nats.Conn, pub TelemetryPublisher, cfg RelayConfig) error {
+func RelayTelemetry(ctx context.Context, ob Onboard, pub TelemetryPublisher, cfg RelayConfig) error {
 	if cfg.Drone == "" || cfg.App == "" {
 		return fmt.Errorf("agent: telemetry relay needs a drone and an app (got %q, %q)", cfg.Drone, cfg.App)
 	}
@@ -51,25 +49,25 @@ func RelayTelemetry(ctx context.Context, nc *nats.Conn, pub TelemetryPublisher, 
 		cfg.Now = time.Now
 	}
 	var latest atomic.Pointer[[]byte]
-	sub, err := nc.Subscribe(handoff.SubjectsFor(cfg.App).Frames(), func(m *nats.Msg) {
-		latest.Store(&m.Data)
+	stopFrames, err := ob.Subscribe(handoff.SubjectsFor(cfg.App).Frames(), func(data []byte) {
+		latest.Store(&data)
 	})
 	if err != nil {
-		return fmt.Errorf("agent: telemetry relay: subscribe: %w", err)
+		return fmt.Errorf("agent: telemetry relay: %w", err)
 	}
-	defer sub.Unsubscribe()
+	defer stopFrames()
 	// Camera frames go down as they come (9 a second from a Lepton): the
 	// broker client's camera stream drops the oldest when the link is slow.
 	var camDropped atomic.Uint64
-	cam, err := nc.Subscribe(handoff.SubjectsFor(cfg.App).Camera(), func(m *nats.Msg) {
-		if pub.PublishCamera(m.Data) != nil {
+	stopCamera, err := ob.Subscribe(handoff.SubjectsFor(cfg.App).Camera(), func(data []byte) {
+		if pub.PublishCamera(data) != nil {
 			camDropped.Add(1)
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("agent: camera relay: subscribe: %w", err)
+		return fmt.Errorf("agent: camera relay: %w", err)
 	}
-	defer cam.Unsubscribe()
+	defer stopCamera()
 
 	tk := time.NewTicker(cfg.Interval)
 	defer tk.Stop()

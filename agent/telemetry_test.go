@@ -43,7 +43,7 @@ func startRelay(t *testing.T) (*nats.Conn, *brokertest.Fake) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- RelayTelemetry(ctx, nc, fake, RelayConfig{Drone: "d1", App: "flight", Interval: 50 * time.Millisecond})
+		done <- RelayTelemetry(ctx, NATSOnboard(nc), fake, RelayConfig{Drone: "d1", App: "flight", Interval: 50 * time.Millisecond})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	time.Sleep(100 * time.Millisecond) // subscribed
