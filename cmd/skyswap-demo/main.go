@@ -41,6 +41,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,136 +91,189 @@ func run(log *slog.Logger, processes bool) error {
 // cameraFile receives the last camera frame the ground received.
 var cameraFile = filepath.Join(os.TempDir(), "skyswap-demo-camera.jpg")
 
-// runAgent is the demo through drone-agent and containerd.
+// runAgent is the demo through drone-agent and containerd: set up, start
+// the product, deploy v1, fly (pushing v2 beside), land and sum up.
 func runAgent(ctx context.Context, log *slog.Logger, seconds float64, dir string) error {
+	d := &agentDemo{log: log, seconds: seconds}
+	defer d.close()
+	for _, phase := range []func(context.Context, string) error{d.prepare, d.start, d.deploy, d.flyAndPush} {
+		if err := phase(ctx, dir); err != nil {
+			return err
+		}
+	}
+	return d.land(context.WithoutCancel(ctx))
+}
+
+// agentDemo is runAgent's state, phase by phase.
+type agentDemo struct {
+	log     *slog.Logger
+	seconds float64
+	closers []func()
+
+	bins            map[string]string
+	work            string
+	logFile         string
+	logs            *os.File
+	s               *rig.Stack
+	g               *rig.Ground
+	changed         int64 // v2's changed layer, bytes
+	deployed, hover int64
+	up              *updateFigures
+}
+
+func (d *agentDemo) close() {
+	for _, f := range slices.Backward(d.closers) {
+		f()
+	}
+}
+
+// prepare checks what the demo needs and makes its work directory and log.
+func (d *agentDemo) prepare(_ context.Context, dir string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the demo runs containers: run it as root (sudo make demo), or bin/skyswap-demo -processes for the demo without containers")
 	}
-	bins := map[string]string{}
+	d.bins = map[string]string{}
 	for _, b := range []string{"drone-sim", "drone-agent", "dronectl"} {
-		bins[b] = filepath.Join(dir, b)
-		if _, err := os.Stat(bins[b]); err != nil {
-			return fmt.Errorf("%s is missing: run make demo (it builds bin/ first)", bins[b])
+		d.bins[b] = filepath.Join(dir, b)
+		if _, err := os.Stat(d.bins[b]); err != nil {
+			return fmt.Errorf("%s is missing: run make demo (it builds bin/ first)", d.bins[b])
 		}
 	}
 	if _, err := os.Stat("go.mod"); err != nil {
 		return errors.New("run the demo from the skyswap checkout (make demo): it builds the flight images from there")
 	}
-	work, err := os.MkdirTemp("", "skyswap-demo-")
-	if err != nil {
+	var err error
+	if d.work, err = os.MkdirTemp("", "skyswap-demo-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	logFile := filepath.Join(os.TempDir(), "skyswap-demo.log")
-	logs, err := os.Create(logFile)
-	if err != nil {
+	d.closers = append(d.closers, func() { os.RemoveAll(d.work) })
+	d.logFile = filepath.Join(os.TempDir(), "skyswap-demo.log")
+	if d.logs, err = os.Create(d.logFile); err != nil {
 		return err
 	}
-	defer logs.Close()
+	d.closers = append(d.closers, func() { d.logs.Close() })
+	return nil
+}
 
-	start := mono.Now()
+// start runs the product (the ground station first: its URL is the first
+// thing said) and watches the drone as the ground does.
+func (d *agentDemo) start(ctx context.Context, _ string) error {
+	begin := mono.Now()
 	listen, err := pageAddr()
 	if err != nil {
 		return err
 	}
-	log.Info("ground station: open http://"+listen+"/ to watch; starting it (its MQTT broker and registry), flight:v1 and flight:v2 into its registry, drone-sim with gusts, drone-agent",
-		"url", "http://"+listen+"/", "seconds", seconds, "process_logs", logFile)
-	s, err := rig.StartStack(ctx, rig.StackConfig{
-		Dir: work, Sim: bins["drone-sim"], Agent: bins["drone-agent"], Ground: bins["dronectl"], GroundListen: listen,
+	d.log.Info("ground station: open http://"+listen+"/ to watch; starting it (its MQTT broker and registry), flight:v1 and flight:v2 into its registry, drone-sim with gusts, drone-agent",
+		"url", "http://"+listen+"/", "seconds", d.seconds, "process_logs", d.logFile)
+	if d.s, err = rig.StartStack(ctx, rig.StackConfig{
+		Dir: d.work, Sim: d.bins["drone-sim"], Agent: d.bins["drone-agent"], Ground: d.bins["dronectl"], GroundListen: listen,
 		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
-		AppEnv: []string{"FLIGHT_ON_TERM=land"}, Logs: logs,
-	})
-	if err != nil {
-		return fmt.Errorf("%w (process logs: %s)", err, logFile)
+		AppEnv: []string{"FLIGHT_ON_TERM=land"}, Logs: d.logs,
+	}); err != nil {
+		return fmt.Errorf("%w (process logs: %s)", err, d.logFile)
 	}
-	defer s.Close()
-	diff, err := build.LayerDiff(s.Indexes["v1"], s.Indexes["v2"], s.Platform)
-	if err != nil {
-		return err
-	}
-	log.Info("ready", "url", s.Ground.URL, "registry", s.RegistryHost, "broker", s.BrokerURL, "drone", s.Drone,
-		"images", s.Refs, "changed_layer_bytes", diff.AddedBytes(), "setup_s", round(float64(mono.Now()-start)/1e9))
-	g, err := rig.WatchDrone(ctx, s.BrokerURL, s.Drone)
+	d.closers = append(d.closers, d.s.Close)
+	diff, err := build.LayerDiff(d.s.Indexes["v1"], d.s.Indexes["v2"], d.s.Platform)
 	if err != nil {
 		return err
 	}
-	defer g.Close()
+	d.changed = diff.AddedBytes()
+	d.log.Info("ready", "url", d.s.Ground.URL, "registry", d.s.RegistryHost, "broker", d.s.BrokerURL, "drone", d.s.Drone,
+		"images", d.s.Refs, "changed_layer_bytes", d.changed, "setup_s", round(float64(mono.Now()-begin)/1e9))
+	if d.g, err = rig.WatchDrone(ctx, d.s.BrokerURL, d.s.Drone); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.g.Close)
+	return nil
+}
 
-	dronectl := func(args ...string) error {
-		log.Info("ground", "run", "dronectl "+strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, bins["dronectl"], args...)
-		cmd.Env = append(os.Environ(), s.DronectlEnv()...)
-		out, _ := cmd.StdoutPipe()
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			log.Info("dronectl", "out", sc.Text())
-		}
-		return cmd.Wait()
-	}
-	deployFrom := mono.Now()
-	if err := dronectl("push", "flight:v1"); err != nil {
-		return fmt.Errorf("deploy flight:v1: %w (process logs: %s)", err, logFile)
-	}
-	hover, err := s.Sim.WaitHover(ctx, 60*time.Second)
-	if err != nil {
+// dronectl runs bin/dronectl with the stack's ground settings, logging
+// what it prints.
+func (d *agentDemo) dronectl(ctx context.Context, args ...string) error {
+	d.log.Info("ground", "run", "dronectl "+strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, d.bins["dronectl"], args...)
+	cmd.Env = append(os.Environ(), d.s.DronectlEnv()...)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
 		return err
 	}
-	log.Info("hovering", "takeoff_s", round(float64(hover-deployFrom)/1e9))
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		d.log.Info("dronectl", "out", sc.Text())
+	}
+	return cmd.Wait()
+}
 
+// deploy pushes flight:v1, which takes off and hovers.
+func (d *agentDemo) deploy(ctx context.Context, _ string) error {
+	d.deployed = mono.Now()
+	if err := d.dronectl(ctx, "push", "flight:v1"); err != nil {
+		return fmt.Errorf("deploy flight:v1: %w (process logs: %s)", err, d.logFile)
+	}
+	var err error
+	if d.hover, err = d.s.Sim.WaitHover(ctx, 60*time.Second); err != nil {
+		return err
+	}
+	d.log.Info("hovering", "takeoff_s", round(float64(d.hover-d.deployed)/1e9))
+	return nil
+}
+
+// flyAndPush flies for the demo's time, showing the telemetry once a
+// second, and pushes flight:v2 6 s in.
+func (d *agentDemo) flyAndPush(ctx context.Context, _ string) error {
 	show := func() {
-		t, n := g.Telemetry()
+		t, n := d.g.Telemetry()
 		if n == 0 {
 			return
 		}
-		_, frames := g.Camera()
-		log.Info("telemetry", "owner", t.Instance, "version", t.Version, "epoch", t.Epoch, "alt_m", round(t.AltM),
+		_, frames := d.g.Camera()
+		d.log.Info("telemetry", "owner", t.Instance, "version", t.Version, "epoch", t.Epoch, "alt_m", round(t.AltM),
 			"roll_deg", round(t.RollDeg), "pitch_deg", round(t.PitchDeg), "motors", roundAll(t.Motors), "messages", n,
 			"camera_frames", frames)
 	}
-	var up *updateFigures
-	fly(ctx, seconds, show, func() { up = pushV2(ctx, log, s, g, dronectl, diff.AddedBytes()) })
+	push := func(args ...string) error { return d.dronectl(ctx, args...) }
+	fly(ctx, d.seconds, show, func() { d.up = pushV2(ctx, d.log, d.s, d.g, push, d.changed) })
+	return nil
+}
 
-	bg := context.WithoutCancel(ctx)
-	endFlight := mono.Now()
-	flight, err := s.Sim.Report(bg, hover, endFlight)
+// land keeps the camera's last frame, lands, and prints the summary.
+func (d *agentDemo) land(ctx context.Context) error {
+	flight, err := d.s.Sim.Report(ctx, d.hover, mono.Now())
 	if err != nil {
 		return err
 	}
-	_, nTel := g.Telemetry()
-	jpeg, nFrames := g.Camera()
+	_, nTel := d.g.Telemetry()
+	jpeg, nFrames := d.g.Camera()
 	if nFrames > 0 {
 		// The last frame v2's camera sent down, for a person to look at.
 		if err := os.WriteFile(cameraFile, jpeg, 0o644); err == nil {
-			log.Info("camera", "frames", nFrames, "last_frame", cameraFile)
+			d.log.Info("camera", "frames", nFrames, "last_frame", cameraFile)
 		}
 	}
-	log.Info("landing")
-	landErr := s.Land(bg, 30*time.Second)
+	d.log.Info("landing")
+	landErr := d.s.Land(ctx, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	final, err := s.Sim.Truth(bg)
+	final, err := d.s.Sim.Truth(ctx)
 	if err != nil {
 		return err
 	}
-	total, err := s.Sim.Report(bg, deployFrom, 0)
+	total, err := d.s.Sim.Report(ctx, d.deployed, 0)
 	if err != nil {
 		return err
 	}
 	sum := summaryAgent{
 		Demo: "summary", Path: "dronectl ground, dronectl push, mqtt, drone-agent, containerd",
-		flightFigures: flightOf(float64(hover-deployFrom)/1e9, flight, total),
-		Update:        up, TelemetryMessages: nTel, CameraFrames: nFrames, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
+		flightFigures: flightOf(float64(d.hover-d.deployed)/1e9, flight, total),
+		Update:        d.up, TelemetryMessages: nTel, CameraFrames: nFrames, Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed,
 	}
 	b, _ := json.Marshal(sum)
 	fmt.Println(string(b))
 	if total.Crashed {
-		return fmt.Errorf("the drone crashed (process logs: %s)", logFile)
+		return fmt.Errorf("the drone crashed (process logs: %s)", d.logFile)
 	}
-	if up != nil && up.Outcome != "committed" {
-		return fmt.Errorf("the update did not commit: %s %s (process logs: %s)", up.Outcome, up.Error, logFile)
+	if d.up != nil && d.up.Outcome != "committed" {
+		return fmt.Errorf("the update did not commit: %s %s (process logs: %s)", d.up.Outcome, d.up.Error, d.logFile)
 	}
 	return nil
 }
