@@ -235,23 +235,43 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 // measure fills in the motor gaps around the cut-over to owner and the
 // command-to-control time.
 func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sent, end int64) error {
-	cut, cutGap, err := sr.s.FirstWrite(ctx, owner, sent, end)
+	c, err := sr.s.MeasureCutover(ctx, owner, sent, end)
 	if err != nil {
 		return err
 	}
-	u.cmdToControlMs = float64(cut-sent) / 1e6
-	w, err := sr.s.Sim.Report(ctx, cut-int64(500*time.Millisecond), cut+int64(500*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	st, err := sr.s.Sim.Report(ctx, sent-int64(time.Second), sent)
-	if err != nil {
-		return err
-	}
-	u.windowMaxGap, u.steadyGap, u.cutGap = w.MaxGapMs, st.MaxGapMs, cutGap
-	fmt.Fprintf(sr.logs, "skyswap-soak: cut-over gap %.2f ms; ±500 ms window max %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)\n",
-		cutGap, w.MaxGapMs, w.P99GapMs, st.MaxGapMs, st.P99GapMs)
+	u.cmdToControlMs = float64(c.At-sent) / 1e6
+	u.windowMaxGap, u.steadyGap, u.cutGap = c.Window.MaxGapMs, c.Steady.MaxGapMs, c.GapMs
+	fmt.Fprintf(sr.logs, "skyswap-soak: %s\n", c)
 	return nil
+}
+
+// Cutover is how a hand-over looked to the referee.
+type Cutover struct {
+	At     int64          // the new owner's first motor update, CLOCK_MONOTONIC ns
+	GapMs  float64        // from the old owner's last motor update to it
+	Window referee.Report // ±500 ms around At
+	Steady referee.Report // the second before the command
+}
+
+func (c Cutover) String() string {
+	return fmt.Sprintf("cut-over gap %.2f ms; ±500 ms window max %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
+		c.GapMs, c.Window.MaxGapMs, c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
+}
+
+// MeasureCutover judges the cut-over to owner of an update whose command
+// went out at sent and which ended at end (CLOCK_MONOTONIC ns): the gap it
+// made, and the motor gaps around it against the second before.
+func (s *Stack) MeasureCutover(ctx context.Context, owner string, sent, end int64) (Cutover, error) {
+	var c Cutover
+	var err error
+	if c.At, c.GapMs, err = s.FirstWrite(ctx, owner, sent, end); err != nil {
+		return c, err
+	}
+	if c.Window, err = s.Sim.Report(ctx, c.At-int64(500*time.Millisecond), c.At+int64(500*time.Millisecond)); err != nil {
+		return c, err
+	}
+	c.Steady, err = s.Sim.Report(ctx, sent-int64(time.Second), sent)
+	return c, err
 }
 
 // outcomeOf is an update's outcome from its events: committed only when

@@ -33,7 +33,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,86 +54,107 @@ func main() {
 	}
 }
 
+// env is what every benchmark runs with.
+type env struct {
+	dir      string // the binaries
+	bins     rig.Binaries
+	v2       string
+	simEnv   []string
+	logs     io.Writer
+	logFile  string
+	coordLog *slog.Logger
+}
+
+// benches are the benchmarks in the order they run; each prints its lines.
+var benches = []struct {
+	name string
+	run  func(context.Context, env) error
+}{
+	{"hover", func(ctx context.Context, e env) error { return benchHover(ctx, e.bins, e.simEnv, e.logs) }},
+	{"handoff", func(ctx context.Context, e env) error {
+		return benchHandoff(ctx, e.bins, e.v2, e.simEnv, e.logs, e.coordLog)
+	}},
+	{"camera", benchCamera},
+	{"update", func(ctx context.Context, e env) error { return emitLine(benchUpdates(ctx, e.dir, 4, e.logs)) }},
+	{"ground", func(ctx context.Context, e env) error { return emitLine(benchGround(ctx, e.dir, e.logs)) }},
+	{"soak", func(ctx context.Context, e env) error { return benchSoak(ctx, e.dir, e.logs) }},
+}
+
 func run() error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(self)
-	bins := rig.Binaries{Sim: filepath.Join(dir, "drone-sim"), Flight: filepath.Join(dir, "flight")}
-	v2 := filepath.Join(dir, "flight-v2")
-	for _, b := range []string{bins.Sim, bins.Flight, v2} {
+	e := env{dir: filepath.Dir(self), simEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}}
+	e.bins = rig.Binaries{Sim: filepath.Join(e.dir, "drone-sim"), Flight: filepath.Join(e.dir, "flight")}
+	e.v2 = filepath.Join(e.dir, "flight-v2")
+	for _, b := range []string{e.bins.Sim, e.bins.Flight, e.v2} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%s is missing: run make bench (it builds bin/ first)", b)
 		}
 	}
-	logFile := filepath.Join(os.TempDir(), "skyswap-bench.log")
-	logs, err := os.Create(logFile)
+	want, err := chosen(os.Getenv("BENCH"))
+	if err != nil {
+		return err
+	}
+	e.logFile = filepath.Join(os.TempDir(), "skyswap-bench.log")
+	logs, err := os.Create(e.logFile)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	fmt.Fprintln(os.Stderr, "skyswap-bench: process logs in", logFile)
-	coordLog := slog.New(slog.NewJSONHandler(logs, nil))
-	ctx := context.Background()
-	simEnv := []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}
-
-	want := map[string]bool{}
-	for _, b := range strings.Split(cmp.Or(os.Getenv("BENCH"), "hover,handoff,camera,update,ground,soak"), ",") {
-		switch b = strings.TrimSpace(b); b {
-		case "hover", "handoff", "camera", "update", "ground", "soak":
-			want[b] = true
-		default:
-			return fmt.Errorf("BENCH=%q: %q is not a benchmark (hover, handoff, camera, update, ground, soak)", os.Getenv("BENCH"), b)
+	e.logs, e.coordLog = logs, slog.New(slog.NewJSONHandler(logs, nil))
+	fmt.Fprintln(os.Stderr, "skyswap-bench: process logs in", e.logFile)
+	for _, b := range benches {
+		if !want[b.name] {
+			continue
 		}
-	}
-	if want["hover"] {
-		if err := benchHover(ctx, bins, simEnv, logs); err != nil {
-			return err
-		}
-	}
-	if want["handoff"] {
-		if err := benchHandoff(ctx, bins, v2, simEnv, logs, coordLog); err != nil {
-			return err
-		}
-	}
-	if want["camera"] {
-		r, err := rig.CameraSeries(ctx, rig.CameraSeriesConfig{
-			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
-				Logs: logs, Log: coordLog},
-			V2: v2,
-		})
-		if err != nil {
-			return fmt.Errorf("camera: %w", err)
-		}
-		if err := emit(cameraLine{Bench: "camera", CameraSeriesResult: r}); err != nil {
-			return err
-		}
-	}
-	if want["update"] {
-		line, err := benchUpdates(ctx, dir, 4, logs)
-		if err != nil {
-			return fmt.Errorf("update: %w (process logs: %s)", err, logFile)
-		}
-		if err := emit(line); err != nil {
-			return err
-		}
-	}
-	if want["ground"] {
-		line, err := benchGround(ctx, dir, logs)
-		if err != nil {
-			return fmt.Errorf("ground: %w (process logs: %s)", err, logFile)
-		}
-		if err := emit(line); err != nil {
-			return err
-		}
-	}
-	if want["soak"] {
-		if err := benchSoak(ctx, dir, logs); err != nil {
-			return fmt.Errorf("soak: %w (process logs: %s)", err, logFile)
+		if err := b.run(context.Background(), e); err != nil {
+			return fmt.Errorf("%s: %w (process logs: %s)", b.name, err, e.logFile)
 		}
 	}
 	return nil
+}
+
+// chosen reads BENCH: a comma-separated list of benchmarks; "" = all.
+func chosen(list string) (map[string]bool, error) {
+	want := map[string]bool{}
+	var names []string
+	for _, b := range benches {
+		names = append(names, b.name)
+		want[b.name] = list == ""
+	}
+	if list == "" {
+		return want, nil
+	}
+	for _, b := range strings.Split(list, ",") {
+		b = strings.TrimSpace(b)
+		if _, ok := want[b]; !ok {
+			return nil, fmt.Errorf("BENCH=%q: %q is not a benchmark (%s)", list, b, strings.Join(names, ", "))
+		}
+		want[b] = true
+	}
+	return want, nil
+}
+
+// emitLine prints a benchmark's one line.
+func emitLine[T any](line T, err error) error {
+	if err != nil {
+		return err
+	}
+	return emit(line)
+}
+
+func benchCamera(ctx context.Context, e env) error {
+	r, err := rig.CameraSeries(ctx, rig.CameraSeriesConfig{
+		Fleet: rig.FleetConfig{Sim: e.bins.Sim, Flight: e.bins.Flight, SimEnv: e.simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
+			Logs: e.logs, Log: e.coordLog},
+		V2: e.v2,
+	})
+	if err != nil {
+		return err
+	}
+	return emit(cameraLine{Bench: "camera", CameraSeriesResult: r})
 }
 
 func benchHover(ctx context.Context, bins rig.Binaries, simEnv []string, logs io.Writer) error {

@@ -57,31 +57,16 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		return line, fmt.Errorf("%w: make bench builds it (make cross)", err)
 	}
 	line.AgentArm64MB = r3(float64(arm.Size()) / (1 << 20))
-	work, err := os.MkdirTemp("", "skyswap-bench-")
+	s, refs, cleanup, err := startUpdateStack(ctx, dir, logs)
 	if err != nil {
 		return line, err
 	}
-	defer os.RemoveAll(work)
-	s, err := rig.StartStack(ctx, rig.StackConfig{
-		Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
-		Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench", SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
-		AppEnv: []string{"FLIGHT_PATTERN=hover"}, Probation: 2 * time.Second, Logs: logs,
-	})
-	if err != nil {
-		return line, err
-	}
-	defer s.Close()
+	defer cleanup()
 	diff, err := build.LayerDiff(s.Indexes["v1"], s.Indexes["v2"], s.Platform)
 	if err != nil {
 		return line, err
 	}
 	line.ChangedLayerBytes = diff.AddedBytes()
-	refs := map[string]string{}
-	for v, tag := range s.Refs {
-		if refs[v], err = push.Resolve(ctx, tag, "", true); err != nil {
-			return line, err
-		}
-	}
 
 	var sentMono int64
 	cfg := push.Config{Broker: s.BrokerURL, Drone: s.Drone, Key: s.Key, Timeout: 3 * time.Minute,
@@ -111,36 +96,16 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		if err != nil {
 			return line, fmt.Errorf("update to %s: %w", v, err)
 		}
-		now := mono.Now()
-		cut, gap, err := s.FirstWrite(ctx, res.Final.To, sentMono, now)
+		c, err := s.MeasureCutover(ctx, res.Final.To, sentMono, mono.Now())
 		if err != nil {
 			return line, err
 		}
-		ctc = append(ctc, float64(cut-sentMono)/1e6)
-		w, err := s.Sim.Report(ctx, cut-int64(500*time.Millisecond), cut+int64(500*time.Millisecond))
-		if err != nil {
-			return line, err
-		}
-		st, err := s.Sim.Report(ctx, sentMono-int64(time.Second), sentMono)
-		if err != nil {
-			return line, err
-		}
-		fmt.Fprintf(logs, "skyswap-bench: update %d to %s: cut-over gap %.2f ms; ±500 ms window max gap %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)\n",
-			len(ctc), v, gap, w.MaxGapMs, w.P99GapMs, st.MaxGapMs, st.P99GapMs)
-		line.CutoverGapMs = max(line.CutoverGapMs, r3(gap))
-		line.MaxGapMs = max(line.MaxGapMs, r3(w.MaxGapMs))
-		line.SteadyMaxGapMs = max(line.SteadyMaxGapMs, r3(st.MaxGapMs))
-		line.DoubleDrive += w.DoubleDrive
+		ctc = append(ctc, float64(c.At-sentMono)/1e6)
+		fmt.Fprintf(logs, "skyswap-bench: update %d to %s: %s\n", len(ctc), v, c)
+		line.add(c)
 		if len(ctc) == 1 {
-			blobs1, err := s.RegistryBlobBytes(ctx)
-			if err != nil {
+			if err := line.firstPull(ctx, s, blobs0, res); err != nil {
 				return line, err
-			}
-			line.RegistryBlobBytes = blobs1 - blobs0
-			for _, e := range res.Events {
-				if e.Phase == report.PhasePulled {
-					line.BytesPulled = e.Bytes
-				}
 			}
 		}
 		time.Sleep(time.Second) // the retired instance is gone; steady again
@@ -157,6 +122,30 @@ func benchUpdates(ctx context.Context, dir string, n int, logs io.Writer) (updat
 		return line, err
 	}
 	return line, nil
+}
+
+// add takes in one update's cut-over.
+func (l *updateLine) add(c rig.Cutover) {
+	l.CutoverGapMs = max(l.CutoverGapMs, r3(c.GapMs))
+	l.MaxGapMs = max(l.MaxGapMs, r3(c.Window.MaxGapMs))
+	l.SteadyMaxGapMs = max(l.SteadyMaxGapMs, r3(c.Steady.MaxGapMs))
+	l.DoubleDrive += c.Window.DoubleDrive
+}
+
+// firstPull records what v2's pull cost, v1 being present: as the
+// registry served it since blobs0, and as the agent counted it.
+func (l *updateLine) firstPull(ctx context.Context, s *rig.Stack, blobs0 int64, res push.Result) error {
+	blobs1, err := s.RegistryBlobBytes(ctx)
+	if err != nil {
+		return err
+	}
+	l.RegistryBlobBytes = blobs1 - blobs0
+	for _, e := range res.Events {
+		if e.Phase == report.PhasePulled {
+			l.BytesPulled = e.Bytes
+		}
+	}
+	return nil
 }
 
 // peakRSSMB is a process's peak resident set size (VmHWM), MiB.
@@ -188,4 +177,31 @@ func retries(res push.Result) int {
 		}
 	}
 	return n
+}
+
+// startUpdateStack starts the product for the update bench and pins its
+// releases' tags: version -> reference by digest.
+func startUpdateStack(ctx context.Context, dir string, logs io.Writer) (*rig.Stack, map[string]string, func(), error) {
+	work, err := os.MkdirTemp("", "skyswap-bench-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := rig.StartStack(ctx, rig.StackConfig{
+		Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
+		Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench", SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"},
+		AppEnv: []string{"FLIGHT_PATTERN=hover"}, Probation: 2 * time.Second, Logs: logs,
+	})
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, nil, nil, err
+	}
+	cleanup := func() { s.Close(); os.RemoveAll(work) }
+	refs := map[string]string{}
+	for v, tag := range s.Refs {
+		if refs[v], err = push.Resolve(ctx, tag, "", true); err != nil {
+			cleanup()
+			return nil, nil, nil, err
+		}
+	}
+	return s, refs, cleanup, nil
 }

@@ -89,18 +89,7 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 	s := processSummary{Demo: "summary", flightFigures: flightOf(float64(hover-start)/1e9, flight, total),
 		Landed: landErr == nil && !final.Airborne, Crashed: total.Crashed}
 	if res != nil {
-		s.Update = &handoverFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
-			StartMs: round(res.StartMs), SyncMs: round(res.SyncMs), CutoverTick: res.CutoverTick,
-			CutoverToCommitMs: round(res.ToCommitMs), Reason: res.Reason}
-		if res.CutoverNs > 0 {
-			w, err := f.Report(bg, window[0], window[1])
-			if err == nil {
-				st, _ := f.Report(bg, steady[0], steady[1])
-				s.Update.WindowMaxGapMs, s.Update.SteadyMaxGapMs = round(w.MaxGapMs), round(st.MaxGapMs)
-				s.Update.WindowTiltMaxDeg, s.Update.SteadyTiltP99Deg = round(w.AttErrMaxDeg), round(st.AttErrP99Deg)
-				s.Update.DoubleDrive = w.DoubleDrive
-			}
-		}
+		s.Update = handover(bg, f, *res, steady, window)
 	}
 	b, _ := json.Marshal(s)
 	fmt.Println(string(b))
@@ -108,6 +97,26 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 		return fmt.Errorf("the drone crashed (process logs: %s)", logFile)
 	}
 	return nil
+}
+
+// handover sums up the update res: its phases' times and the referee's
+// figures over the cut-over window against the steady one.
+func handover(ctx context.Context, f *rig.Fleet, res coordinator.Result, steady, window [2]int64) *handoverFigures {
+	h := &handoverFigures{Outcome: res.Outcome, Strategy: res.Strategy, From: "v1-0", To: "v2-1",
+		StartMs: round(res.StartMs), SyncMs: round(res.SyncMs), CutoverTick: res.CutoverTick,
+		CutoverToCommitMs: round(res.ToCommitMs), Reason: res.Reason}
+	if res.CutoverNs == 0 {
+		return h
+	}
+	w, err := f.Report(ctx, window[0], window[1])
+	if err != nil {
+		return h
+	}
+	st, _ := f.Report(ctx, steady[0], steady[1])
+	h.WindowMaxGapMs, h.SteadyMaxGapMs = round(w.MaxGapMs), round(st.MaxGapMs)
+	h.WindowTiltMaxDeg, h.SteadyTiltP99Deg = round(w.AttErrMaxDeg), round(st.AttErrP99Deg)
+	h.DoubleDrive = w.DoubleDrive
+	return h
 }
 
 // processSummary is the demo's final line, fields in print order.
