@@ -17,7 +17,7 @@ type SeriesConfig struct {
 	V2       string            // the other flight build; updates alternate v1 -> v2 -> v1 ...
 	Strategy strategy.Strategy // "" = handoff
 	N        int               // updates; 0 = 20
-	// Probation per hand-over; 0 = 1 s.
+	// Probation per hand-over; 0 = coordinator.DefaultProbation.
 	Probation time.Duration
 	// Window is the length of each judged window; 0 = 250 ms. A hand-over
 	// window starts 100 ms before the cut-over tick; a steady window ends 50
@@ -51,9 +51,6 @@ func Series(ctx context.Context, cfg SeriesConfig) (SeriesResult, error) {
 	}
 	if cfg.Strategy == "" {
 		cfg.Strategy = strategy.Handoff
-	}
-	if cfg.Probation == 0 {
-		cfg.Probation = time.Second
 	}
 	if cfg.Window == 0 {
 		cfg.Window = 250 * time.Millisecond

@@ -42,6 +42,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/skyswap/skyswap/handoff/strategy"
 	"github.com/skyswap/skyswap/rig"
@@ -188,7 +189,8 @@ func benchHandoff(ctx context.Context, bins rig.Binaries, v2 string, simEnv []st
 		r, err := rig.Series(ctx, rig.SeriesConfig{
 			Fleet: rig.FleetConfig{Sim: bins.Sim, Flight: bins.Flight, SimEnv: simEnv, FlightEnv: []string{"FLIGHT_PATTERN=hover"},
 				Logs: logs, Log: coordLog},
-			V2: v2, Strategy: st.s, N: st.n,
+			// A short probation: this bench measures the cut-overs.
+			V2: v2, Strategy: st.s, N: st.n, Probation: time.Second,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.s, err)
