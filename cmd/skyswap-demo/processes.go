@@ -61,7 +61,7 @@ func runProcesses(ctx context.Context, log *slog.Logger, seconds float64, dir st
 	var steady, window [2]int64
 	fly(ctx, seconds, show, func() {
 		steady = [2]int64{mono.Now() - int64(time.Second), mono.Now()}
-		r, err := f.Update(ctx, coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1", Probation: 3 * time.Second}, v2)
+		r, err := f.Update(ctx, coordinator.Plan{OnEvent: onEvent, Candidate: "v2-1"}, v2)
 		res = &r
 		if err != nil {
 			log.Error("update did not commit", "outcome", r.Outcome, "reason", r.Reason)
