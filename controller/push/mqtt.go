@@ -38,7 +38,19 @@ var ErrNotAuthorized = errors.New("push: not authorized by the broker")
 type Message struct {
 	Topic    string
 	Payload  []byte
-	Retained bool // sent because it was retained, not live
+	Retained bool   // sent because it was retained, not live
+	ack      func() // nil: acknowledged on arrival
+}
+
+// Ack acknowledges the message to the broker. Only a watcher on a
+// persistent session (Config.Session) needs it: call it once what the
+// message says is recorded, and the broker sends again, after the
+// watcher reconnects, what was not acknowledged. Elsewhere it does
+// nothing.
+func (m Message) Ack() {
+	if m.ack != nil {
+		m.ack()
+	}
 }
 
 // link is the ground's MQTT connection for one command: a clean session
@@ -50,6 +62,8 @@ type link struct {
 	log  *slog.Logger
 	msgs chan Message
 	done chan struct{} // closed by close: handlers drop what comes after
+
+	manualAck bool // a persistent session: the caller acknowledges
 
 	mu      sync.Mutex
 	filters []string // subscribed, for reconnects
@@ -111,6 +125,8 @@ func dial(ctx context.Context, s *settings, session string) (*link, error) {
 	if session != "" {
 		o.SetClientID(session)
 		o.SetCleanSession(false)
+		o.SetAutoAckDisabled(true) // Message.Ack, once the caller has recorded it
+		l.manualAck = true
 	}
 	o.SetUsername(s.cfg.Username)
 	o.SetPassword(s.cfg.Password)
@@ -174,6 +190,9 @@ func (l *link) follow(ctx context.Context, filter string) error {
 func (l *link) subscribe(ctx context.Context, filter string) error {
 	tok := l.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
 		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
+		if l.manualAck {
+			msg.ack = m.Ack
+		}
 		select {
 		case l.msgs <- msg:
 		case <-l.done:

@@ -62,17 +62,34 @@ func TestWatchSessionAndSend(t *testing.T) {
 	}
 	w.Close()
 	drone.MustPublish(t, "fleet/d1/events", 1, false, []byte(`{"drone":"d1","phase":"pulling"}`))
+	// Not acknowledged: it comes again on the next connection; then
+	// acknowledged, it does not.
+	for _, ack := range []bool{false, true} {
+		if w, err = Watch(ctx, cfg, "fleet/+/events"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case msg := <-w.Messages():
+			if msg.Topic != "fleet/d1/events" {
+				t.Errorf("message %+v, want the event published while the watcher was away", msg)
+			}
+			if ack {
+				msg.Ack()
+			}
+		case <-ctx.Done():
+			t.Fatalf("the persistent session did not keep the event (acknowledged before: %v)", !ack)
+		}
+		time.Sleep(200 * time.Millisecond) // the PUBACK goes out
+		w.Close()
+	}
 	if w, err = Watch(ctx, cfg, "fleet/+/events"); err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	select {
 	case msg := <-w.Messages():
-		if msg.Topic != "fleet/d1/events" {
-			t.Errorf("message %+v, want the event published while the watcher was away", msg)
-		}
-	case <-ctx.Done():
-		t.Fatal("the persistent session did not keep the event published while the watcher was away")
+		t.Errorf("an acknowledged message came again: %+v", msg)
+	case <-time.After(time.Second):
 	}
 
 	cmds := drone.MustSubscribe(t, "fleet/d7/cmd", 1)
