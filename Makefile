@@ -16,7 +16,7 @@ FLIGHT_VERSION ?= v1
 # The flight binaries come from skyswap-images -binary: the one build (and
 # version stamps) that the images, the rig and make share.
 FLIGHT  = bin/skyswap-images -version
-CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
+CMDS    := ./cmd/drone-swarm ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
 E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground
 E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$
