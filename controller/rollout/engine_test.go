@@ -307,6 +307,11 @@ func TestRecordGolden(t *testing.T) {
 		t.Errorf("the record does not survive a round trip:\n%s", again)
 	}
 	golden(t, "lines.golden.txt", []byte(strings.Join(Lines(*b.r.rec), "\n")))
+	view, err := json.MarshalIndent(b.r.rec.View(true), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "view.golden.json", view)
 }
 
 func golden(t *testing.T, name string, got []byte) {
