@@ -354,4 +354,3 @@ func TestGroundKilled(t *testing.T) {
 		}
 	}
 }
-
