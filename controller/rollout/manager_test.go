@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/skyswap/skyswap/controller/broker"
 	"github.com/skyswap/skyswap/controller/push"
 	"github.com/skyswap/skyswap/controller/rollout"
+	"github.com/skyswap/skyswap/rig"
 	"github.com/skyswap/skyswap/rig/swarm"
 )
 
@@ -353,4 +355,80 @@ func TestGroundKilled(t *testing.T) {
 			t.Errorf("%s received %v", d, got)
 		}
 	}
+}
+
+// TestCluster: the fleet's broker is a three-node NATS cluster (MQTT +
+// JetStream); the drones spread over its nodes and the ground takes them
+// all in order. A node is killed in the middle of the second wave: its
+// drones move to another node with their sessions, and the rollout
+// completes with every drone updated once.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := rig.BuildNATSServer(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &tail{}
+	c, err := rig.StartCluster(ctx, rig.ClusterConfig{Bin: bin, Dir: t.TempDir(), Logs: logs})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs)
+	}
+	t.Cleanup(c.Stop)
+	defer func() {
+		if t.Failed() {
+			t.Logf("the nodes' logs:\n%s", logs)
+		}
+	}()
+	pub, priv, err := command.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := swarm.Start(ctx, swarm.Config{Broker: c.URL, N: 12, Dir: t.TempDir(), Image: v1, Sim: quick,
+		Keys: map[string]ed25519.PublicKey{command.KeyID(pub): pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	f := &fleet{broker: c.URL, swarm: s, key: priv}
+	m := f.manager(t, t.TempDir())
+	waves, _ := rollout.ParseWaves("2,100%")
+	rec := start(t, m, rollout.Spec{Image: v2, All: true, Waves: waves})
+	if len(rec.Drones) != 12 {
+		t.Fatalf("%d targets, want the 12 drones, whatever node they reported through", len(rec.Drones))
+	}
+	await(t, m, rec.ID, "the second wave under way", func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).Done > 0 })
+	c.Kill(1)
+	rec = await(t, m, rec.ID, "the rollout ends", ended)
+	if !rec.Succeeded() {
+		t.Fatalf("after a node died: %s", strings.Join(rollout.Lines(rec), "\n"))
+	}
+	if st := s.Stats(); st.Duplicates != 0 || st.Commands != 12 {
+		t.Errorf("swarm %+v: want each drone one command, none sent twice", st)
+	}
+}
+
+// tail keeps the last 64 KiB written.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > 64<<10 {
+		w.b = w.b[len(w.b)-64<<10:]
+	}
+	return len(p), nil
+}
+
+func (w *tail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
