@@ -13,6 +13,7 @@ import (
 	"github.com/skyswap/skyswap/controller/ground/web"
 	"github.com/skyswap/skyswap/controller/rollout"
 	"github.com/skyswap/skyswap/rig"
+	"github.com/skyswap/skyswap/rig/swarm"
 )
 
 // rolloutLine is the fleet benchmark, fields in print order.
@@ -52,6 +53,7 @@ const (
 	rolloutWaves   = "1,10%,50%,100%"
 	rolloutTimeout = 10 * time.Minute
 	swarmPhase     = 200 * time.Millisecond // each simulated hand-over phase
+	followEvery    = 500 * time.Millisecond // as dronectl rollout reads the record
 )
 
 // Releases the swarm flies, pinned; the simulated drones pull nothing.
@@ -88,8 +90,16 @@ func benchRollout(ctx context.Context, dir string, kill bool, logs io.Writer) (r
 	if err := command.WritePublicKey(filepath.Join(keys, "ground.pub"), pub); err != nil {
 		return line, err
 	}
+	// The ground first: it hears each drone's state as the drone comes
+	// online, not only from what the nodes retained.
+	g, err := rig.StartGround(ctx, rig.GroundConfig{Bin: filepath.Join(dir, "dronectl"), Dir: filepath.Join(work, "ground"),
+		KeyFile: filepath.Join(keys, "ground.key"), Broker: c.URL, Logs: logs})
+	if err != nil {
+		return line, err
+	}
+	defer g.Stop()
 	began := time.Now()
-	sw, err := rig.StartSwarm(ctx, filepath.Join(dir, "drone-swarm"), logs, "-n", strconv.Itoa(rolloutDrones), "-broker", c.URL,
+	sw, err := swarm.StartProcess(ctx, filepath.Join(dir, "drone-swarm"), logs, "-n", strconv.Itoa(rolloutDrones), "-broker", c.URL,
 		"-trust", command.KeyID(pub)+"="+filepath.Join(keys, "ground.pub"), "-image", benchV1, "-labels", "site=field-a",
 		"-pull", swarmPhase.String(), "-phase", swarmPhase.String(), "-dir", filepath.Join(work, "swarm"))
 	if err != nil {
@@ -102,12 +112,6 @@ func benchRollout(ctx context.Context, dir string, kill bool, logs io.Writer) (r
 			sw.Stop()
 		}
 	}()
-	g, err := rig.StartGround(ctx, rig.GroundConfig{Bin: filepath.Join(dir, "dronectl"), Dir: filepath.Join(work, "ground"),
-		KeyFile: filepath.Join(keys, "ground.key"), Broker: c.URL, Logs: logs})
-	if err != nil {
-		return line, err
-	}
-	defer g.Stop()
 	rec, err := runRollout(ctx, g, c, kill, &line)
 	if err != nil {
 		return line, err
@@ -151,7 +155,7 @@ func runRollout(ctx context.Context, g *rig.GroundStation, c *rig.Cluster, kill 
 	}
 	fctx, cancel := context.WithTimeout(ctx, rolloutTimeout)
 	defer cancel()
-	rec, err = cl.FollowRollout(fctx, rec.ID, 200*time.Millisecond, func(r rollout.Record) {
+	rec, err = cl.FollowRollout(fctx, rec.ID, followEvery, func(r rollout.Record) {
 		if kill && line.NodeKilled == "" && r.Wave == 1 && r.Counts(1).Done >= r.Waves[1].Size/2 {
 			c.Kill(1)
 			line.NodeKilled = c.Nodes[1].Name

@@ -1,4 +1,4 @@
-package rig
+package swarm
 
 import (
 	"bufio"
@@ -11,25 +11,23 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/skyswap/skyswap/rig/swarm"
 )
 
-// SwarmProc is drone-swarm running as a process: many simulated drones on
-// the real agent code (rig/swarm), each its own MQTT client.
-type SwarmProc struct {
+// Process is drone-swarm running as a process: the bench's swarm, apart
+// from the process that measures it.
+type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 
 	mu    sync.Mutex
-	stats *swarm.Stats // the newest stats line
+	stats *Stats // the newest stats line
 	ready chan struct{}
 }
 
-// StartSwarm runs bin (drone-swarm) with args and returns once it says
+// StartProcess runs bin (drone-swarm) with args and returns once it says
 // every drone is online, or fails. Its JSON lines other than its own
 // (the drones' warnings) go to logw.
-func StartSwarm(ctx context.Context, bin string, logw io.Writer, args ...string) (*SwarmProc, error) {
+func StartProcess(ctx context.Context, bin string, logw io.Writer, args ...string) (*Process, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
@@ -40,15 +38,15 @@ func StartSwarm(ctx context.Context, bin string, logw io.Writer, args ...string)
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("rig: start %s: %w", bin, err)
+		return nil, fmt.Errorf("swarm: start %s: %w", bin, err)
 	}
-	p := &SwarmProc{cmd: cmd, done: make(chan struct{}), ready: make(chan struct{})}
+	p := &Process{cmd: cmd, done: make(chan struct{}), ready: make(chan struct{})}
 	go p.read(out, logw)
 	select {
 	case <-p.ready:
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("rig: drone-swarm exited at start: %v", cmd.ProcessState)
+		return nil, fmt.Errorf("swarm: drone-swarm exited at start: %v", cmd.ProcessState)
 	case <-ctx.Done():
 		p.kill()
 		return nil, ctx.Err()
@@ -56,14 +54,14 @@ func StartSwarm(ctx context.Context, bin string, logw io.Writer, args ...string)
 }
 
 // read follows the swarm's stdout until it closes, then waits for it.
-func (p *SwarmProc) read(out io.Reader, logw io.Writer) {
+func (p *Process) read(out io.Reader, logw io.Writer) {
 	defer close(p.done)
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line struct {
 			Swarm string `json:"swarm"`
-			swarm.Stats
+			Stats
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Swarm == "" {
 			fmt.Fprintln(logw, sc.Text())
@@ -82,27 +80,27 @@ func (p *SwarmProc) read(out io.Reader, logw io.Writer) {
 }
 
 // Pid is the swarm's process id.
-func (p *SwarmProc) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Stop ends the swarm (SIGTERM: its drones say goodbye) and returns its
 // final stats.
-func (p *SwarmProc) Stop() (swarm.Stats, error) {
+func (p *Process) Stop() (Stats, error) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
 		p.kill()
-		return swarm.Stats{}, errors.New("rig: drone-swarm ignored SIGTERM for 60 s and was killed")
+		return Stats{}, errors.New("swarm: drone-swarm ignored SIGTERM for 60 s and was killed")
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stats == nil {
-		return swarm.Stats{}, errors.New("rig: drone-swarm printed no stats")
+		return Stats{}, errors.New("swarm: drone-swarm printed no stats")
 	}
 	return *p.stats, nil
 }
 
-func (p *SwarmProc) kill() {
+func (p *Process) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
 }
