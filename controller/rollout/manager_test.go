@@ -336,7 +336,7 @@ func TestGroundKilled(t *testing.T) {
 	dir := t.TempDir()
 	g := f.runGround(t, dir, "start")
 	id := g.rollout(t)
-	wave2 := func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).Done > 0 && r.Counts(1).InProgress > 0 }
+	wave2 := func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).InProgress > 0 }
 	rec := g.await(t, dir, id, "the second wave in progress", wave2)
 	g.kill(t)
 	t.Logf("killed the ground in wave 2: %s", strings.Join(rollout.Lines(rec), " | "))
@@ -387,7 +387,8 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := swarm.Start(ctx, swarm.Config{Broker: c.URL, N: 12, Dir: t.TempDir(), Image: v1, Sim: quick,
+	s, err := swarm.Start(ctx, swarm.Config{Broker: c.URL, N: 12, Dir: t.TempDir(), Image: v1,
+		Sim:  swarm.Sim{Pull: 300 * time.Millisecond, Phase: 300 * time.Millisecond},
 		Keys: map[string]ed25519.PublicKey{command.KeyID(pub): pub}})
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +401,7 @@ func TestCluster(t *testing.T) {
 	if len(rec.Drones) != 12 {
 		t.Fatalf("%d targets, want the 12 drones, whatever node they reported through", len(rec.Drones))
 	}
-	await(t, m, rec.ID, "the second wave under way", func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).Done > 0 })
+	await(t, m, rec.ID, "the second wave under way", func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).InProgress > 0 })
 	c.Kill(1)
 	rec = await(t, m, rec.ID, "the rollout ends", ended)
 	if !rec.Succeeded() {
