@@ -18,8 +18,8 @@ FLIGHT_VERSION ?= v1
 FLIGHT  = bin/skyswap-images -version
 CMDS    := ./cmd/drone-swarm ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground ./controller/rollout
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$|/controller/rollout$$
 
 .PHONY: all build cross test demo bench soak deps vet clean images
 
