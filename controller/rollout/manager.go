@@ -32,6 +32,8 @@ const (
 	tick = 250 * time.Millisecond
 	// senders publish commands side by side.
 	senders = 16
+	// closeSends bounds Close's wait for the commands still queued.
+	closeSends = 10 * time.Second
 )
 
 // Config configures Open. Link and Dir are required; every other zero
@@ -90,7 +92,12 @@ type Manager struct {
 	log    *slog.Logger
 	sends  chan command.Command
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	looped sync.WaitGroup // the loop
+	sent   sync.WaitGroup // the senders
+	// sending bounds the senders' waits: stopSend ends it closeSends
+	// after Close begins.
+	sending  context.Context
+	stopSend context.CancelFunc
 
 	mu      sync.Mutex
 	runs    map[string]*run
@@ -144,19 +151,27 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	m.since = cfg.Now()
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	m.wg.Add(1 + senders)
+	m.sending, m.stopSend = context.WithCancel(context.Background())
+	m.looped.Add(1)
 	go m.loop(life)
+	m.sent.Add(senders)
 	for range senders {
-		go m.sender(life)
+		go m.sender()
 	}
 	return m, nil
 }
 
-// Close stops following and sending, writes what changed, and
-// disconnects. The rollouts resume at the next Open.
+// Close stops following, publishes the commands already recorded as sent
+// (for at most closeSends), writes what changed, and disconnects. The
+// rollouts resume at the next Open.
 func (m *Manager) Close() {
 	m.cancel()
-	m.wg.Wait()
+	m.looped.Wait()
+	close(m.sends)
+	stop := time.AfterFunc(closeSends, m.stopSend)
+	m.sent.Wait()
+	stop.Stop()
+	m.stopSend()
 	m.mu.Lock()
 	m.flush(true)
 	m.mu.Unlock()
@@ -165,7 +180,7 @@ func (m *Manager) Close() {
 
 // loop applies the broker's messages and advances the rollouts each tick.
 func (m *Manager) loop(ctx context.Context) {
-	defer m.wg.Done()
+	defer m.looped.Done()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -175,35 +190,31 @@ func (m *Manager) loop(ctx context.Context) {
 			m.handle(msg)
 			m.mu.Unlock()
 		case <-t.C:
-			m.tick()
+			m.tick(ctx)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// sender publishes commands. A command recorded as sent and not
-// published (the broker unreachable for long) ends unreached.
-func (m *Manager) sender(ctx context.Context) {
-	defer m.wg.Done()
-	for {
-		select {
-		case c := <-m.sends:
-			sctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := m.w.Send(sctx, c)
-			cancel()
-			if err != nil {
-				m.log.Warn("command not acknowledged by the broker; the link resends it if it comes back", "command", c.ID, "err", err)
-			}
-		case <-ctx.Done():
-			return
+// sender publishes commands until Close, then those still queued. A
+// command recorded as sent and never published (the broker unreachable
+// for a minute, or the ground killed) ends unreached.
+func (m *Manager) sender() {
+	defer m.sent.Done()
+	for c := range m.sends {
+		ctx, cancel := context.WithTimeout(m.sending, time.Minute)
+		err := m.w.Send(ctx, c)
+		cancel()
+		if err != nil {
+			m.log.Warn("command not acknowledged by the broker; the link resends it if it comes back", "command", c.ID, "err", err)
 		}
 	}
 }
 
 // tick advances every live rollout, writes the records that changed
 // (before their new commands go out) and sends the commands.
-func (m *Manager) tick() {
+func (m *Manager) tick(ctx context.Context) {
 	m.mu.Lock()
 	now := m.cfg.Now()
 	judge := now.Sub(m.since) >= m.cfg.Settle
@@ -221,7 +232,11 @@ func (m *Manager) tick() {
 	m.flush(false)
 	m.mu.Unlock()
 	for _, c := range out {
-		m.sends <- c
+		select {
+		case m.sends <- c:
+		case <-ctx.Done(): // Close: the queue is full; the rest ends unreached
+			m.log.Warn("closing: command recorded and not published", "command", c.ID)
+		}
 	}
 }
 
