@@ -3,6 +3,8 @@ package ground_test
 import (
 	"context"
 	"crypto/ed25519"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/skyswap/skyswap/agent/command"
+	"github.com/skyswap/skyswap/controller/broker"
 	"github.com/skyswap/skyswap/controller/ground"
 	"github.com/skyswap/skyswap/controller/ground/groundtest"
 	"github.com/skyswap/skyswap/controller/ground/web"
@@ -171,5 +174,85 @@ func TestStackRollout(t *testing.T) {
 	}
 	if err := s.Land(context.Background(), 30*time.Second); err != nil {
 		t.Logf("land: %v", err)
+	}
+}
+
+// TestGroundKilled: dronectl ground, on a broker of its own, is killed
+// (SIGKILL) while the second wave's commands are in flight, and started
+// again on its data directory: it resumes the rollout from its record,
+// and no drone gets a second command.
+func TestGroundKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "dronectl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/dronectl").CombinedOutput(); err != nil {
+		t.Fatalf("build dronectl: %v\n%s", err, out)
+	}
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	pub, priv, err := command.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "ground.key")
+	if err := command.WritePrivateKey(key, priv); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := swarm.Start(ctx, swarm.Config{Broker: b.URL(), N: 20, Dir: t.TempDir(), Image: simV1,
+		Keys: map[string]ed25519.PublicKey{command.KeyID(pub): pub}, Sim: swarm.Sim{Pull: 300 * time.Millisecond, Phase: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	logs := &lockedBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("the grounds' logs:\n%s", logs.tail(20000))
+		}
+	}()
+	run := func() (*rig.GroundStation, *web.Client) {
+		g, err := rig.StartGround(ctx, rig.GroundConfig{Bin: bin, Dir: filepath.Join(dir, "data"), KeyFile: key, Broker: b.URL(), Logs: logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Stop() })
+		return g, &web.Client{URL: g.URL}
+	}
+	g, c := run()
+	waves, _ := rollout.ParseWaves("2,50%,100%")
+	rec, err := c.StartRollout(ctx, rollout.Spec{Image: simV2, All: true, Waves: waves})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rec.Wave != 1 || rec.Counts(1).InProgress == 0 {
+		if !rec.State.Live() {
+			t.Fatalf("the rollout ended before the second wave was under way: %s", strings.Join(rollout.Lines(rec), "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+		if rec, err = c.Rollout(ctx, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Kill()
+	t.Logf("killed the ground in wave 2: %s", strings.Join(rollout.Lines(rec), " | "))
+	_, c = run()
+	rec, err = c.FollowRollout(ctx, rec.ID, 200*time.Millisecond, func(rollout.Record) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Succeeded() {
+		t.Fatalf("after the restart: %s", strings.Join(rollout.Lines(rec), "\n"))
+	}
+	if st := sw.Stats(); st.Duplicates != 0 || st.Redelivered != 0 || st.Commands != 20 {
+		t.Errorf("swarm %+v: want each of the 20 drones one command, once", st)
+	}
+	for i, d := range sw.Drones() {
+		if got := sw.Received(i); len(got) != 1 || got[0] != rollout.CommandID(rec.ID, "u", d) {
+			t.Errorf("%s received %v", d, got)
+		}
 	}
 }

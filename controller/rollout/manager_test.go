@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -322,38 +321,6 @@ func TestBadInput(t *testing.T) {
 	st := m.Stats()
 	if st.WrongDrone != 3 || st.UnknownRollout != 1 || st.ForgedState != 1 || st.Malformed != 1 {
 		t.Errorf("stats %+v, want 3 wrong drone, 1 unknown rollout, 1 forged state, 1 malformed", st)
-	}
-}
-
-// TestGroundKilled: the process that runs the rollout is killed (SIGKILL)
-// in the middle of the second wave and started again: it resumes from its
-// record, and no drone gets a second command.
-func TestGroundKilled(t *testing.T) {
-	if os.Getenv(groundEnv) != "" {
-		return // the ground's process runs groundMain (TestMain)
-	}
-	f := startFleet(t, 20, swarm.Sim{Pull: 300 * time.Millisecond, Phase: 300 * time.Millisecond})
-	dir := t.TempDir()
-	g := f.runGround(t, dir, "start")
-	id := g.rollout(t)
-	wave2 := func(r rollout.Record) bool { return r.Wave == 1 && r.Counts(1).InProgress > 0 }
-	rec := g.await(t, dir, id, "the second wave in progress", wave2)
-	g.kill(t)
-	t.Logf("killed the ground in wave 2: %s", strings.Join(rollout.Lines(rec), " | "))
-	g = f.runGround(t, dir, "resume")
-	rec = g.await(t, dir, id, "the resumed rollout ends", ended)
-	g.kill(t)
-	if rec.State != rollout.Completed || !rec.Succeeded() {
-		t.Fatalf("after the restart: %s", strings.Join(rollout.Lines(rec), "\n"))
-	}
-	st := f.swarm.Stats()
-	if st.Duplicates != 0 || st.Redelivered != 0 || st.Commands != 20 {
-		t.Errorf("swarm %+v: want each of the 20 drones one command, once", st)
-	}
-	for i, d := range f.swarm.Drones() {
-		if got := f.swarm.Received(i); len(got) != 1 || got[0] != rollout.CommandID(id, "u", d) {
-			t.Errorf("%s received %v", d, got)
-		}
 	}
 }
 
