@@ -35,6 +35,9 @@ type rolloutLine struct {
 	// NodeKilled names the broker node killed in the middle of the second
 	// wave; "" for none.
 	NodeKilled string `json:"node_killed,omitempty"`
+	// KilledAtDone is how many of the second wave's drones were done
+	// when the node was killed.
+	KilledAtDone int `json:"killed_at_done,omitempty"`
 	// Redelivered are commands the broker delivered again with the same
 	// bytes (QoS 1 after its ack wait or a reconnect), refused by the
 	// drones as replays.
@@ -156,9 +159,12 @@ func runRollout(ctx context.Context, g *rig.GroundStation, c *rig.Cluster, kill 
 	fctx, cancel := context.WithTimeout(ctx, rolloutTimeout)
 	defer cancel()
 	rec, err = cl.FollowRollout(fctx, rec.ID, followEvery, func(r rollout.Record) {
-		if kill && line.NodeKilled == "" && r.Wave == 1 && r.Counts(1).Done >= r.Waves[1].Size/2 {
+		// While the second wave's commands are in flight (a poll cannot
+		// miss that: an update takes over a second).
+		if kill && line.NodeKilled == "" && r.Wave == 1 && r.Counts(1).InProgress > 0 {
 			c.Kill(1)
 			line.NodeKilled = c.Nodes[1].Name
+			line.KilledAtDone = r.Counts(1).Done
 		}
 	}, nil)
 	if err != nil {
