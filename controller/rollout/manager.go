@@ -252,16 +252,20 @@ func (m *Manager) advance(r *run, now time.Time, judge bool) []command.Command {
 	if len(orders) == 0 {
 		return nil
 	}
-	var out []command.Command
+	out := make([]command.Command, 0, len(orders))
 	for _, o := range orders {
 		c, err := m.signer.Sign(o.cmd)
 		if err != nil {
-			r.unsent(o)
+			for _, o := range orders {
+				r.unsent(o)
+			}
 			r.set(Paused, "cannot sign "+o.cmd.ID+": "+err.Error())
 			return nil
 		}
-		r.sent(o, c, now)
 		out = append(out, c)
+	}
+	for i, o := range orders {
+		r.sent(o, out[i], now)
 	}
 	if err := m.store.write(r.rec); err != nil {
 		for _, o := range orders {
