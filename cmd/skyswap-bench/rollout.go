@@ -70,7 +70,7 @@ const (
 // NATS cluster (MQTT + JetStream); with kill, one broker node is killed in
 // the middle of the second wave.
 func benchRollout(ctx context.Context, dir string, kill bool, logs io.Writer) (rolloutLine, error) {
-	line := rolloutLine{Bench: "rollout", Drones: rolloutDrones, Waves: 4, Broker: "nats-cluster-3"}
+	line := rolloutLine{Bench: "rollout", Drones: rolloutDrones, Broker: "nats-cluster-3"}
 	work, err := os.MkdirTemp("", "skyswap-bench-rollout-")
 	if err != nil {
 		return line, err
@@ -125,6 +125,7 @@ func benchRollout(ctx context.Context, dir string, kill bool, logs io.Writer) (r
 		return line, err
 	}
 	total := rec.Counts(-1)
+	line.Drones, line.Waves = total.Drones, len(rec.Waves)
 	line.State, line.Done, line.Failed, line.Unreached = string(rec.State), total.Done, total.Failed, total.Unreached
 	line.Commands, line.Duplicates, line.Redelivered = st.Commands, st.Duplicates, st.Redelivered
 	line.Lost = max(0, rolloutDrones-int(st.Commands))
