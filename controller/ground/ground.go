@@ -11,6 +11,7 @@
 //	drones ──MQTT──► broker ──► intake (push.Watch) ──► fleet ──► fanout ──► each browser's WebSocket
 //	       ◄─pull─── registry ◄── make images             ▲
 //	                          page: push/rollback ──► push.Run ──► fleet/<drone>/cmd
+//	page, dronectl rollout ──► rollouts (rollout.Manager: records in DATA/rollouts) ──► fleet/<drone>/cmd, waves
 //
 // It runs the fleet's rollouts too (controller/rollout), their records in
 // the data directory, so a station killed mid-rollout resumes it on
