@@ -131,7 +131,7 @@ func TestStackRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
-	watch, err := rig.WatchDrone(s.BrokerURL, s.Drone)
+	watch, err := rig.WatchDrone(ctx, s.BrokerURL, s.Drone)
 	if err != nil {
 		t.Fatal(err)
 	}
