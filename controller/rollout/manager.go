@@ -252,9 +252,11 @@ func (m *Manager) advance(r *run, now time.Time, judge bool) []command.Command {
 	if len(orders) == 0 {
 		return nil
 	}
+	signer := m.signer
+	signer.TTL = r.rec.Spec.ttl()
 	out := make([]command.Command, 0, len(orders))
 	for _, o := range orders {
-		c, err := m.signer.Sign(o.cmd)
+		c, err := signer.Sign(o.cmd)
 		if err != nil {
 			for _, o := range orders {
 				r.unsent(o)

@@ -264,6 +264,11 @@ func TestOffline(t *testing.T) {
 		t.Fatalf("%d targets, want the 6 drones, offline ones too", len(rec.Drones))
 	}
 	rec = await(t, m, rec.ID, "the commands are sent", func(r rollout.Record) bool { return r.Counts(-1).Pending == 0 })
+	for _, d := range rec.Drones {
+		if life := d.Update.Expires.Sub(d.Update.Sent); life > ttl || life < ttl-time.Second {
+			t.Errorf("%s's command lives %s, want the rollout's ttl %s", d.ID, life, ttl)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := f.swarm.Restart(ctx, 1); err != nil { // back in time
