@@ -316,7 +316,7 @@
       const cells = [String(i + 1), w.drones, w.done, w.failed, w.in_progress, w.unreached, w.pending,
         w.rolled_back ? w.rolled_back + (w.rollback_failed ? ` (+${w.rollback_failed} failed)` : "") : "",
         w.soak_until && i === v.wave && isLive(v) ? "soaking until " + new Date(w.soak_until).toLocaleTimeString()
-          : w.ended ? "ended" : w.started ? "in progress" : "waiting"];
+          : w.ended ? "ended" : w.started ? (isLive(v) ? "in progress" : "stopped") : isLive(v) ? "waiting" : "never sent"];
       const cls = ["", "drones", "done", "failed", "in-progress", "unreached", "pending", "rolled-back", "note"];
       cells.forEach((c, k) => {
         const td = document.createElement("td");
