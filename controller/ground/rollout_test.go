@@ -156,6 +156,7 @@ func TestStackRollout(t *testing.T) {
 	for _, e := range watch.Events(id) {
 		phases = append(phases, e.Phase)
 	}
+	t.Logf("the real drone %s in wave %d: %v", s.Drone, 2, phases)
 	for _, p := range phasesToCommit {
 		if !slices.Contains(phases, p) {
 			t.Errorf("the real drone's update went %v: no %s", phases, p)
