@@ -51,12 +51,18 @@ type Node struct {
 }
 
 // clusterConf is a node's configuration: its ports, the routes to every
-// node, JetStream, and the MQTT listener, whose streams JetStream
-// replicates on min(3, nodes) of them.
+// node, JetStream (without a limit on a stream's consumers: MQTT makes one
+// per QoS 1 subscription, a drone each), and the MQTT listener, whose
+// streams JetStream replicates on min(3, nodes) of them.
 const clusterConf = `server_name: %[1]s
 listen: 127.0.0.1:%[2]d
 http: 127.0.0.1:%[3]d
-jetstream { store_dir: %[4]q }
+jetstream {
+  store_dir: %[4]q
+  # One consumer of $MQTT_msgs per QoS 1 subscription: a drone each, and
+  # more than nats-server's default limit of 1,000 per stream for a fleet.
+  limits { default_max_consumers: -1 }
+}
 cluster {
   name: skyswap
   listen: 127.0.0.1:%[5]d
