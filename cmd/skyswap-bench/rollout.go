@@ -160,9 +160,11 @@ func runRollout(ctx context.Context, g *rig.GroundStation, c *rig.Cluster, kill 
 	fctx, cancel := context.WithTimeout(ctx, rolloutTimeout)
 	defer cancel()
 	rec, err = cl.FollowRollout(fctx, rec.ID, followEvery, func(r rollout.Record) {
-		// While the second wave's commands are in flight (a poll cannot
-		// miss that: an update takes over a second).
-		if kill && line.NodeKilled == "" && r.Wave == 1 && r.Counts(1).InProgress > 0 {
+		// In the middle of the second wave: some of its drones done or a
+		// second gone, the rest in flight (a poll cannot miss that: an
+		// update takes over a second).
+		if w := r.Counts(1); kill && line.NodeKilled == "" && r.Wave == 1 && w.InProgress > 0 &&
+			(w.Done > 0 || time.Since(r.Waves[1].Started) > time.Second) {
 			c.Kill(1)
 			line.NodeKilled = c.Nodes[1].Name
 			line.KilledAtDone = r.Counts(1).Done
