@@ -3,7 +3,7 @@
 #                drone-agent and containerd, then dronectl push flight:v2 mid-flight (DEMO_SECONDS=N, default 20;
 #                0 = until Ctrl-C)
 #   make test    every test (as root installs qemu-user-static, containerd, runc, mosquitto and chromium, starts containerd)
-#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,ground,soak)
+#   make bench   referee-measured figures, one JSON object per line (BENCH=hover,handoff,camera,update,ground,rollout,soak)
 #   make soak    the soak alone: 50 updates per rate (250, 400, 1000 Hz) and load (quiet, hog)
 #   make build   host binaries into bin/
 #   make cross   linux/arm64 binaries (CGO_ENABLED=0) into bin/linux-arm64/
@@ -16,10 +16,10 @@ FLIGHT_VERSION ?= v1
 # The flight binaries come from skyswap-images -binary: the one build (and
 # version stamps) that the images, the rig and make share.
 FLIGHT  = bin/skyswap-images -version
-CMDS    := ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
+CMDS    := ./cmd/drone-swarm ./cmd/drone-sim ./cmd/skyswap-demo ./cmd/skyswap-bench ./cmd/dronectl ./cmd/drone-agent ./cmd/skyswap-chaos
 TESTFLAGS ?=
-E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground
-E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$
+E2E     := ./images/flight ./agent/instances ./agent ./cmd/skyswap-demo ./rig/chaos ./controller/ground ./controller/rollout
+E2E_RE  := /agent$$|/agent/instances$$|/images/flight$$|/cmd/skyswap-demo$$|/rig/chaos$$|/controller/ground$$|/controller/rollout$$
 
 .PHONY: all build cross test demo bench soak deps vet clean images
 
@@ -30,6 +30,7 @@ deps:
 
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ $(CMDS) ./cmd/skyswap-images
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/nats-server github.com/nats-io/nats-server/v2
 	$(FLIGHT) $(FLIGHT_VERSION) -binary bin/flight
 	$(FLIGHT) v2 -binary bin/flight-v2
 

@@ -78,7 +78,10 @@ type Updater interface {
 // Config is the agent's behaviour. The zero value of each optional field
 // means the default noted beside it.
 type Config struct {
-	Drone    string           // required: this drone's id
+	Drone string // required: this drone's id
+	// Labels go into every state the agent publishes (report.State); nil
+	// = none.
+	Labels   map[string]string
 	Verifier command.Verifier // its Drone is set from Drone
 	// Probation of a hand-over; 0 = coordinator.DefaultProbation.
 	Probation time.Duration
@@ -141,7 +144,7 @@ func (a *Agent) emit(ctx context.Context, e Event) {
 // PublishState reports the journal's state, retained.
 func (a *Agent) PublishState(ctx context.Context) error {
 	st := a.j.State()
-	r := StateReport{Drone: a.cfg.Drone, Online: true, Committed: map[string]string{}, Owner: st.Owner}
+	r := StateReport{Drone: a.cfg.Drone, Online: true, Committed: map[string]string{}, Owner: st.Owner, Labels: a.cfg.Labels}
 	for app, rel := range st.Committed {
 		r.Committed[app] = rel.Image
 	}
@@ -150,6 +153,19 @@ func (a *Agent) PublishState(ctx context.Context) error {
 	}
 	b, _ := json.Marshal(r)
 	return a.pub.PublishState(ctx, b)
+}
+
+// OfflineState is the drone's last will (broker.Config.WillPayload): the
+// offline state with its labels, so that the ground can still pick an
+// offline drone by them.
+// Without labels it is broker.DefaultOffline's {"drone":"<id>","online":false}.
+func OfflineState(drone string, labels map[string]string) []byte {
+	b, _ := json.Marshal(struct {
+		Drone  string            `json:"drone"`
+		Online bool              `json:"online"`
+		Labels map[string]string `json:"labels,omitempty"`
+	}{drone, false, labels})
+	return b
 }
 
 // Handle processes one command payload. It never panics on bad input: a

@@ -151,7 +151,7 @@ func newHarness(t *testing.T) *harness {
 	kid := command.KeyID(pub)
 	clock := now
 	f.clock = &clock
-	a, err := New(Config{Drone: "d1", Now: func() time.Time { return clock }, Schemas: f,
+	a, err := New(Config{Drone: "d1", Labels: map[string]string{"site": "field-a"}, Now: func() time.Time { return clock }, Schemas: f,
 		Verifier: command.Verifier{Keys: map[string]ed25519.PublicKey{kid: pub}, Now: func() time.Time { return now }}},
 		f, f, f, f, seen, j)
 	if err != nil {
@@ -220,6 +220,9 @@ func TestDeployUpdateRollback(t *testing.T) {
 	}
 	if len(h.states) == 0 || h.states[len(h.states)-1].Committed["flight"] != refV1 {
 		t.Fatalf("state not reported: %+v", h.states)
+	}
+	if l := h.states[len(h.states)-1].Labels; l["site"] != "field-a" {
+		t.Errorf("state labels %v, want the agent's site=field-a", l)
 	}
 }
 

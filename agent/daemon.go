@@ -19,6 +19,7 @@ import (
 	"github.com/skyswap/skyswap/agent/containers"
 	"github.com/skyswap/skyswap/agent/instances"
 	"github.com/skyswap/skyswap/agent/journal"
+	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/handoff/coordinator"
@@ -54,6 +55,10 @@ type DaemonConfig struct {
 	Grace       float64 // AGENT_GRACE_S: SIGTERM to SIGKILL, seconds; 0 = 30
 	Lease       string  // AGENT_LEASE: the motors' lease as the agent reads it: sim:PATH (the virtual drone's socket) or the shared-memory file; "" = /dev/shm/skyswap-lease
 	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = coordinator.DefaultProbation
+	// Labels are AGENT_LABELS, key=value,... (report.ParseLabels): what the
+	// drone says about itself in its retained state, for the ground to
+	// pick drones by (dronectl rollout -select site=field-a); nil = none.
+	Labels map[string]string
 }
 
 // LoadDaemonConfig reads AGENT_* settings from getenv.
@@ -85,6 +90,12 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	r.Float("AGENT_GRACE_S", &c.Grace, 0.1, 600)
 	r.String("AGENT_LEASE", &c.Lease)
 	r.Float("AGENT_PROBATION_S", &c.Probation, 0.1, 600)
+	var labels string
+	r.String("AGENT_LABELS", &labels)
+	var err error
+	if c.Labels, err = report.ParseLabels(labels); err != nil {
+		r.Fail("AGENT_LABELS: %v: give key=value,key=value, e.g. site=field-a,role=survey", err)
+	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skyswap"
 	}
@@ -237,13 +248,14 @@ func (d *daemon) newAgent(context.Context) error {
 	cfg := d.cfg
 	var err error
 	if d.client, err = broker.New(broker.Config{URL: cfg.BrokerURL, Drone: cfg.Drone, Username: cfg.BrokerUser,
-		Password: cfg.BrokerPass, CAFile: cfg.BrokerCA, CertFile: cfg.BrokerCert, KeyFile: cfg.BrokerKey, Log: d.log}); err != nil {
+		Password: cfg.BrokerPass, CAFile: cfg.BrokerCA, CertFile: cfg.BrokerCert, KeyFile: cfg.BrokerKey,
+		WillPayload: OfflineState(cfg.Drone, cfg.Labels), Log: d.log}); err != nil {
 		return err
 	}
 	// Closing says goodbye (the offline state) after the relay stopped
 	// and before the coordinator goes.
 	d.onClose(func() { d.client.Close(context.Background()) })
-	d.a, err = New(Config{Drone: cfg.Drone, Verifier: command.Verifier{Keys: d.keys}, Log: d.log,
+	d.a, err = New(Config{Drone: cfg.Drone, Labels: cfg.Labels, Verifier: command.Verifier{Keys: d.keys}, Log: d.log,
 		Probation: time.Duration(cfg.Probation * float64(time.Second)), Schemas: frameSchemas{NATSOnboard(d.nc)}},
 		d.client, d.rt, d.inst, d.coord, d.seen, d.j)
 	return err

@@ -1,6 +1,11 @@
 package agent
 
-import "testing"
+import (
+	"maps"
+	"testing"
+
+	"github.com/skyswap/skyswap/agent/broker"
+)
 
 func TestLoadDaemonConfigAppNATSURL(t *testing.T) {
 	required := map[string]string{
@@ -31,5 +36,38 @@ func TestLoadDaemonConfigAppNATSURL(t *testing.T) {
 				t.Errorf("NATSURL = %q: AGENT_APP_NATS_URL must not change the agent's own", c.NATSURL)
 			}
 		})
+	}
+}
+
+func TestLoadDaemonConfigLabels(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  map[string]string
+		bad   bool
+	}{
+		{"", nil, false},
+		{"site=field-a,role=survey", map[string]string{"site": "field-a", "role": "survey"}, false},
+		{"site", nil, true},
+		{"site=a b", nil, true},
+	} {
+		env := map[string]string{"AGENT_DRONE": "d1", "AGENT_BROKER_URL": "tcp://127.0.0.1:1883",
+			"AGENT_TRUSTED_KEYS": "k=/etc/skyswap/ground.pub", "AGENT_LABELS": tc.value}
+		c, err := LoadDaemonConfig(func(k string) string { return env[k] })
+		if (err != nil) != tc.bad {
+			t.Errorf("AGENT_LABELS=%q: err %v, want error %v", tc.value, err, tc.bad)
+			continue
+		}
+		if !tc.bad && !maps.Equal(c.Labels, tc.want) {
+			t.Errorf("AGENT_LABELS=%q: Labels %v, want %v", tc.value, c.Labels, tc.want)
+		}
+	}
+}
+
+func TestOfflineState(t *testing.T) {
+	if got, want := string(OfflineState("d1", nil)), string(broker.DefaultOffline("d1")); got != want {
+		t.Errorf("OfflineState without labels = %s, want the default %s", got, want)
+	}
+	if got, want := string(OfflineState("d1", map[string]string{"site": "a"})), `{"drone":"d1","online":false,"labels":{"site":"a"}}`; got != want {
+		t.Errorf("OfflineState = %s, want %s", got, want)
 	}
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // GroundStation is `dronectl ground` running as a process: the fleet's
-// MQTT broker, its registry and the web page, on loopback.
+// MQTT broker (or a link to one), its registry and the web page, on
+// loopback.
 type GroundStation struct {
 	URL       string // the page, http://127.0.0.1:<port>/
 	BrokerURL string // tcp://127.0.0.1:<port>
@@ -33,11 +34,21 @@ type GroundStats struct {
 	} `json:"fleet"`
 }
 
-// StartGround runs bin (dronectl) ground with its embedded broker and
-// registry on free loopback ports, the page on listen ("" = a free
-// loopback port), its data in dir, signing with keyFile ("" = the one it
-// makes in dir), output to logw; it returns once the page answers.
-func StartGround(ctx context.Context, bin, dir, listen, keyFile string, logw io.Writer) (*GroundStation, error) {
+// GroundConfig configures StartGround. Bin and Dir are required; every
+// other zero value means the default noted beside it.
+type GroundConfig struct {
+	Bin     string    // dronectl
+	Dir     string    // its data directory
+	Listen  string    // the page, host:port; "" = a free loopback port
+	KeyFile string    // its signing key; "" = the one it makes in Dir
+	Broker  string    // the fleet's broker (a cluster's nodes, comma-separated); "" = its embedded one on a free port
+	Logs    io.Writer // its output; nil = discarded
+}
+
+// StartGround runs dronectl ground with its embedded registry (and broker,
+// unless cfg.Broker names one) on free loopback ports, and returns once
+// the page answers.
+func StartGround(ctx context.Context, cfg GroundConfig) (*GroundStation, error) {
 	addrs := make([]string, 3)
 	for i := range addrs {
 		a, err := FreeAddr()
@@ -46,16 +57,22 @@ func StartGround(ctx context.Context, bin, dir, listen, keyFile string, logw io.
 		}
 		addrs[i] = a
 	}
+	listen := cfg.Listen
 	if listen == "" {
 		listen = addrs[0]
 	}
 	g := &GroundStation{URL: "http://" + listen + "/", BrokerURL: "tcp://" + addrs[1], Registry: addrs[2],
 		client: http.Client{Timeout: 5 * time.Second}}
 	// -broker= and -registry=: the embedded ones, whatever DRONECTL_* say.
-	args := []string{"ground", "-listen", listen, "-mqtt-listen", addrs[1], "-registry-listen", addrs[2], "-data", dir, "-broker=", "-registry="}
-	if keyFile != "" {
-		args = append(args, "-key", keyFile)
+	args := []string{"ground", "-listen", listen, "-mqtt-listen", addrs[1], "-registry-listen", addrs[2], "-data", cfg.Dir,
+		"-broker=" + cfg.Broker, "-registry="}
+	if cfg.Broker != "" {
+		g.BrokerURL = cfg.Broker
 	}
+	if cfg.KeyFile != "" {
+		args = append(args, "-key", cfg.KeyFile)
+	}
+	bin, logw := cfg.Bin, cfg.Logs
 	var err error
 	if g.proc, err = Start(bin, nil, logw, args...); err != nil {
 		return nil, err
@@ -98,6 +115,9 @@ func (g *GroundStation) Stats(ctx context.Context) (GroundStats, error) {
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
+
+// Kill kills the station at once (SIGKILL).
+func (g *GroundStation) Kill() { g.proc.Kill() }
 
 // Pid is the station's process id.
 func (g *GroundStation) Pid() int { return g.proc.Pid() }

@@ -209,7 +209,8 @@ func (s *Stack) makeKey(dir string) error {
 // startBackends starts the ground station: the broker and the registry.
 func (s *Stack) startBackends(ctx context.Context, cfg StackConfig) error {
 	var err error
-	if s.Ground, err = StartGround(ctx, cfg.Ground, mkdir(cfg.Dir, "ground"), cfg.GroundListen, s.KeyFile, cfg.Logs); err != nil {
+	if s.Ground, err = StartGround(ctx, GroundConfig{Bin: cfg.Ground, Dir: mkdir(cfg.Dir, "ground"), Listen: cfg.GroundListen,
+		KeyFile: s.KeyFile, Logs: cfg.Logs}); err != nil {
 		return err
 	}
 	s.BrokerURL, s.RegistryHost = s.Ground.BrokerURL, s.Ground.Registry

@@ -198,7 +198,9 @@ func (c *Client) Start(ctx context.Context, onCommand func(payload []byte)) erro
 func (c *Client) options() *mqtt.ClientOptions {
 	s := c.s
 	o := mqtt.NewClientOptions()
-	o.AddBroker(s.url.String())
+	for _, u := range s.urls {
+		o.AddBroker(u.String())
+	}
 	o.SetClientID(s.clientID)
 	o.SetUsername(s.username)
 	o.SetPassword(s.password)
@@ -225,7 +227,7 @@ func (c *Client) options() *mqtt.ClientOptions {
 	o.SetOnConnectHandler(c.onConnect)
 	o.SetConnectionLostHandler(c.onConnectionLost)
 	o.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
-		c.s.log.Debug("mqtt reconnecting", "url", c.s.url.Redacted())
+		c.s.log.Debug("mqtt reconnecting", "url", c.s.where())
 	})
 	return o
 }
@@ -233,7 +235,7 @@ func (c *Client) options() *mqtt.ClientOptions {
 // connect makes the first connection and waits until the subscription
 // and the online state are acknowledged.
 func (c *Client) connect(ctx context.Context) error {
-	where := c.s.url.Redacted()
+	where := c.s.where()
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		tok := c.paho.Connect()
@@ -301,9 +303,9 @@ func (c *Client) onConnect(mqtt.Client) {
 	c.epochGone = make(chan struct{})
 	c.mu.Unlock()
 	if epoch > 1 {
-		c.s.log.Info("mqtt reconnected", "url", c.s.url.Redacted(), "reconnects", c.reconnects.Add(1))
+		c.s.log.Info("mqtt reconnected", "url", c.s.where(), "reconnects", c.reconnects.Add(1))
 	} else {
-		c.s.log.Info("mqtt connected", "url", c.s.url.Redacted(), "client_id", c.s.clientID)
+		c.s.log.Info("mqtt connected", "url", c.s.where(), "client_id", c.s.clientID)
 	}
 	for {
 		err := c.subscribe()
@@ -364,7 +366,7 @@ func (c *Client) subscribe() error {
 }
 
 func (c *Client) onConnectionLost(_ mqtt.Client, err error) {
-	c.s.log.Warn("mqtt connection lost; reconnecting", "url", c.s.url.Redacted(), "err", err)
+	c.s.log.Warn("mqtt connection lost; reconnecting", "url", c.s.where(), "err", err)
 }
 
 // wait waits for tok, at most timeout, and returns its error.
@@ -668,7 +670,7 @@ func (c *Client) Close(ctx context.Context) error {
 	connected := c.epoch > 0
 	c.mu.Unlock()
 	if connected {
-		c.s.log.Info("mqtt disconnected", "url", c.s.url.Redacted(), "stats", c.Stats())
+		c.s.log.Info("mqtt disconnected", "url", c.s.where(), "stats", c.Stats())
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -27,7 +28,10 @@ type Config struct {
 	// URL is the broker: tcp://host:port (or mqtt://), ssl://host:port
 	// (or tls://, mqtts://) for TLS, ws://host:port/path or wss:// for
 	// MQTT over websockets. Credentials in the URL are used (and redacted
-	// in logs), but not together with Username.
+	// in logs), but not together with Username. The nodes of a clustered
+	// broker (a NATS cluster) are listed comma-separated, all plain or
+	// all TLS: each connection tries them in the order given, so a drone
+	// moves to the next node when its node goes down.
 	URL string
 	// ClientID is the MQTT client id; "" means "skyswap-agent-<Drone>".
 	// Keep it stable: the broker keeps this drone's session under it.
@@ -88,7 +92,8 @@ func configErr(field, format string, args ...any) error {
 
 // settings is a checked Config with its defaults filled in.
 type settings struct {
-	url            *url.URL
+	url            *url.URL   // the first of urls
+	urls           []*url.URL // Config.URL's nodes, in order
 	clientID       string
 	drone          string
 	topics         TopicSet
@@ -165,15 +170,16 @@ func (cfg Config) settings() (*settings, error) {
 	return s, nil
 }
 
-// ParseURL checks an MQTT broker URL (scheme, host, port) and says whether
+// ParseURL checks an MQTT broker URL (scheme, host, port), or a
+// cluster's nodes comma-separated (all plain or all TLS), and says whether
 // it is TLS: the one check of a broker URL, for the drone's Config.URL and
 // the ground's. Its errors are *ConfigError for the field "URL".
-func ParseURL(raw string) (u *url.URL, secure bool, err error) {
+func ParseURL(raw string) (urls []*url.URL, secure bool, err error) {
 	var s settings
 	if err := s.parseURL(raw); err != nil {
 		return nil, false, err
 	}
-	return s.url, schemes[s.url.Scheme], nil
+	return s.urls, schemes[s.url.Scheme], nil
 }
 
 // TLSFiles returns the TLS configuration a client gets from a CA file and a
@@ -186,29 +192,58 @@ func TLSFiles(raw string, secure bool, caFile, certFile, keyFile string) (*tls.C
 }
 
 func (s *settings) parseURL(raw string) error {
-	if raw == "" {
+	if strings.TrimSpace(raw) == "" {
 		return configErr("URL", "empty: set the broker's URL, e.g. tcp://broker.local:1883 or ssl://broker.local:8883")
+	}
+	for _, one := range strings.Split(raw, ",") {
+		u, err := parseOneURL(strings.TrimSpace(one))
+		if err != nil {
+			return err
+		}
+		if len(s.urls) > 0 && schemes[u.Scheme] != schemes[s.url.Scheme] {
+			return configErr("URL", "%q and %q: list a cluster's nodes all plain or all TLS", s.url.Redacted(), u.Redacted())
+		}
+		if len(s.urls) > 0 && (u.User != nil) != (s.url.User != nil) {
+			return configErr("URL", "%q: give every node the same credentials, or none in the URLs (Username)", u.Redacted())
+		}
+		s.urls = append(s.urls, u)
+		s.url = s.urls[0]
+	}
+	return nil
+}
+
+// where names the broker for logs and errors: its URLs, redacted.
+func (s *settings) where() string {
+	out := make([]string, len(s.urls))
+	for i, u := range s.urls {
+		out[i] = u.Redacted()
+	}
+	return strings.Join(out, ",")
+}
+
+func parseOneURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, configErr("URL", "an empty entry in the list: separate the nodes' URLs with single commas")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return &ConfigError{Field: "URL", Err: err}
+		return nil, &ConfigError{Field: "URL", Err: err}
 	}
 	if _, ok := schemes[u.Scheme]; !ok {
-		return configErr("URL", "%q: the scheme must be tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://", u.Redacted())
+		return nil, configErr("URL", "%q: the scheme must be tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://", u.Redacted())
 	}
 	if u.Hostname() == "" {
-		return configErr("URL", "%q has no host: give scheme://host:port", u.Redacted())
+		return nil, configErr("URL", "%q has no host: give scheme://host:port", u.Redacted())
 	}
 	if u.Port() == "" && u.Scheme != "ws" && u.Scheme != "wss" {
-		return configErr("URL", "%q has no port: give %s://%s:1883 (8883 for TLS)", u.Redacted(), u.Scheme, u.Hostname())
+		return nil, configErr("URL", "%q has no port: give %s://%s:1883 (8883 for TLS)", u.Redacted(), u.Scheme, u.Hostname())
 	}
 	if u.Port() != "" {
 		if _, err := net.LookupPort("tcp", u.Port()); err != nil {
-			return configErr("URL", "%q: bad port: %w", u.Redacted(), err)
+			return nil, configErr("URL", "%q: bad port: %w", u.Redacted(), err)
 		}
 	}
-	s.url = u
-	return nil
+	return u, nil
 }
 
 func statePayload(field string, p, def []byte) ([]byte, error) {
@@ -287,9 +322,14 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 }
 
 func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
+	var out []string
+	for _, one := range strings.Split(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil {
+			out = append(out, "(unparsable URL)")
+			continue
+		}
+		out = append(out, u.Redacted())
 	}
-	return u.Redacted()
+	return strings.Join(out, ",")
 }

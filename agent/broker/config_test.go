@@ -80,6 +80,11 @@ func TestConfigErrors(t *testing.T) {
 		{"http", func(c *Config) { c.URL = "http://broker.local:1883" }, "URL", "scheme", false},
 		{"no port", func(c *Config) { c.URL = "tcp://broker.local" }, "URL", "no port", false},
 		{"no host", func(c *Config) { c.URL = "tcp://:1883" }, "URL", "no host", false},
+		{"empty node in a list", func(c *Config) { c.URL = "tcp://a:1883,,tcp://b:1883" }, "URL", "empty entry", false},
+		{"bad node in a list", func(c *Config) { c.URL = "tcp://a:1883,tcp://b" }, "URL", "no port", false},
+		{"plain and TLS nodes", func(c *Config) { c.URL = "tcp://a:1883,ssl://b:8883" }, "URL", "all plain or all TLS", false},
+		{"credentials on one node", func(c *Config) { c.URL = "tcp://a:1883,tcp://u:p@b:1883" }, "URL", "same credentials", false},
+		{"CA file on plain nodes", func(c *Config) { c.URL = "tcp://a:1883,tcp://b:1883"; c.CAFile = missing }, "CAFile", "tcp://a:1883,tcp://b:1883", false},
 		{"empty drone", func(c *Config) { c.Drone = "" }, "Drone", "empty", false},
 		{"drone with slash", func(c *Config) { c.Drone = "d1/cmd" }, "Drone", "only [A-Za-z0-9_-]", false},
 		{"drone wildcard", func(c *Config) { c.Drone = "+" }, "Drone", "only [A-Za-z0-9_-]", false},
@@ -146,6 +151,10 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if !bytes.Equal(s.will, DefaultOffline("d7")) || !bytes.Equal(s.online, DefaultOnline("d7")) {
 		t.Errorf("payloads %s, %s", s.online, s.will)
+	}
+	c, err := Config{URL: " tcp://n1:1883, tcp://n2:1884 ,tcp://n3:1885", Drone: "d7"}.settings()
+	if err != nil || len(c.urls) != 3 || c.url != c.urls[0] || c.where() != "tcp://n1:1883,tcp://n2:1884,tcp://n3:1885" {
+		t.Errorf("a cluster's nodes: %v, urls %v", err, c.urls)
 	}
 	p, err := Config{URL: "ws://broker.local/mqtt", Drone: "d7"}.settings()
 	if err != nil || p.tls != nil {

@@ -103,6 +103,10 @@ type Command struct {
 
 const maxName = 64
 
+// MaxIDLen is the longest command id: 1 to MaxIDLen characters from
+// [A-Za-z0-9._-] (see the package doc).
+const MaxIDLen = maxName
+
 // validName reports whether s is 1..64 characters of [A-Za-z0-9._-]; with
 // alnumFirst the first one must be a letter or digit (no ".", "..", or
 // "-flag" as a drone, app or key name).

@@ -81,6 +81,10 @@ type State struct {
 	Committed map[string]string `json:"committed"` // app -> image
 	Owner     map[string]string `json:"owner"`     // app -> instance
 	Updating  string            `json:"updating,omitempty"`
+	// Labels are what the drone says about itself (AGENT_LABELS: site,
+	// role...), for the ground to pick drones by (dronectl rollout
+	// -select). nil: none.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Telemetry is one message on fleet/<drone>/telemetry (QoS 0, about 20 Hz):

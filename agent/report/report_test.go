@@ -24,7 +24,7 @@ func TestWireGolden(t *testing.T) {
 		{"event-refused.golden.json", Event{Drone: "d1", Phase: PhaseRefused, Error: "command: malformed: JSON ends early",
 			Time: "2026-11-22T01:58:22Z"}},
 		{"state.golden.json", State{Drone: "d1", Online: true, Committed: map[string]string{"flight": "reg/flight@sha256:ab"},
-			Owner: map[string]string{"flight": "flight-bbbb"}}},
+			Owner: map[string]string{"flight": "flight-bbbb"}, Labels: map[string]string{"site": "field-a", "role": "survey"}}},
 		{"telemetry.golden.json", Telemetry{Drone: "d1", App: "flight", Instance: "flight-bbbb", Version: "v2", Epoch: 2,
 			Tick: 4221400, RollDeg: 0.25, PitchDeg: -0.5, AltM: 2.01, Motors: []float64{0.63, 0.64, 0.62, 0.65},
 			Time: "2026-11-22T01:58:22.5Z"}},

@@ -19,6 +19,19 @@
 //	    it the same way.
 //	dronectl status [flags]
 //	    asks the drone for its state and prints the state JSON.
+//	dronectl rollout [flags] IMAGE
+//	    takes IMAGE across many drones in waves through the ground station
+//	    (-ground, $DRONECTL_GROUND, default http://127.0.0.1:8080/), which
+//	    runs the rollout and keeps its record (controller/rollout): targets
+//	    -drones all or d1,d2 or -select site=field-a (the drones' labels),
+//	    -waves 1,10%,50%,100%, -max-failed 5% -min-done 10 (per wave),
+//	    -timeout, -ttl, -soak, -on-abort stop|rollback, -parallel. It prints
+//	    a line per wave as it changes (done, failed, in_progress,
+//	    unreached), redrawn in place on a terminal, or with -o json the
+//	    record at the end; -detach prints the id and returns.
+//	dronectl rollout status|pause|resume|cancel [-o json] ID
+//	dronectl rollout list
+//	    the ground's rollouts: show one, control it, list them.
 //	dronectl ground [flags]
 //	    runs the ground station (controller/ground) until SIGINT or SIGTERM:
 //	    the fleet's MQTT broker and OCI registry (embedded unless -broker
@@ -51,7 +64,10 @@
 // answered); 1 when it refused, aborted, reverted or failed, when no
 // outcome came within -timeout (the drone may still be working: dronectl
 // status tells), or on any other failure, with the reason on stderr; 2 on
-// bad flags.
+// bad flags. dronectl rollout (and rollout status, of a rollout that has
+// ended): 0 when every target was updated, 3 when it completed with drones
+// failed or unreached (under -max-failed), 4 when a wave went over
+// -max-failed (stopped or rolled back), 5 when it was canceled.
 package main
 
 import (
@@ -87,13 +103,18 @@ const usage = `usage:
   dronectl push [flags] IMAGE                 update the drone's app to IMAGE (flight:v2, HOST:PORT/flight:v2) and follow it
   dronectl rollback [flags] [-image IMAGE]    return to the previous release (or IMAGE) and follow it
   dronectl status [flags]                     print the drone's state JSON
+  dronectl rollout [-drones all|ID,... | -select KEY=VALUE,...] [-waves 1,10%,50%,100%] [-max-failed 5%] [-min-done 10]
+                  [-on-abort stop|rollback] [-soak 0] [-timeout 5m] [-ttl 2m] [-ground URL] [-o json] IMAGE
+                                              take IMAGE across the fleet in waves, through the ground station
+  dronectl rollout status|pause|resume|cancel ID, dronectl rollout list
   dronectl ground [-listen 127.0.0.1:8080] [-data DIR] [-broker URL] [-registry HOST:PORT] ...
                                               the ground station: broker, registry and the web page
 flags of push, rollback and status (defaults from the environment):
   -broker URL ($DRONECTL_BROKER) -drone ID ($DRONECTL_DRONE) -key FILE ($DRONECTL_KEY) [-key-id ID]
   [-user U -password P] [-ca FILE -cert FILE -client-key FILE] [-ttl 2m] [-timeout 5m]
   push and rollback: [-registry HOST:PORT ($DRONECTL_REGISTRY)] [-plain-http] [-app flight] [-strategy S] [-id ID]
-exit status: 0 committed, 1 refused/aborted/reverted/failed/timeout or other failure, 2 bad flags
+exit status: 0 committed, 1 refused/aborted/reverted/failed/timeout or other failure, 2 bad flags;
+  rollout: 0 every drone updated, 3 some failed or unreached, 4 aborted (over -max-failed), 5 canceled
 run dronectl COMMAND -h for its flags
 `
 
@@ -128,6 +149,8 @@ func run(ctx context.Context, args []string, s sys) int {
 		err = statusCmd(ctx, args[1:], s)
 	case "ground":
 		err = groundCmd(ctx, args[1:], s)
+	case "rollout":
+		err = rolloutCmd(ctx, args[1:], s)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(s.stdout, usage)
 		return 0
@@ -135,9 +158,13 @@ func run(ctx context.Context, args []string, s sys) int {
 		fmt.Fprintf(s.stderr, "dronectl: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
+	var ee *errExit
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ee):
+		fmt.Fprintf(s.stderr, "dronectl %s: %s\n", args[0], ee.msg)
+		return ee.code
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlags):

@@ -56,7 +56,7 @@ func benchGround(ctx context.Context, dir string, logs io.Writer) (groundLine, e
 		return line, err
 	}
 	defer os.RemoveAll(work)
-	g, err := rig.StartGround(ctx, filepath.Join(dir, "dronectl"), filepath.Join(work, "ground"), "", "", logs)
+	g, err := rig.StartGround(ctx, rig.GroundConfig{Bin: filepath.Join(dir, "dronectl"), Dir: filepath.Join(work, "ground"), Logs: logs})
 	if err != nil {
 		return line, err
 	}

@@ -19,6 +19,15 @@
 //	          drone ids; the delay from each message's publication to the
 //	          page's DOM showing it, and the ground's memory and CPU.
 //
+//	rollout:  two lines: flight v2 over 1,000 simulated drones (drone-swarm,
+//	          the real agent code with a simulated runtime, each its own
+//	          MQTT client) in four waves (1,10%,50%,100%) through dronectl
+//	          ground on a three-node NATS cluster (MQTT + JetStream): the
+//	          time, the commands the drones received, duplicates (sent
+//	          twice) and lost (never received), the ground's memory and CPU;
+//	          then the same with one broker node killed in the middle of the
+//	          second wave.
+//
 //	soak:     the product path again (root and containerd), one line per
 //	          case: SOAK_UPDATES signed updates (default 4; make soak: 50)
 //	          through dronectl push, alternating v2 and v1 in 1 N gusts, at
@@ -29,7 +38,8 @@
 //	          motor gaps at the cut-overs against the steady ones, and
 //	          command to control.
 //
-// BENCH=hover,handoff,camera,update,ground,soak (the default: all) picks some.
+// BENCH=hover,handoff,camera,update,ground,rollout,soak (the default: all)
+// picks some.
 package main
 
 import (
@@ -78,6 +88,14 @@ var benches = []struct {
 	{"camera", benchCamera},
 	{"update", func(ctx context.Context, e env) error { return emitLine(benchUpdates(ctx, e.dir, 4, e.logs)) }},
 	{"ground", func(ctx context.Context, e env) error { return emitLine(benchGround(ctx, e.dir, e.logs)) }},
+	{"rollout", func(ctx context.Context, e env) error {
+		for _, kill := range []bool{false, true} {
+			if err := emitLine(benchRollout(ctx, e.dir, kill, e.logs)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 	{"soak", func(ctx context.Context, e env) error { return benchSoak(ctx, e.dir, e.logs) }},
 }
 

@@ -105,6 +105,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		StoreDir:   dir,
 		NoSigs:     true,
 		MQTT:       server.MQTTOpts{Host: host, Port: port},
+		// MQTT keeps one consumer of its messages' stream per QoS 1
+		// subscription, a drone each: a fleet passes nats-server's
+		// default limit of 1,000 consumers a stream.
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
 	}
 	if opts.Users, err = users(cfg.Passwords); err != nil {
 		b.cleanup()

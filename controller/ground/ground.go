@@ -11,6 +11,12 @@
 //	drones ──MQTT──► broker ──► intake (push.Watch) ──► fleet ──► fanout ──► each browser's WebSocket
 //	       ◄─pull─── registry ◄── make images             ▲
 //	                          page: push/rollback ──► push.Run ──► fleet/<drone>/cmd
+//	page, dronectl rollout ──► rollouts (rollout.Manager: records in DATA/rollouts) ──► fleet/<drone>/cmd, waves
+//
+// It runs the fleet's rollouts too (controller/rollout), their records in
+// the data directory, so a station killed mid-rollout resumes it on
+// restart; the page shows them, and dronectl rollout drives them through
+// the page's API.
 //
 // The page listens on loopback unless told otherwise; anywhere else it
 // needs a token, or TLS with client certificates (Config.Listen).
@@ -38,6 +44,7 @@ import (
 	"github.com/skyswap/skyswap/controller/ground/web"
 	"github.com/skyswap/skyswap/controller/push"
 	"github.com/skyswap/skyswap/controller/registry"
+	"github.com/skyswap/skyswap/controller/rollout"
 )
 
 // DefaultListen is the page's address when Config.Listen is "".
@@ -109,6 +116,7 @@ type Station struct {
 	fleet    *fleet.Fleet
 	hub      *fanout.Hub
 	watcher  *push.Watcher
+	rollouts *rollout.Manager
 	op       *operator
 	srv      *http.Server
 	cancel   context.CancelFunc
@@ -157,8 +165,13 @@ func Start(ctx context.Context, cfg Config) (s *Station, err error) {
 	}
 	s.wg.Add(1)
 	go s.intake(life)
-	s.op = &operator{link: cfg.Link, registry: s.Registry, plain: cfg.PlainHTTP || s.registry != nil,
-		log: cfg.Log, ctx: life, busy: map[string]bool{}}
+	plain := cfg.PlainHTTP || s.registry != nil
+	if s.rollouts, err = rollout.Open(ctx, rollout.Config{Link: cfg.Link, Dir: filepath.Join(cfg.DataDir, "rollouts"),
+		Registry: s.Registry, PlainHTTP: plain, Log: cfg.Log,
+		OnChange: func(rec rollout.Record) { s.hub.Publish(rec.PageMessage()) }}); err != nil {
+		return s, fmt.Errorf("ground: rollouts: %w", err)
+	}
+	s.op = &operator{link: cfg.Link, registry: s.Registry, plain: plain, log: cfg.Log, ctx: life, busy: map[string]bool{}}
 	return s, s.serve(life, cfg, tc)
 }
 
@@ -317,7 +330,7 @@ func (s *Station) serve(ctx context.Context, cfg Config, tc *tls.Config) error {
 		return fmt.Errorf("ground: page: %w (give -listen a free host:port)", err)
 	}
 	h := web.New(web.Config{Token: cfg.Token, Secure: tc != nil, LoopbackHosts: cfg.Token == "" && cfg.TLSClientCA == "",
-		Stats: s.Stats, Log: s.log}, s.fleet, s.hub, s.op)
+		Stats: s.Stats, Rollouts: s.rollouts, Log: s.log}, s.fleet, s.hub, s.op)
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	scheme := "http"
@@ -349,7 +362,7 @@ func pageHost(a net.Addr) string {
 
 // Stats are the station's counters, as /api/stats shows them.
 func (s *Station) Stats() map[string]any {
-	st := map[string]any{"fleet": s.fleet.Stats()}
+	st := map[string]any{"fleet": s.fleet.Stats(), "rollouts": s.rollouts.Stats()}
 	if s.registry != nil {
 		st["registry"] = s.registry.Stats()
 	}
@@ -370,6 +383,9 @@ func (s *Station) close() {
 	}
 	if s.op != nil {
 		s.op.wait()
+	}
+	if s.rollouts != nil {
+		s.rollouts.Close()
 	}
 	if s.watcher != nil {
 		s.watcher.Close()

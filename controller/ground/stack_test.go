@@ -34,40 +34,10 @@ var phasesToCommit = []string{report.PhasePulling, report.PhasePulled, report.Ph
 // phase to commit and #version going v1 -> v2, v2's camera appears, and a
 // rollback from the page brings v1 back.
 func TestStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("flies for about a minute")
-	}
-	switch {
-	case os.Geteuid() != 0:
-		containerstest.SkipOrFail(t, "the stack runs containers: run as root")
-	default:
-		if _, err := os.Stat(containers.DefaultSocket); err != nil {
-			containerstest.SkipOrFail(t, "no containerd at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
-		}
-	}
+	s, _ := startStack(t)
 	b := groundtest.StartBrowser(t)
-	bin := t.TempDir()
-	for _, cmd := range []string{"drone-sim", "drone-agent", "dronectl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, cmd), "../../cmd/"+cmd).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", cmd, err, out)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	logs := &lockedBuffer{}
-	s, err := rig.StartStack(ctx, rig.StackConfig{Dir: t.TempDir(), Sim: filepath.Join(bin, "drone-sim"), Agent: filepath.Join(bin, "drone-agent"),
-		Ground: filepath.Join(bin, "dronectl"), Namespace: "skyswap-test-ground", Drone: "d1", Logs: logs,
-		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}}) // as make demo flies: the air is never still
-	if err != nil {
-		t.Fatalf("%v\n%s", err, logs.tail(8000))
-	}
-	defer s.Close()
-	defer func() {
-		if t.Failed() {
-			t.Logf("process logs:\n%s", logs.tail(20000))
-		}
-	}()
 	v1, err := push.Resolve(ctx, s.Refs["v1"], "", true)
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +107,48 @@ func TestStack(t *testing.T) {
 	if err := s.Land(context.Background(), 30*time.Second); err != nil {
 		t.Logf("land: %v", err)
 	}
+}
+
+// startStack builds the binaries and starts the real stack through
+// dronectl ground (drone-sim in gusts and noise, drone-agent on
+// containerd), stopped when the test ends; its processes' logs are
+// printed if the test fails.
+func startStack(t *testing.T) (*rig.Stack, *lockedBuffer) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("flies for about a minute")
+	}
+	switch {
+	case os.Geteuid() != 0:
+		containerstest.SkipOrFail(t, "the stack runs containers: run as root")
+	default:
+		if _, err := os.Stat(containers.DefaultSocket); err != nil {
+			containerstest.SkipOrFail(t, "no containerd at %s: run scripts/dev-setup.sh containerd", containers.DefaultSocket)
+		}
+	}
+	bin := t.TempDir()
+	for _, cmd := range []string{"drone-sim", "drone-agent", "dronectl"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, cmd), "../../cmd/"+cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", cmd, err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	logs := &lockedBuffer{}
+	s, err := rig.StartStack(ctx, rig.StackConfig{Dir: t.TempDir(), Sim: filepath.Join(bin, "drone-sim"), Agent: filepath.Join(bin, "drone-agent"),
+		Ground: filepath.Join(bin, "dronectl"), Namespace: "skyswap-test-ground", Drone: "d1", Logs: logs,
+		SimEnv: []string{"SIM_GUST_N=0.5", "SIM_GUST_NM=0.01", "SIM_NOISE=1"}}) // as make demo flies: the air is never still
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.tail(8000))
+	}
+	t.Cleanup(s.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs:\n%s", logs.tail(20000))
+		}
+	})
+	return s, logs
 }
 
 // fromPage presses button (#push or #rollback), confirms (the dialog

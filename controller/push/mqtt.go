@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,19 @@ var ErrNotAuthorized = errors.New("push: not authorized by the broker")
 type Message struct {
 	Topic    string
 	Payload  []byte
-	Retained bool // sent because it was retained, not live
+	Retained bool   // sent because it was retained, not live
+	ack      func() // nil: acknowledged on arrival
+}
+
+// Ack acknowledges the message to the broker. Only a watcher on a
+// persistent session (Config.Session) needs it: call it once what the
+// message says is recorded, and the broker sends again, after the
+// watcher reconnects, what was not acknowledged. Elsewhere it does
+// nothing.
+func (m Message) Ack() {
+	if m.ack != nil {
+		m.ack()
+	}
 }
 
 // link is the ground's MQTT connection for one command: a clean session
@@ -50,15 +63,18 @@ type link struct {
 	msgs chan Message
 	done chan struct{} // closed by close: handlers drop what comes after
 
+	manualAck bool // a persistent session: the caller acknowledges
+
 	mu      sync.Mutex
 	filters []string // subscribed, for reconnects
 }
 
-// checkBroker checks a broker URL and the TLS files that go with it
-// (agent/broker's checks: one for the drone and the ground), and returns
-// the TLS configuration (nil for a plain URL).
-func checkBroker(raw, caFile, certFile, keyFile string) (*url.URL, *tls.Config, error) {
-	u, secure, err := broker.ParseURL(raw)
+// checkBroker checks a broker URL, or a cluster's nodes comma-separated,
+// and the TLS files that go with it (agent/broker's checks: one for the
+// drone and the ground), and returns the URLs and the TLS configuration
+// (nil for plain URLs).
+func checkBroker(raw, caFile, certFile, keyFile string) ([]*url.URL, *tls.Config, error) {
+	urls, secure, err := broker.ParseURL(raw)
 	if err != nil {
 		return nil, nil, configError("Broker", err)
 	}
@@ -66,7 +82,7 @@ func checkBroker(raw, caFile, certFile, keyFile string) (*url.URL, *tls.Config, 
 	if err != nil {
 		return nil, nil, configError("", err)
 	}
-	return u, tc, nil
+	return urls, tc, nil
 }
 
 // configError is broker's *ConfigError as push's, under field (or the
@@ -79,24 +95,42 @@ func configError(field string, err error) error {
 	return &ConfigError{cmp.Or(field, ce.Field), ce.Err}
 }
 
-// dial connects to the broker s names.
-func dial(ctx context.Context, s *settings) (*link, error) {
+// redacted names a broker's URLs for messages, without passwords.
+func redacted(urls []*url.URL) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = u.Redacted()
+	}
+	return strings.Join(out, ",")
+}
+
+// dial connects to the broker s names: with a clean session under a fresh
+// client id, or, with session, the persistent session of that id.
+func dial(ctx context.Context, s *settings, session string) (*link, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
 	l := &link{log: s.log, msgs: make(chan Message, inbox), done: make(chan struct{})}
 	o := mqtt.NewClientOptions()
-	o.AddBroker(s.url.String())
+	for _, u := range s.urls {
+		o.AddBroker(u.String())
+	}
 	who := s.cfg.Drone
 	if who == "" {
 		who = "watch" // Watch: the ground station, following every drone
 	}
 	o.SetClientID("dronectl-" + who + "-" + hex.EncodeToString(b[:]))
+	o.SetCleanSession(true) // nothing of ours outlives the command on the broker
+	if session != "" {
+		o.SetClientID(session)
+		o.SetCleanSession(false)
+		o.SetAutoAckDisabled(true) // Message.Ack, once the caller has recorded it
+		l.manualAck = true
+	}
 	o.SetUsername(s.cfg.Username)
 	o.SetPassword(s.cfg.Password)
 	o.SetProtocolVersion(4) // MQTT 3.1.1, as the agent speaks
-	o.SetCleanSession(true) // nothing of ours outlives the command on the broker
 	o.SetOrderMatters(true) // handlers only queue; events stay in order
 	o.SetAutoReconnect(true)
 	o.SetMaxReconnectInterval(5 * time.Second)
@@ -110,14 +144,14 @@ func dial(ctx context.Context, s *settings) (*link, error) {
 		o.SetTLSConfig(s.tls)
 	}
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		l.log.Warn("lost the broker; reconnecting (events published meanwhile are missed)", "broker", s.url.Redacted(), "err", err)
+		l.log.Warn("lost the broker; reconnecting (events published meanwhile are missed)", "broker", redacted(s.urls), "err", err)
 	})
 	var conns atomic.Uint64
 	o.SetOnConnectHandler(func(mqtt.Client) {
 		if conns.Add(1) == 1 {
 			return // the first connection: follow subscribes
 		}
-		l.log.Info("reconnected to the broker", "broker", s.url.Redacted())
+		l.log.Info("reconnected to the broker", "broker", redacted(s.urls))
 		l.mu.Lock()
 		filters := l.filters
 		l.mu.Unlock()
@@ -135,7 +169,7 @@ func dial(ctx context.Context, s *settings) (*link, error) {
 			err = fmt.Errorf("%w: %w", ErrNotAuthorized, err)
 			hint = "check the user and password, or the client certificate"
 		}
-		return nil, fmt.Errorf("push: connect to %s: %w (%s)", s.url.Redacted(), err, hint)
+		return nil, fmt.Errorf("push: connect to %s: %w (%s)", redacted(s.urls), err, hint)
 	}
 	return l, nil
 }
@@ -156,6 +190,9 @@ func (l *link) follow(ctx context.Context, filter string) error {
 func (l *link) subscribe(ctx context.Context, filter string) error {
 	tok := l.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
 		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
+		if l.manualAck {
+			msg.ack = m.Ack
+		}
 		select {
 		case l.msgs <- msg:
 		case <-l.done:

@@ -42,7 +42,9 @@ var (
 type Config struct {
 	// Broker is the MQTT broker's URL: tcp://host:port, or ssl://host:port
 	// (also tls://, mqtts://) with CAFile, CertFile and KeyFile, or
-	// ws://, wss://.
+	// ws://, wss://. A clustered broker's nodes are listed
+	// comma-separated (all plain or all TLS): a connection tries them in
+	// order, and the next one when its node goes down.
 	Broker string
 	// Username and Password authenticate to the broker; "" sends none.
 	Username, Password string
@@ -75,6 +77,14 @@ type Config struct {
 	// OnSent is called once the broker has acknowledged the command, with
 	// the command and the time it was sent (Result.Sent); nil means none.
 	OnSent func(c command.Command, sent time.Time)
+	// Session, when not "", makes Watch's connection a persistent MQTT
+	// session under this client id: the broker keeps its subscriptions
+	// and the QoS 1 messages that come while it is away, and delivers them
+	// when it connects again under the same id (a ground that restarts
+	// misses no drone's event). One connection at a time may use an id.
+	// "" means a clean session under a fresh id, as Run always uses:
+	// nothing of it outlives the connection.
+	Session string
 	// Log receives progress and warnings (the drone is offline, the link
 	// dropped); nil discards them.
 	Log *slog.Logger
@@ -167,7 +177,7 @@ func (e *OutcomeError) Unwrap() error { return ErrFailed }
 // settings is a checked Config with its defaults.
 type settings struct {
 	cfg    Config
-	url    *url.URL
+	urls   []*url.URL
 	tls    *tls.Config
 	topics broker.TopicSet
 	log    *slog.Logger
@@ -201,7 +211,7 @@ func (cfg Config) linkSettings() (*settings, error) {
 		return nil, &ConfigError{"Timeout", fmt.Errorf("%s is negative: give a duration, or 0 for the default", cfg.Timeout)}
 	}
 	var err error
-	if s.url, s.tls, err = checkBroker(cfg.Broker, cfg.CAFile, cfg.CertFile, cfg.KeyFile); err != nil {
+	if s.urls, s.tls, err = checkBroker(cfg.Broker, cfg.CAFile, cfg.CertFile, cfg.KeyFile); err != nil {
 		return nil, err
 	}
 	if s.cfg.App == "" {
@@ -405,7 +415,7 @@ type follower struct {
 
 // open connects and follows the drone's events and state.
 func (s *settings) open(ctx context.Context) (*follower, error) {
-	l, err := dial(ctx, s)
+	l, err := dial(ctx, s, "")
 	if err != nil {
 		return nil, err
 	}

@@ -271,6 +271,8 @@ func TestRunBadInput(t *testing.T) {
 		{"no broker", with(func(c *Config) { c.Broker = "" }), update, "Broker"},
 		{"bad scheme", with(func(c *Config) { c.Broker = "http://127.0.0.1:1883" }), update, "Broker"},
 		{"no port", with(func(c *Config) { c.Broker = "tcp://broker.local" }), update, "Broker"},
+		{"plain and TLS nodes", with(func(c *Config) { c.Broker = "tcp://a:1883,ssl://b:8883" }), update, "Broker"},
+		{"empty node", with(func(c *Config) { c.Broker = "tcp://a:1883,,tcp://b:1883" }), update, "Broker"},
 		{"no drone", with(func(c *Config) { c.Drone = "" }), update, "Drone"},
 		{"bad drone", with(func(c *Config) { c.Drone = "d1/#" }), update, "Drone"},
 		{"no key", with(func(c *Config) { c.Key = nil }), update, "Key"},

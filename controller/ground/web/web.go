@@ -14,6 +14,10 @@
 //	POST /api/drones/{id}/rollback      {} -> 202 {"command":"..."}
 //	GET  /api/drones/{id}/camera.jpg    the drone's newest camera frame
 //	GET  /api/stats                     counters: clients, dropped messages, and the ground's own
+//	GET  /api/rollouts                  {"rollouts":[view,...]}: every rollout, newest first (controller/rollout.View, no drones)
+//	POST /api/rollouts                  a rollout.Spec -> 201 the rollout.Record
+//	GET  /api/rollouts/{id}             its rollout.Record
+//	POST /api/rollouts/{id}/pause       {} -> 200 the rollout.Record; also resume and cancel
 //	GET  /healthz                       "ok", without authentication
 //
 // # Who may
@@ -26,7 +30,7 @@
 // elsewhere) and, with Config.LoopbackHosts, only requests whose Host
 // names loopback, so that a web page cannot reach it by DNS rebinding.
 //
-// Pushes and rollbacks are POSTs with a JSON body, refused cross-origin
+// Pushes, rollbacks and rollouts' controls are POSTs with a JSON body, refused cross-origin
 // (net/http.CrossOriginProtection: Sec-Fetch-Site and Origin); the
 // WebSocket refuses other origins too. With the cookie's SameSite=Strict,
 // another site cannot make a browser push.
@@ -56,6 +60,8 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/controller/ground/fanout"
+	"github.com/skyswap/skyswap/controller/push"
+	"github.com/skyswap/skyswap/controller/rollout"
 )
 
 //go:embed static
@@ -66,7 +72,7 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	// CookieName is the cookie that carries the token in a browser.
 	CookieName = "skyswap_ground"
-	maxBody    = 4 << 10 // a push's JSON
+	maxBody    = 64 << 10 // a push's or a rollout's JSON (a list of drones)
 )
 
 // Error classes an Operator returns, wrapped; each is an HTTP status.
@@ -96,6 +102,22 @@ type Operator interface {
 	Rollback(ctx context.Context, drone string) (string, error)
 }
 
+// Rollouts runs the ground's rollouts (controller/rollout.Manager).
+type Rollouts interface {
+	// Start starts a rollout; a spec that cannot work is a
+	// *rollout.SpecError.
+	Start(ctx context.Context, spec rollout.Spec) (rollout.Record, error)
+	// Get returns a rollout's record (rollout.ErrNotFound).
+	Get(id string) (rollout.Record, error)
+	// List returns every rollout's record, newest first.
+	List() []rollout.Record
+	// Pause, Resume and Cancel are the operator's controls
+	// (rollout.ErrNotFound, rollout.ErrState).
+	Pause(id string) (rollout.Record, error)
+	Resume(id string) (rollout.Record, error)
+	Cancel(id string) (rollout.Record, error)
+}
+
 // Config configures New. Every zero value means the default documented on
 // the field.
 type Config struct {
@@ -116,6 +138,9 @@ type Config struct {
 	Queue int
 	// Stats adds the ground's counters to /api/stats; nil adds none.
 	Stats func() map[string]any
+	// Rollouts serves the rollouts' API and shows them on the page; nil
+	// means no rollouts (their routes answer 404).
+	Rollouts Rollouts
 	// Log receives the server's warnings; nil discards them.
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -156,6 +181,12 @@ func New(cfg Config, fleet Fleet, hub *fanout.Hub, op Operator) http.Handler {
 	mux.Handle("POST /api/drones/{id}/rollback", s.auth(http.HandlerFunc(s.rollback)))
 	mux.Handle("GET /api/drones/{id}/camera.jpg", s.auth(http.HandlerFunc(s.camera)))
 	mux.Handle("GET /api/stats", s.auth(http.HandlerFunc(s.stats)))
+	if cfg.Rollouts != nil {
+		mux.Handle("GET /api/rollouts", s.auth(http.HandlerFunc(s.rollouts)))
+		mux.Handle("POST /api/rollouts", s.auth(http.HandlerFunc(s.startRollout)))
+		mux.Handle("GET /api/rollouts/{id}", s.auth(http.HandlerFunc(s.rollout)))
+		mux.Handle("POST /api/rollouts/{id}/{control}", s.auth(http.HandlerFunc(s.controlRollout)))
+	}
 	return s.headers(http.NewCrossOriginProtection().Handler(mux))
 }
 
@@ -310,12 +341,13 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func status(err error) int {
+	var se *rollout.SpecError
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.As(err, &se):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, push.ErrImageNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrBusy):
+	case errors.Is(err, ErrBusy), errors.Is(err, rollout.ErrState):
 		return http.StatusConflict
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

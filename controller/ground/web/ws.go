@@ -22,7 +22,7 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 	sub := s.hub.Subscribe(s.cfg.Queue)
 	defer sub.Close()
 	ctx := c.CloseRead(r.Context()) // the page sends nothing; this notices it leave
-	if err := s.write(ctx, c, s.fleet.Snapshot(s.cfg.Now())); err != nil {
+	if err := s.snapshot(ctx, c); err != nil {
 		return
 	}
 	for {
@@ -32,7 +32,7 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 				// Behind: what is queued is stale. Start again from now.
 				sub.Drain()
 				lag := fmt.Appendf(nil, `{"type":"lagged","dropped":%d}`, sub.Dropped())
-				if s.write(ctx, c, lag) != nil || s.write(ctx, c, s.fleet.Snapshot(s.cfg.Now())) != nil {
+				if s.write(ctx, c, lag) != nil || s.snapshot(ctx, c) != nil {
 					return
 				}
 				continue
@@ -45,6 +45,24 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// snapshot sends the whole picture: the fleet, then each rollout (oldest
+// first, so that the page's newest comes last).
+func (s *server) snapshot(ctx context.Context, c *websocket.Conn) error {
+	if err := s.write(ctx, c, s.fleet.Snapshot(s.cfg.Now())); err != nil {
+		return err
+	}
+	if s.cfg.Rollouts == nil {
+		return nil
+	}
+	recs := s.cfg.Rollouts.List()
+	for i := len(recs) - 1; i >= 0; i-- {
+		if err := s.write(ctx, c, recs[i].PageMessage()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *server) write(ctx context.Context, c *websocket.Conn, msg []byte) error {

@@ -9,8 +9,9 @@
   const MOTORS = 4;
   const $ = (id) => document.getElementById(id);
 
-  // state: drone id -> drone; order: ids as first seen.
-  const state = { drones: new Map(), order: [], selected: null, warnings: new Map() };
+  // state: drone id -> drone; order: ids as first seen; rollouts: id ->
+  // the newest view (controller/rollout.View), in arrival order.
+  const state = { drones: new Map(), order: [], selected: null, warnings: new Map(), rollouts: new Map(), rollout: null };
 
   function newDrone(id) {
     return {
@@ -38,6 +39,7 @@
 
   const handlers = {
     snapshot(m) {
+      state.rollouts.clear(); // each follows the snapshot again
       state.drones.clear();
       state.order = [];
       state.warnings.clear();
@@ -112,6 +114,14 @@
         state.warnings.set("/" + m.topic, m);
       }
       renderWarnings();
+    },
+    rollout(m) {
+      const known = state.rollouts.has(m.id);
+      state.rollouts.set(m.id, m);
+      // Show the one shown as it changes, and a new rollout as it starts.
+      if (state.rollout === m.id) selectRollout(m.id);
+      else if (!known && (!state.rollouts.has(state.rollout) || isLive(m))) selectRollout(m.id);
+      else renderRollouts();
     },
     lagged(m) {
       const el = $("dropped");
@@ -252,6 +262,99 @@
     }
     el.append(list);
     return el;
+  }
+
+  // ---- rollouts ----
+
+  const LIVE = ["running", "paused", "aborting", "canceling"];
+  function isLive(v) { return LIVE.includes(v.state); }
+
+  function renderRollouts() {
+    const list = $("rollouts");
+    const views = [...state.rollouts.values()].reverse(); // newest first
+    $("rollouts-empty").hidden = views.length > 0;
+    list.replaceChildren(...views.map((v) => {
+      const li = document.createElement("li");
+      li.dataset.rollout = v.id;
+      li.dataset.state = v.state;
+      li.classList.toggle("selected", state.rollout === v.id);
+      const st = span("state", v.state);
+      st.dataset.state = v.state;
+      li.append(span("name", v.id), st, document.createElement("br"),
+        span("muted", `${short(v.image)} · ${v.total.done}/${v.total.drones} done`));
+      li.addEventListener("click", () => selectRollout(v.id));
+      return li;
+    }));
+  }
+
+  function selectRollout(id) {
+    state.rollout = id;
+    renderRollouts();
+    const v = state.rollouts.get(id);
+    $("rollout").hidden = !v;
+    if (v) renderRollout(v);
+  }
+
+  function renderRollout(v) {
+    $("rollout").dataset.rollout = v.id;
+    $("rollout").dataset.state = v.state;
+    $("rollout-id").textContent = v.id;
+    const st = $("rollout-state");
+    st.textContent = v.state;
+    st.dataset.state = v.state;
+    $("rollout-image").textContent = `${short(v.image)} · max failed ${v.max_failed} (min ${v.min_done}) · on abort ${v.on_abort}`;
+    const reason = $("rollout-reason");
+    reason.hidden = !v.reason || v.state === "running";
+    reason.textContent = v.reason || "";
+    $("rollout-pause").disabled = v.state !== "running";
+    $("rollout-resume").disabled = v.state !== "paused";
+    $("rollout-cancel").disabled = !["running", "paused", "aborting"].includes(v.state);
+    const rows = v.waves.map((w, i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.wave = String(i + 1);
+      tr.dataset.current = String(i === v.wave && isLive(v));
+      const cells = [String(i + 1), w.drones, w.done, w.failed, w.in_progress, w.unreached, w.pending,
+        w.rolled_back ? w.rolled_back + (w.rollback_failed ? ` (+${w.rollback_failed} failed)` : "") : "",
+        w.soak_until && i === v.wave && isLive(v) ? "soaking until " + new Date(w.soak_until).toLocaleTimeString()
+          : w.ended ? "ended" : w.started ? (isLive(v) ? "in progress" : "stopped") : isLive(v) ? "waiting" : "never sent"];
+      const cls = ["", "drones", "done", "failed", "in-progress", "unreached", "pending", "rolled-back", "note"];
+      cells.forEach((c, k) => {
+        const td = document.createElement("td");
+        td.className = cls[k];
+        td.textContent = String(c);
+        tr.append(td);
+      });
+      return tr;
+    });
+    $("rollout-waves").tBodies[0].replaceChildren(...rows);
+    const box = $("rollout-drones");
+    box.replaceChildren(...(v.drones || []).map((d) => {
+      const c = document.createElement("span");
+      c.className = "cell";
+      c.dataset.drone = d.id;
+      c.dataset.status = d.status;
+      c.dataset.wave = String(d.wave + 1);
+      if (d.rollback) c.dataset.rollback = d.rollback;
+      c.title = `${d.id} · wave ${d.wave + 1} · ${d.status}` + (d.outcome ? ` (${d.outcome})` : "") +
+        (d.rollback ? ` · rollback ${d.rollback}` : "") + (d.error ? ` · ${d.error}` : "");
+      c.addEventListener("click", () => { if (state.drones.has(d.id)) select(d.id); });
+      return c;
+    }));
+    const ig = v.ignored;
+    $("rollout-ignored").textContent = ig.wrong_drone || ig.late
+      ? `ignored: ${ig.wrong_drone} events from the wrong drone, ${ig.late} late events` : "";
+  }
+
+  async function controlRollout(what) {
+    const id = state.rollout, op = $("rollout-op");
+    if (!id) return;
+    op.textContent = `${what}: sending…`;
+    try {
+      const rec = await call("POST", `/api/rollouts/${encodeURIComponent(id)}/${what}`, {});
+      op.textContent = `${what}: the rollout is ${rec.state}`;
+    } catch (e) {
+      op.textContent = `${what}: ${e.message}`;
+    }
   }
 
   // ---- camera: fetch the newest frame, one at a time ----
@@ -474,6 +577,14 @@
       if (!id) return;
       confirmThen(`Roll drone ${id} back to its previous release? It hands the flight back in the air.`,
         () => send("rollback", `/api/drones/${encodeURIComponent(id)}/rollback`, {}));
+    });
+    $("rollout-pause").addEventListener("click", () => controlRollout("pause"));
+    $("rollout-resume").addEventListener("click", () => controlRollout("resume"));
+    $("rollout-cancel").addEventListener("click", () => {
+      const id = state.rollout;
+      if (!id) return;
+      confirmThen(`Cancel rollout ${id}? Nothing more is sent; drones in flight finish; nothing is rolled back.`,
+        () => controlRollout("cancel"));
     });
     // New images (make images) show up in the menu within 15 s.
     setInterval(() => { if ($("conn").dataset.state === "live") loadImages(); }, 15000);
