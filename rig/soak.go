@@ -91,7 +91,7 @@ func Soak(ctx context.Context, cfg SoakConfig, logs io.Writer) (SoakResult, erro
 			return res, err
 		}
 		res.add(u)
-		if u.outcome == "committed" {
+		if u.outcome == report.OutcomeCommitted {
 			ctc = append(ctc, u.cmdToControlMs)
 		}
 	}
@@ -115,11 +115,11 @@ type soakUpdate struct {
 
 func (r *SoakResult) add(u soakUpdate) {
 	switch u.outcome {
-	case "committed":
+	case report.OutcomeCommitted:
 		r.Committed++
-	case "aborted":
+	case report.OutcomeAborted:
 		r.Aborted++
-	case "reverted":
+	case report.OutcomeReverted:
 		r.Reverted++
 	default:
 		r.Failed++
@@ -216,7 +216,7 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 		}
 	}
 	fmt.Fprintf(sr.logs, "skyswap-soak: update %d to %s: %s (%d retries)%s\n", i, target, u.outcome, u.retries, reasonOf(evs))
-	if u.outcome == "committed" {
+	if u.outcome == report.OutcomeCommitted {
 		sr.owner = target
 		if len(evs) == 0 {
 			return u, fmt.Errorf("rig: soak: update %s committed but the ground saw none of its events", id)
@@ -278,10 +278,10 @@ func (s *Stack) MeasureCutover(ctx context.Context, owner string, sent, end int6
 // dronectl said so (exit 0).
 func outcomeOf(evs []report.Event, ok bool) string {
 	if ok {
-		return "committed"
+		return report.OutcomeCommitted
 	}
 	for _, e := range slices.Backward(evs) {
-		if e.Phase == report.PhaseResult && (e.Outcome == "aborted" || e.Outcome == "reverted") {
+		if e.Phase == report.PhaseResult && (e.Outcome == report.OutcomeAborted || e.Outcome == report.OutcomeReverted) {
 			return e.Outcome
 		}
 	}

@@ -154,11 +154,11 @@ func (e *OutcomeError) Reason() string {
 		return e.Final.Error
 	}
 	switch e.Final.Outcome {
-	case "reverted":
+	case report.OutcomeReverted:
 		return "the new release took the hardware, then control went back to the old one, which flies"
-	case "aborted":
+	case report.OutcomeAborted:
 		return "stopped before cut-over; the old release kept flying"
-	case "refused":
+	case report.OutcomeRefused:
 		return "refused before the new release started"
 	}
 	if e.Final.Phase == report.PhaseRecovered {
@@ -399,7 +399,7 @@ func Ends(e report.Event) bool {
 // release flying.
 func Succeeded(e report.Event) bool {
 	if e.Phase == report.PhaseRecovered {
-		return strings.HasPrefix(e.Outcome, "committed")
+		return strings.HasPrefix(e.Outcome, report.OutcomeCommitted)
 	}
 	return e.Succeeded()
 }

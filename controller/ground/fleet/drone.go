@@ -161,7 +161,7 @@ func (d *drone) event(payload []byte, at time.Time, keep int) ([]any, error) {
 		case ev.Phase == report.PhaseDeployed:
 			u.Outcome, u.Reason = report.PhaseDeployed, ""
 		case push.Succeeded(ev):
-			u.Outcome, u.Reason = "committed", ""
+			u.Outcome, u.Reason = report.OutcomeCommitted, ""
 		default:
 			oe := &push.OutcomeError{Final: ev}
 			u.Outcome, u.Reason = oe.Outcome(), oe.Reason()
