@@ -177,10 +177,10 @@ func TestLastWillAndSession(t *testing.T) {
 	b := start(t, broker.Config{})
 	u, _ := url.Parse(b.URL())
 	proxy := brokertest.NewProxy(t, u.Host)
-	_, cmds := agent(t, proxy.URL)
-	ground := peer(t, b.URL())
+	ground := peer(t, b.URL()) // first: see TestACL
 	states := ground.MustSubscribe(t, agentbroker.Topics("d1").State, 1)
-	brokertest.Receive(t, states, wait) // retained online
+	_, cmds := agent(t, proxy.URL)
+	brokertest.Receive(t, states, wait) // online
 
 	proxy.Refuse(true)
 	proxy.Cut()
@@ -263,13 +263,6 @@ func TestBadConfig(t *testing.T) {
 func TestACL(t *testing.T) {
 	pw := map[string]string{broker.GroundUser: "g-secret", "d1": "d1-secret", "d2": "d2-secret"}
 	b := start(t, broker.Config{Passwords: pw})
-	cmds := make(chan []byte, 4)
-	c, err := agentbroker.Connect(ctxFor(t, wait), agentbroker.Config{URL: b.URL(), Drone: "d1", Username: "d1", Password: pw["d1"],
-		Log: slog.New(slog.DiscardHandler)}, func(p []byte) { cmds <- p })
-	if err != nil {
-		t.Fatalf("drone d1 with its password: %v", err)
-	}
-	defer c.Close(context.Background())
 	as := func(user string) *brokertest.Peer {
 		t.Helper()
 		p, err := brokertest.Dial(b.URL(), brokertest.PeerOptions{Username: user, Password: pw[user]})
@@ -279,8 +272,18 @@ func TestACL(t *testing.T) {
 		t.Cleanup(p.Close)
 		return p
 	}
+	// The ground subscribes first, as dronectl ground does: a retained
+	// message reaches new subscriptions only a moment after its PUBACK
+	// (see retainedState), so d1's online state arrives live.
 	ground := as(broker.GroundUser)
 	states := ground.MustSubscribe(t, "fleet/+/state", 1)
+	cmds := make(chan []byte, 4)
+	c, err := agentbroker.Connect(ctxFor(t, wait), agentbroker.Config{URL: b.URL(), Drone: "d1", Username: "d1", Password: pw["d1"],
+		Log: slog.New(slog.DiscardHandler)}, func(p []byte) { cmds <- p })
+	if err != nil {
+		t.Fatalf("drone d1 with its password: %v", err)
+	}
+	defer c.Close(context.Background())
 	if m := brokertest.Receive(t, states, wait); m.Topic != "fleet/d1/state" {
 		t.Errorf("the ground reads %s, want d1's state", m.Topic)
 	}
