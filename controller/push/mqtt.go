@@ -105,8 +105,13 @@ func redacted(urls []*url.URL) string {
 }
 
 // dial connects to the broker s names: with a clean session under a fresh
-// client id, or, with session, the persistent session of that id.
-func dial(ctx context.Context, s *settings, session string) (*link, error) {
+// client id, or, with session, the persistent session of that id. Messages
+// on the filters in routes go to l.msgs from the first packet on: a
+// persistent session's queued messages come right after the CONNACK,
+// before follow's subscription is acknowledged, and paho leaves a message
+// that no route matches unacknowledged (it would come again only on the
+// next connection).
+func dial(ctx context.Context, s *settings, session string, routes ...string) (*link, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
@@ -162,6 +167,9 @@ func dial(ctx context.Context, s *settings, session string) (*link, error) {
 		}
 	})
 	l.c = mqtt.NewClient(o)
+	for _, f := range routes {
+		l.c.AddRoute(f, l.receive)
+	}
 	if err := wait(ctx, l.c.Connect()); err != nil {
 		l.c.Disconnect(0)
 		hint := "is the broker up, and is the URL right?"
@@ -188,16 +196,7 @@ func (l *link) follow(ctx context.Context, filter string) error {
 }
 
 func (l *link) subscribe(ctx context.Context, filter string) error {
-	tok := l.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
-		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
-		if l.manualAck {
-			msg.ack = m.Ack
-		}
-		select {
-		case l.msgs <- msg:
-		case <-l.done:
-		}
-	})
+	tok := l.c.Subscribe(filter, 1, l.receive)
 	if err := wait(ctx, tok); err != nil {
 		return fmt.Errorf("push: subscribe to %s: %w", filter, err)
 	}
@@ -205,6 +204,19 @@ func (l *link) subscribe(ctx context.Context, filter string) error {
 		return fmt.Errorf("%w: subscription to %s refused: the ground's user needs read access to fleet/# in the broker's ACL", ErrNotAuthorized, filter)
 	}
 	return nil
+}
+
+// receive is paho's handler for every followed filter: it queues the
+// message on l.msgs, or drops it once the link is closed.
+func (l *link) receive(_ mqtt.Client, m mqtt.Message) {
+	msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
+	if l.manualAck {
+		msg.ack = m.Ack
+	}
+	select {
+	case l.msgs <- msg:
+	case <-l.done:
+	}
 }
 
 // publish publishes payload at QoS 1, not retained, and waits for the

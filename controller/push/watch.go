@@ -28,7 +28,7 @@ func Watch(ctx context.Context, cfg Config, filters ...string) (*Watcher, error)
 	if err != nil {
 		return nil, err
 	}
-	l, err := dial(ctx, s, cfg.Session)
+	l, err := dial(ctx, s, cfg.Session, filters...)
 	if err != nil {
 		return nil, err
 	}
