@@ -110,6 +110,20 @@ func (r *commands) none(t testing.TB) {
 // topic of its own, the retained message would have come first).
 func retained(t testing.TB, m *brokertest.Mosquitto, user, topic string) []byte {
 	t.Helper()
+	msg, ok := first(t, m, user, topic)
+	if !ok {
+		return nil
+	}
+	if !msg.Retained {
+		t.Fatalf("first message on %s is not retained: %q", topic, msg.Payload)
+	}
+	return msg.Payload
+}
+
+// first returns the first message a new subscriber gets on topic before
+// a marker published to a topic of its own, if any.
+func first(t testing.TB, m *brokertest.Mosquitto, user, topic string) (brokertest.Message, bool) {
+	t.Helper()
 	p := m.Peer(t, user)
 	ch := p.MustSubscribe(t, topic, 1)
 	marker := fmt.Sprintf("fleet/brokertest-marker-%d", time.Now().UnixNano())
@@ -119,12 +133,9 @@ func retained(t testing.TB, m *brokertest.Mosquitto, user, topic string) []byte 
 	defer p.Close()
 	select {
 	case msg := <-ch:
-		if !msg.Retained {
-			t.Fatalf("first message on %s is not retained: %q", topic, msg.Payload)
-		}
-		return msg.Payload
+		return msg, true
 	default:
-		return nil
+		return brokertest.Message{}, false
 	}
 }
 
@@ -407,7 +418,10 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	// command reaches the drone.
 	var got []byte
 	for time.Now().Before(deadline) {
-		if got = retained(t, m, "", "fleet/d1/state"); got != nil {
+		// A live state first: the client published it while this
+		// subscriber was joining; the next one sees it retained.
+		if msg, ok := first(t, m, "", "fleet/d1/state"); ok && msg.Retained {
+			got = msg.Payload
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
