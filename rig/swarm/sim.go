@@ -15,6 +15,7 @@ import (
 	"github.com/skyswap/skyswap/handoff"
 	"github.com/skyswap/skyswap/handoff/coordinator"
 	"github.com/skyswap/skyswap/handoff/strategy"
+	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/labels"
 )
 
@@ -85,7 +86,7 @@ func (im images) Lookup(_ context.Context, ref string) (containers.Image, error)
 
 func (im images) Pull(ctx context.Context, ref string, _ func(containers.Progress)) (containers.Image, error) {
 	img, _ := im.Lookup(ctx, ref)
-	if err := sleep(ctx, im.sim.pull()); err != nil {
+	if err := mono.Sleep(ctx, im.sim.pull()); err != nil {
 		return img, err
 	}
 	img.Fetched = cmpOrInt(im.sim.PulledBytes, 2<<20)
@@ -139,7 +140,7 @@ func (u *updater) Run(ctx context.Context, p coordinator.Plan) (coordinator.Resu
 			Reason: "the candidate did not sync"}
 	}
 	for _, ph := range phases {
-		if err := sleep(ctx, u.sim.phase()); err != nil {
+		if err := mono.Sleep(ctx, u.sim.phase()); err != nil {
 			return coordinator.Result{Outcome: report.OutcomeAborted, Owner: p.Owner, Reason: err.Error()}, err
 		}
 		if p.OnEvent != nil {
@@ -151,15 +152,4 @@ func (u *updater) Run(ctx context.Context, p coordinator.Plan) (coordinator.Resu
 		return res, errors.New("simulated: " + res.Outcome + ": " + res.Reason) // as the coordinator says it
 	}
 	return res, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
