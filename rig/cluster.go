@@ -152,30 +152,26 @@ func (nd *Node) start() error {
 // ready waits until the node's JetStream is healthy (/healthz) and its
 // MQTT listener accepts a connection.
 func (nd *Node) ready(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
 	hc := http.Client{Timeout: 2 * time.Second}
-	for {
+	healthy := func() bool {
 		resp, err := hc.Get(nd.Monitor + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(nd.MQTT, "tcp://"), time.Second)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if conn, err := net.DialTimeout("tcp", strings.TrimPrefix(nd.MQTT, "tcp://"), time.Second); err == nil {
-					conn.Close()
-					return nil
-				}
-			}
+			conn.Close()
 		}
-		select {
-		case <-nd.proc.Done():
-			return fmt.Errorf("rig: nats-server %s exited at start: %v", nd.Name, nd.proc.Err())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("rig: nats-server %s not healthy within 60 s (its log: the cluster's Logs)", nd.Name)
-		}
+		return err == nil
 	}
+	if err := nd.proc.Await(ctx, "nats-server "+nd.Name, 60*time.Second, 100*time.Millisecond, healthy); err != nil {
+		return fmt.Errorf("%w (its log: the cluster's Logs)", err)
+	}
+	return nil
 }
 
 // Kill kills node i at once (SIGKILL): its clients lose their link.

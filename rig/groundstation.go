@@ -3,7 +3,6 @@ package rig
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,25 +76,18 @@ func StartGround(ctx context.Context, cfg GroundConfig) (*GroundStation, error) 
 	if g.proc, err = Start(bin, nil, logw, args...); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := g.client.Get(g.URL + "healthz"); err == nil {
+	serving := func() bool {
+		resp, err := g.client.Get(g.URL + "healthz")
+		if err == nil {
 			resp.Body.Close()
-			return g, nil
 		}
-		select {
-		case <-g.proc.Done():
-			return nil, fmt.Errorf("rig: dronectl ground exited at start: %v", g.proc.Err())
-		case <-ctx.Done():
-			g.proc.Kill()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			g.proc.Kill()
-			return nil, errors.New("rig: dronectl ground did not serve its page within 30 s")
-		}
+		return err == nil
 	}
+	if err := g.proc.Await(ctx, "dronectl ground", 30*time.Second, 50*time.Millisecond, serving); err != nil {
+		g.proc.Kill()
+		return nil, err
+	}
+	return g, nil
 }
 
 // Stats reads the station's counters.

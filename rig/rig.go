@@ -7,7 +7,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -116,27 +115,21 @@ func StartSim(ctx context.Context, bin, dir string, env []string, logw io.Writer
 	if s.proc, err = Start(bin, env, logw); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(s.Socket); err == nil {
-			if resp, err := s.client.Get("http://" + addr + "/healthz"); err == nil {
-				resp.Body.Close()
-				return s, nil
-			}
+	up := func() bool {
+		if _, err := os.Stat(s.Socket); err != nil {
+			return false
 		}
-		select {
-		case <-s.proc.Done():
-			return nil, fmt.Errorf("rig: drone-sim exited at start: %v", s.proc.Err())
-		case <-ctx.Done():
-			s.proc.Kill()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		resp, err := s.client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
 		}
-		if time.Now().After(deadline) {
-			s.proc.Kill()
-			return nil, errors.New("rig: drone-sim did not come up within 10 s")
-		}
+		return err == nil
 	}
+	if err := s.proc.Await(ctx, "drone-sim", 10*time.Second, 20*time.Millisecond, up); err != nil {
+		s.proc.Kill()
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *Sim) get(ctx context.Context, path string, v any) error {
@@ -293,6 +286,26 @@ func (p *Proc) Stop(grace time.Duration) error {
 		p.Kill()
 		return fmt.Errorf("rig: %s ignored SIGTERM for %v and was killed", filepath.Base(p.cmd.Path), grace)
 	}
+}
+
+// Await polls ready every interval until it says yes, and fails, with
+// what named, if the process exits, ctx ends or within passes first. The
+// caller decides what becomes of a process that never got ready.
+func (p *Proc) Await(ctx context.Context, what string, within, interval time.Duration, ready func() bool) error {
+	deadline := time.Now().Add(within)
+	for !ready() {
+		select {
+		case <-p.done:
+			return fmt.Errorf("rig: %s exited at start: %v", what, p.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("rig: %s not ready within %v", what, within)
+		}
+	}
+	return nil
 }
 
 // Kill sends SIGKILL and waits.
