@@ -90,17 +90,17 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	r.Float("AGENT_GRACE_S", &c.Grace, 0.1, 600)
 	r.String("AGENT_LEASE", &c.Lease)
 	r.Float("AGENT_PROBATION_S", &c.Probation, 0.1, 600)
-	var labels string
-	r.String("AGENT_LABELS", &labels)
+	var droneLabels string
+	r.String("AGENT_LABELS", &droneLabels)
 	var err error
-	if c.Labels, err = report.ParseLabels(labels); err != nil {
+	if c.Labels, err = report.ParseLabels(droneLabels); err != nil {
 		r.Fail("AGENT_LABELS: %v: give key=value,key=value, e.g. site=field-a,role=survey", err)
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skyswap"
 	}
 	if c.App == "" {
-		c.App = "flight"
+		c.App = labels.DefaultApp
 	}
 	if c.NATSPort == 0 {
 		c.NATSPort = 4222

@@ -17,6 +17,7 @@ import (
 	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/bus"
 	"github.com/skyswap/skyswap/hw/sim/referee"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // FleetConfig configures StartFleet. The zero value of each optional field
@@ -92,7 +93,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (f *Fleet, err error) {
 	if f.lease, err = bus.OpenLease(ctx, "sim:"+f.Sim.Socket, "coordinator"); err != nil {
 		return f, err
 	}
-	f.Coord, err = coordinator.New(f.nc, hooked{f}, coordinator.Config{App: "flight", Lease: f.lease, Log: cfg.Log})
+	f.Coord, err = coordinator.New(f.nc, hooked{f}, coordinator.Config{App: labels.DefaultApp, Lease: f.lease, Log: cfg.Log})
 	return f, err
 }
 

@@ -15,11 +15,12 @@ import (
 	"github.com/skyswap/skyswap/agent/broker"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/report"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Defaults of Config's zero fields.
 const (
-	DefaultApp           = "flight"
+	DefaultApp           = labels.DefaultApp
 	DefaultTimeout       = 5 * time.Minute
 	DefaultStatusTimeout = 15 * time.Second
 )

@@ -72,9 +72,9 @@ const (
 
 // Fixed parts of the image.
 const (
-	AppName    = "flight"      // io.skyswap.app, FLIGHT_APP and the user name
-	Entrypoint = "/flight"     // the binary's path in the image
-	User       = "65534:65534" // uid:gid the app runs as (the flight user)
+	AppName    = labels.DefaultApp // io.skyswap.app, FLIGHT_APP and the user name
+	Entrypoint = "/flight"         // the binary's path in the image
+	User       = "65534:65534"     // uid:gid the app runs as (the flight user)
 )
 
 // DefaultPlatforms are the platforms built when Config.Platforms is nil.

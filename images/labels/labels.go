@@ -5,6 +5,10 @@
 // skyswap-chaos selects containers by them. It imports nothing.
 package labels
 
+// DefaultApp is the app's name (the io.skyswap.app value) wherever none
+// is given: the flight app, the one app a drone runs today.
+const DefaultApp = "flight"
+
 // Prefix starts every skyswap label.
 const Prefix = "io.skyswap."
 

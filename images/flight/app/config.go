@@ -11,6 +11,7 @@ import (
 
 	"github.com/skyswap/skyswap/envconf"
 	"github.com/skyswap/skyswap/images/flight/control"
+	"github.com/skyswap/skyswap/images/labels"
 )
 
 // Start says how the app takes the hardware.
@@ -144,7 +145,7 @@ func (c Config) withDefaults() Config {
 		c.Pattern = "box"
 	}
 	if c.App == "" {
-		c.App = "flight"
+		c.App = labels.DefaultApp
 	}
 	if c.OnTerm == "" {
 		c.OnTerm = "land"
