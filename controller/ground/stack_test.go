@@ -56,11 +56,7 @@ func TestStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(t, b, `document.querySelector('#version').textContent === 'v1'`, longWait)
-	alt, motors := text(t, b, "#alt"), text(t, b, "#motors")
-	time.Sleep(2 * time.Second)
-	if alt2, motors2 := text(t, b, "#alt"), text(t, b, "#motors"); alt2 == alt || motors2 == motors {
-		t.Errorf("over 2 s #alt went %q -> %q and #motors %q -> %q: they should move at 20 Hz", alt, alt2, motors, motors2)
-	}
+	moving(t, b, 2*time.Second, "#alt", "#motors")
 	if src := text(t, b, "#camera[src]"); src != "" {
 		t.Errorf("v1 has no camera, yet #camera shows a frame")
 	}
