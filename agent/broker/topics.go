@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // TopicSet is one drone's topics (DESIGN.md, "MQTT contract").
@@ -25,6 +26,18 @@ func Topics(drone string) TopicSet {
 		Telemetry: p + "telemetry",
 		Camera:    p + "camera",
 	}
+}
+
+// ParseTopic splits a topic of the contract, fleet/<drone>/<kind>, into
+// its drone id and kind (cmd, state, events, ...); ok is false for any
+// other topic, or one whose drone id fails CheckDrone.
+func ParseTopic(topic string) (drone, kind string, ok bool) {
+	rest, ok1 := strings.CutPrefix(topic, "fleet/")
+	drone, kind, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 || kind == "" || strings.Contains(kind, "/") || CheckDrone(drone) != nil {
+		return "", "", false
+	}
+	return drone, kind, true
 }
 
 // MaxDroneLen is the longest drone id.

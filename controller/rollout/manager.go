@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/skyswap/skyswap/agent/broker"
 	"github.com/skyswap/skyswap/agent/command"
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/controller/push"
@@ -317,8 +317,7 @@ func (m *Manager) flush(final bool) {
 
 // handle applies one message: a drone's event or state. m.mu is held.
 func (m *Manager) handle(msg push.Message) {
-	rest, _ := strings.CutPrefix(msg.Topic, "fleet/")
-	drone, kind, _ := strings.Cut(rest, "/")
+	drone, kind, _ := broker.ParseTopic(msg.Topic)
 	switch kind {
 	case "events":
 		m.event(drone, msg.Payload)

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -108,9 +107,8 @@ var errTooLarge = fmt.Errorf("larger than %d bytes", MaxPayload)
 // page messages it makes, JSON-encoded (none for a message that changes
 // nothing the page shows, one warning for a malformed one).
 func (f *Fleet) Handle(topic string, payload []byte, at time.Time) [][]byte {
-	rest, ok := strings.CutPrefix(topic, "fleet/")
-	id, kind, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 || broker.CheckDrone(id) != nil || strings.Contains(kind, "/") {
+	id, kind, ok := broker.ParseTopic(topic)
+	if !ok {
 		return f.topicWarning(topic, at)
 	}
 	fold, ok := folds[kind]
