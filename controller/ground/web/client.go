@@ -123,6 +123,9 @@ func (c *Client) ControlRollout(ctx context.Context, id, control string) (rollou
 // (nil: none) hears of it once per outage.
 func (c *Client) FollowRollout(ctx context.Context, id string, every time.Duration, fn func(rollout.Record), onDown func(error)) (rollout.Record, error) {
 	var last rollout.Record
+	stopped := func() error {
+		return fmt.Errorf("stopped following rollout %s: %w; it goes on at the ground: dronectl rollout status %s", id, ctx.Err(), id)
+	}
 	down := false
 	for {
 		rec, err := c.Rollout(ctx, id)
@@ -131,7 +134,7 @@ func (c *Client) FollowRollout(ctx context.Context, id string, every time.Durati
 		case errors.As(err, &ae):
 			return last, err
 		case err != nil && ctx.Err() != nil:
-			return last, fmt.Errorf("stopped following rollout %s: %w; it goes on at the ground: dronectl rollout status %s", id, ctx.Err(), id)
+			return last, stopped()
 		case err != nil:
 			if !down && onDown != nil {
 				onDown(err)
@@ -147,7 +150,7 @@ func (c *Client) FollowRollout(ctx context.Context, id string, every time.Durati
 		select {
 		case <-time.After(every):
 		case <-ctx.Done():
-			return last, fmt.Errorf("stopped following rollout %s: %w; it goes on at the ground: dronectl rollout status %s", id, ctx.Err(), id)
+			return last, stopped()
 		}
 	}
 }
