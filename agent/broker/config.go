@@ -213,9 +213,13 @@ func (s *settings) parseURL(raw string) error {
 }
 
 // where names the broker for logs and errors: its URLs, redacted.
-func (s *settings) where() string {
-	out := make([]string, len(s.urls))
-	for i, u := range s.urls {
+func (s *settings) where() string { return Redacted(s.urls) }
+
+// Redacted names a broker's URLs (a cluster's nodes comma-separated) for
+// messages and logs, with passwords hidden.
+func Redacted(urls []*url.URL) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
 		out[i] = u.Redacted()
 	}
 	return strings.Join(out, ",")

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,15 +94,6 @@ func configError(field string, err error) error {
 	return &ConfigError{cmp.Or(field, ce.Field), ce.Err}
 }
 
-// redacted names a broker's URLs for messages, without passwords.
-func redacted(urls []*url.URL) string {
-	out := make([]string, len(urls))
-	for i, u := range urls {
-		out[i] = u.Redacted()
-	}
-	return strings.Join(out, ",")
-}
-
 // dial connects to the broker s names: with a clean session under a fresh
 // client id, or, with session, the persistent session of that id. Messages
 // on the filters in routes go to l.msgs from the first packet on: a
@@ -149,14 +139,14 @@ func dial(ctx context.Context, s *settings, session string, routes ...string) (*
 		o.SetTLSConfig(s.tls)
 	}
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		l.log.Warn("lost the broker; reconnecting (events published meanwhile are missed)", "broker", redacted(s.urls), "err", err)
+		l.log.Warn("lost the broker; reconnecting (events published meanwhile are missed)", "broker", broker.Redacted(s.urls), "err", err)
 	})
 	var conns atomic.Uint64
 	o.SetOnConnectHandler(func(mqtt.Client) {
 		if conns.Add(1) == 1 {
 			return // the first connection: follow subscribes
 		}
-		l.log.Info("reconnected to the broker", "broker", redacted(s.urls))
+		l.log.Info("reconnected to the broker", "broker", broker.Redacted(s.urls))
 		l.mu.Lock()
 		filters := l.filters
 		l.mu.Unlock()
@@ -177,7 +167,7 @@ func dial(ctx context.Context, s *settings, session string, routes ...string) (*
 			err = fmt.Errorf("%w: %w", ErrNotAuthorized, err)
 			hint = "check the user and password, or the client certificate"
 		}
-		return nil, fmt.Errorf("push: connect to %s: %w (%s)", redacted(s.urls), err, hint)
+		return nil, fmt.Errorf("push: connect to %s: %w (%s)", broker.Redacted(s.urls), err, hint)
 	}
 	return l, nil
 }
