@@ -15,6 +15,7 @@ type Write struct {
 	Epoch    uint64
 	X        float64 // the state the output was computed from
 	Out      float64
+	At       int64 // when the fence admitted it (CLOCK_MONOTONIC ns); set by Write
 }
 
 // Ledger stands for the actuators: every write passes through a lease fence
@@ -38,11 +39,12 @@ func NewLedger() *Ledger { return &Ledger{writes: map[int64][]Write{}} }
 func (l *Ledger) Write(w Write) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.fence.Admit(w.Epoch, mono.Now()); err != nil {
+	w.At = mono.Now()
+	if err := l.fence.Admit(w.Epoch, w.At); err != nil {
 		l.refused = append(l.refused, w)
 		return err
 	}
-	l.fence.Stamp(w.Epoch, mono.Now())
+	l.fence.Stamp(w.Epoch, w.At)
 	l.writes[w.Tick] = append(l.writes[w.Tick], w)
 	return nil
 }
