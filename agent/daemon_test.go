@@ -27,6 +27,7 @@ import (
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build"
 	"github.com/skyswap/skyswap/images/build/buildtest"
+	"github.com/skyswap/skyswap/loopback"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -101,7 +102,7 @@ func newAgentRig(t *testing.T, opts ...rigOpts) *agentRig {
 		t.Fatal(err)
 	}
 	r.kid, r.priv = command.KeyID(pub), priv
-	natsAddr, err := rig.FreeAddr()
+	natsAddr, err := loopback.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/skyswap/skyswap/loopback"
 )
 
 // ClusterConfig configures StartCluster. Bin and Dir are required; every
@@ -89,14 +91,14 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error
 	if n == 0 {
 		n = 3
 	}
+	free, err := loopback.Ports(4 * n)
+	if err != nil {
+		return nil, fmt.Errorf("rig: cluster: %w", err)
+	}
 	ports := make([][4]int, n) // client, monitor, route, mqtt
 	var routes []string
 	for i := range ports {
-		for k := range ports[i] {
-			if ports[i][k], err = freePort(); err != nil {
-				return nil, err
-			}
-		}
+		ports[i] = [4]int(free[4*i:])
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][2]))
 	}
 	c = &Cluster{}
@@ -124,23 +126,33 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error
 			return c, err
 		}
 	}
-	for _, nd := range c.Nodes {
-		if err := nd.ready(ctx); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+	return c, c.ready(ctx)
 }
 
-func freePort() (int, error) {
-	a, err := FreeAddr()
-	if err != nil {
-		return 0, err
+// ready waits until every node is ready, and fails as soon as any node
+// exits: a new cluster elects no JetStream leader until every node its
+// routes name has joined, so the others would wait forever.
+func (c *Cluster) ready(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	for _, nd := range c.Nodes {
+		go func() {
+			select {
+			case <-nd.proc.Done():
+				cancel(fmt.Errorf("rig: nats-server %s exited at start: %v (its log: the cluster's Logs)", nd.Name, nd.proc.Err()))
+			case <-ctx.Done():
+			}
+		}()
 	}
-	_, p, _ := net.SplitHostPort(a)
-	var port int
-	_, err = fmt.Sscan(p, &port)
-	return port, err
+	for _, nd := range c.Nodes {
+		if err := nd.ready(ctx); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func (nd *Node) start() error {

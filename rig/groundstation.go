@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/skyswap/skyswap/loopback"
 )
 
 // GroundStation is `dronectl ground` running as a process: the fleet's
@@ -50,7 +52,7 @@ type GroundConfig struct {
 func StartGround(ctx context.Context, cfg GroundConfig) (*GroundStation, error) {
 	addrs := make([]string, 3)
 	for i := range addrs {
-		a, err := FreeAddr()
+		a, err := loopback.Addr()
 		if err != nil {
 			return nil, err
 		}

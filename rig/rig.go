@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"github.com/skyswap/skyswap/hw/sim"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/loopback"
 )
 
 // Binaries are the programs a rig runs.
@@ -85,16 +85,6 @@ func goBuild(ctx context.Context, out, pkg, goarch, ldflags, tags string) error 
 	return nil
 }
 
-// FreeAddr returns a loopback TCP address that was free a moment ago.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // Sim is a running drone-sim process.
 type Sim struct {
 	Socket string // the bus socket; flight apps use FLIGHT_BUS=sim:<Socket>
@@ -106,7 +96,7 @@ type Sim struct {
 // StartSim starts drone-sim with its socket in dir and the extra SIM_*
 // settings in env, logging to logw, and waits until it answers.
 func StartSim(ctx context.Context, bin, dir string, env []string, logw io.Writer) (*Sim, error) {
-	addr, err := FreeAddr()
+	addr, err := loopback.Addr()
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/controller/push"
 	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/loopback"
 )
 
 // StackConfig configures StartStack. The zero value of each optional field
@@ -153,7 +154,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 // startAgent starts drone-agent on the stack and waits until it is
 // online.
 func (s *Stack) startAgent(ctx context.Context, cfg StackConfig, keys, simDir string) error {
-	natsAddr, err := FreeAddr()
+	natsAddr, err := loopback.Addr()
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ import (
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim/referee"
 	"github.com/skyswap/skyswap/images/build"
+	"github.com/skyswap/skyswap/loopback"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -285,7 +286,7 @@ func pageAddr() (string, error) {
 		l.Close()
 		return ground.DefaultListen, nil
 	}
-	return rig.FreeAddr()
+	return loopback.Addr()
 }
 
 // fly calls show once a second and, 6 s in, update beside it, until

@@ -26,6 +26,7 @@ import (
 	"github.com/skyswap/skyswap/handoff/onboard"
 	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/build/buildtest"
+	"github.com/skyswap/skyswap/loopback"
 	"github.com/skyswap/skyswap/rig"
 )
 
@@ -98,7 +99,7 @@ func newChaosRig(t *testing.T) *chaosRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.nats.Shutdown)
-	if r.relay, err = rig.FreeAddr(); err != nil {
+	if r.relay, err = loopback.Addr(); err != nil {
 		t.Fatal(err)
 	}
 	r.inst = instances.New(r.rt, instances.Config{

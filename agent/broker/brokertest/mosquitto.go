@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/agent/broker"
+	"github.com/skyswap/skyswap/loopback"
 )
 
 // GroundUser is the user name of the ground station when Options.Drones
@@ -146,14 +147,15 @@ func Run(dir string, opts *Options) (*Mosquitto, error) {
 			}
 		}
 	}
-	// A free port can be taken by someone else before mosquitto binds it:
-	// try a few.
+	// A port picked free can still be taken by another picker before
+	// mosquitto binds it: try a few.
 	var err error
 	for range 5 {
-		var port int
-		if port, err = freePort(); err != nil {
+		var ports []int
+		if ports, err = loopback.Ports(1); err != nil {
 			continue
 		}
+		port := ports[0]
 		m.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		scheme := "tcp"
 		if m.opts.TLS {
@@ -176,15 +178,6 @@ func skipOrFail(t testing.TB, msg string) {
 		t.Fatalf("%s (CI is set: CI must install mosquitto, e.g. scripts/dev-setup.sh mosquitto)", msg)
 	}
 	t.Skip(msg)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (m *Mosquitto) writeConfig(port int) error {
