@@ -51,6 +51,11 @@ type SoakResult struct {
 	// SteadyMaxGapMs the longest in the second before any command.
 	MaxGapMs       float64 `json:"max_gap_ms"`
 	SteadyMaxGapMs float64 `json:"steady_max_gap_ms"`
+	// MaxGapAtMs is where MaxGapMs began, from its update's cut-over
+	// (negative: before it), which tells what the flight was waiting on:
+	// about -500..-350 ms is the candidate's container starting, 0 the
+	// cut-over itself, after it probation.
+	MaxGapAtMs float64 `json:"max_gap_at_ms"`
 	// CutoverGapMaxMs is the longest from the old owner's last motor
 	// update to the new owner's first: the hand-over's own cost, a tick
 	// plus what it adds.
@@ -109,6 +114,7 @@ type soakUpdate struct {
 	retries                 int
 	cmdToControlMs          float64
 	windowMaxGap, steadyGap float64
+	windowMaxGapAt          float64 // ms from the cut-over
 	cutGap                  float64
 	window                  referee.Report // from the end of the previous update to the end of this one
 }
@@ -129,7 +135,9 @@ func (r *SoakResult) add(u soakUpdate) {
 	r.FalseTakebacks += u.window.FalseTakebacks
 	r.DoubleDrive += u.window.DoubleDrive
 	r.Crashed = r.Crashed || u.window.Crashed
-	r.MaxGapMs = max(r.MaxGapMs, round3(u.windowMaxGap))
+	if g := round3(u.windowMaxGap); g > r.MaxGapMs {
+		r.MaxGapMs, r.MaxGapAtMs = g, round3(u.windowMaxGapAt)
+	}
 	r.SteadyMaxGapMs = max(r.SteadyMaxGapMs, round3(u.steadyGap))
 	r.CutoverGapMaxMs = max(r.CutoverGapMaxMs, round3(u.cutGap))
 }
@@ -241,6 +249,7 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	}
 	u.cmdToControlMs = float64(c.At-sent) / 1e6
 	u.windowMaxGap, u.steadyGap, u.cutGap = c.Window.MaxGapMs, c.Steady.MaxGapMs, c.GapMs
+	u.windowMaxGapAt = float64(c.Window.MaxGapAt-c.At) / 1e6
 	fmt.Fprintf(sr.logs, "skyswap-soak: %s\n", c)
 	return nil
 }
@@ -254,8 +263,8 @@ type Cutover struct {
 }
 
 func (c Cutover) String() string {
-	return fmt.Sprintf("cut-over gap %.2f ms; ±500 ms window max %.2f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
-		c.GapMs, c.Window.MaxGapMs, c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
+	return fmt.Sprintf("cut-over gap %.2f ms; ±500 ms window max %.2f ms at %+.0f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
+		c.GapMs, c.Window.MaxGapMs, float64(c.Window.MaxGapAt-c.At)/1e6, c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
 }
 
 // MeasureCutover judges the cut-over to owner of an update whose command

@@ -172,7 +172,7 @@ func TestCameraReportJSON(t *testing.T) {
 
 // TestReportJSONUnchanged pins the motor report's JSON keys: the camera's
 // figures live in CameraReport, and /report changes only by deliberate
-// additions (the take-back counts).
+// additions (the take-back counts, where the longest gap began).
 func TestReportJSONUnchanged(t *testing.T) {
 	r := New(Config{})
 	read(r, t0, "v1", 1, packets(0, 0, 63, 63))
@@ -190,7 +190,7 @@ func TestReportJSONUnchanged(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{"airborne", "alt_err_max_m", "alt_err_p99_m", "att_err_max_deg", "att_err_p99_deg",
-		"crashed", "crashed_at", "double_drive", "false_takebacks", "from", "max_gap_ms", "mean_gap_ms", "p99_gap_ms",
+		"crashed", "crashed_at", "double_drive", "false_takebacks", "from", "max_gap_at", "max_gap_ms", "mean_gap_ms", "p99_gap_ms",
 		"samples", "seconds", "stale_refused", "takebacks", "to", "truncated", "updates", "writer_switches", "writers"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("Report JSON keys %v, want %v", keys, want)

@@ -61,6 +61,7 @@ type Report struct {
 	Writers []string `json:"writers"` // distinct writers of motor updates, in order of first update; never nil
 
 	MaxGapMs  float64 `json:"max_gap_ms"`  // longest interval between consecutive motor updates
+	MaxGapAt  int64   `json:"max_gap_at"`  // when it began (the earlier update), ns; 0 without one
 	P99GapMs  float64 `json:"p99_gap_ms"`  // nearest-rank 99th percentile of those intervals
 	MeanGapMs float64 `json:"mean_gap_ms"` // their mean
 
@@ -219,6 +220,9 @@ func (r *Referee) Report(from, to int64) Report {
 		if prev != nil {
 			d := w.T - prev.T
 			gaps = append(gaps, float64(d)/1e6)
+			if float64(d)/1e6 > rep.MaxGapMs {
+				rep.MaxGapMs, rep.MaxGapAt = float64(d)/1e6, prev.T
+			}
 			if w.Writer != prev.Writer {
 				rep.WriterSwitches++
 				if d < r.halfTick {
@@ -241,7 +245,6 @@ func (r *Referee) Report(from, to int64) Report {
 		}
 		rep.MeanGapMs = sum / float64(len(gaps))
 		slices.Sort(gaps)
-		rep.MaxGapMs = gaps[len(gaps)-1]
 		rep.P99GapMs = p99(gaps)
 	}
 

@@ -56,21 +56,22 @@ func TestGaps(t *testing.T) {
 		writes               []Write
 		updates              int
 		maxMs, p99Ms, meanMs float64
+		maxAt                int64 // the longest gap's start: the first of equals
 	}{
-		{"empty", nil, 0, 0, 0, 0},
-		{"single update", series(t0, 1, "a"), 1, 0, 0, 0},
-		{"steady 400 Hz", series(t0, 401, "a"), 401, 2.5, 2.5, 2.5},
-		{"one 10 ms hole", hole, 198, 10, 2.5, 200 * 2.5 / 197},
-		{"non-updates ignored", idle, 6, 5, 5, 5},
+		{"empty", nil, 0, 0, 0, 0, 0},
+		{"single update", series(t0, 1, "a"), 1, 0, 0, 0, 0},
+		{"steady 400 Hz", series(t0, 401, "a"), 401, 2.5, 2.5, 2.5, t0},
+		{"one 10 ms hole", hole, 198, 10, 2.5, 200 * 2.5 / 197, t0 + 100*tick},
+		{"non-updates ignored", idle, 6, 5, 5, 5, t0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := New(Config{})
 			record(r, tt.writes)
 			rep := r.Report(0, 0)
-			if rep.Updates != tt.updates || !near(rep.MaxGapMs, tt.maxMs) || !near(rep.P99GapMs, tt.p99Ms) || !near(rep.MeanGapMs, tt.meanMs) {
-				t.Errorf("updates %d max %v p99 %v mean %v; want %d %v %v %v",
-					rep.Updates, rep.MaxGapMs, rep.P99GapMs, rep.MeanGapMs, tt.updates, tt.maxMs, tt.p99Ms, tt.meanMs)
+			if rep.Updates != tt.updates || !near(rep.MaxGapMs, tt.maxMs) || !near(rep.P99GapMs, tt.p99Ms) || !near(rep.MeanGapMs, tt.meanMs) || rep.MaxGapAt != tt.maxAt {
+				t.Errorf("updates %d max %v at %d p99 %v mean %v; want %d %v at %d %v %v",
+					rep.Updates, rep.MaxGapMs, rep.MaxGapAt, rep.P99GapMs, rep.MeanGapMs, tt.updates, tt.maxMs, tt.maxAt, tt.p99Ms, tt.meanMs)
 			}
 		})
 	}
