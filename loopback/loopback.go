@@ -60,11 +60,25 @@ func pick(n, lo, hi int) ([]int, error) {
 
 // Addr returns a loopback address (127.0.0.1:port) free when picked.
 func Addr() (string, error) {
-	p, err := Ports(1)
+	a, err := Addrs(1)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("127.0.0.1:%d", p[0]), nil
+	return a[0], nil
+}
+
+// Addrs returns n loopback addresses on distinct ports, as Ports picks
+// them: for one server with several listeners.
+func Addrs(n int) ([]string, error) {
+	ports, err := Ports(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	for i, p := range ports {
+		out[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	return out, nil
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range; Linux's

@@ -68,3 +68,21 @@ func threeFree(t *testing.T) int {
 	t.Fatal("no three consecutive free ports")
 	return 0
 }
+
+// TestAddrs: n loopback addresses, no port twice.
+func TestAddrs(t *testing.T) {
+	addrs, err := Addrs(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 3 || addrs[0] == addrs[1] || addrs[1] == addrs[2] || addrs[0] == addrs[2] {
+		t.Fatalf("Addrs(3) = %v, want three distinct addresses", addrs)
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("%s was returned as free: %v", a, err)
+		}
+		defer ln.Close()
+	}
+}

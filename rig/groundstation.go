@@ -50,13 +50,9 @@ type GroundConfig struct {
 // unless cfg.Broker names one) on free loopback ports, and returns once
 // the page answers.
 func StartGround(ctx context.Context, cfg GroundConfig) (*GroundStation, error) {
-	addrs := make([]string, 3)
-	for i := range addrs {
-		a, err := loopback.Addr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = a
+	addrs, err := loopback.Addrs(3) // page, MQTT, registry
+	if err != nil {
+		return nil, err
 	}
 	listen := cfg.Listen
 	if listen == "" {
@@ -74,7 +70,6 @@ func StartGround(ctx context.Context, cfg GroundConfig) (*GroundStation, error) 
 		args = append(args, "-key", cfg.KeyFile)
 	}
 	bin, logw := cfg.Bin, cfg.Logs
-	var err error
 	if g.proc, err = Start(bin, nil, logw, args...); err != nil {
 		return nil, err
 	}
