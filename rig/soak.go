@@ -249,7 +249,7 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	}
 	u.cmdToControlMs = float64(c.At-sent) / 1e6
 	u.windowMaxGap, u.steadyGap, u.cutGap = c.Window.MaxGapMs, c.Steady.MaxGapMs, c.GapMs
-	u.windowMaxGapAt = float64(c.Window.MaxGapAt-c.At) / 1e6
+	u.windowMaxGapAt = c.MaxGapAtMs()
 	fmt.Fprintf(sr.logs, "skyswap-soak: %s\n", c)
 	return nil
 }
@@ -264,8 +264,12 @@ type Cutover struct {
 
 func (c Cutover) String() string {
 	return fmt.Sprintf("cut-over gap %.2f ms; ±500 ms window max %.2f ms at %+.0f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
-		c.GapMs, c.Window.MaxGapMs, float64(c.Window.MaxGapAt-c.At)/1e6, c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
+		c.GapMs, c.Window.MaxGapMs, c.MaxGapAtMs(), c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
 }
+
+// MaxGapAtMs is where the window's longest gap began, in ms from the
+// cut-over (negative: before it).
+func (c Cutover) MaxGapAtMs() float64 { return float64(c.Window.MaxGapAt-c.At) / 1e6 }
 
 // MeasureCutover judges the cut-over to owner of an update whose command
 // went out at sent and which ended at end (CLOCK_MONOTONIC ns): the gap it

@@ -219,9 +219,10 @@ func (r *Referee) Report(from, to int64) Report {
 		}
 		if prev != nil {
 			d := w.T - prev.T
-			gaps = append(gaps, float64(d)/1e6)
-			if float64(d)/1e6 > rep.MaxGapMs {
-				rep.MaxGapMs, rep.MaxGapAt = float64(d)/1e6, prev.T
+			ms := float64(d) / 1e6
+			gaps = append(gaps, ms)
+			if ms > rep.MaxGapMs {
+				rep.MaxGapMs, rep.MaxGapAt = ms, prev.T
 			}
 			if w.Writer != prev.Writer {
 				rep.WriterSwitches++
