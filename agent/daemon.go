@@ -55,6 +55,12 @@ type DaemonConfig struct {
 	Grace       float64 // AGENT_GRACE_S: SIGTERM to SIGKILL, seconds; 0 = 30
 	Lease       string  // AGENT_LEASE: the motors' lease as the agent reads it: sim:PATH (the virtual drone's socket) or the shared-memory file; "" = /dev/shm/skyswap-lease
 	Probation   float64 // AGENT_PROBATION_S: hand-over probation, seconds; 0 = coordinator.DefaultProbation
+	// AppRTMs is AGENT_APP_RT_MS: the CPU time, ms per second, each app
+	// instance may run under SCHED_FIFO, which FLIGHT_RT_PRIO asks for
+	// (containers.Spec.RealTime); 0 = none, the default, and the app's
+	// request is refused. 1..400: two instances run through a hand-over,
+	// and the machine keeps real-time time of its own.
+	AppRTMs float64
 	// Labels are AGENT_LABELS, key=value,... (report.ParseLabels): what the
 	// drone says about itself in its retained state, for the ground to
 	// pick drones by (dronectl rollout -select site=field-a); nil = none.
@@ -90,6 +96,7 @@ func LoadDaemonConfig(getenv func(string) string) (DaemonConfig, error) {
 	r.Float("AGENT_GRACE_S", &c.Grace, 0.1, 600)
 	r.String("AGENT_LEASE", &c.Lease)
 	r.Float("AGENT_PROBATION_S", &c.Probation, 0.1, 600)
+	r.Float("AGENT_APP_RT_MS", &c.AppRTMs, 1, 400)
 	var droneLabels string
 	r.String("AGENT_LABELS", &droneLabels)
 	var err error
@@ -229,7 +236,8 @@ func (d *daemon) openRuntime(ctx context.Context) error {
 	d.onClose(func() { d.rt.Close() })
 	env := append(splitList(cfg.AppEnv, ";"), "FLIGHT_NATS="+cmp.Or(cfg.AppNATSURL, d.natsURL), "FLIGHT_APP="+cfg.App)
 	d.inst = instances.New(d.rt, instances.Config{Env: env, Mounts: mounts, Devices: splitList(cfg.Devices, ","),
-		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{labels.App: cfg.App}})
+		Grace: time.Duration(cfg.Grace * float64(time.Second)), Labels: map[string]string{labels.App: cfg.App},
+		RealTime: time.Duration(cfg.AppRTMs * float64(time.Millisecond))})
 	ls, err := bus.OpenLease(ctx, cfg.Lease, "drone-agent")
 	if err != nil {
 		return fmt.Errorf("AGENT_LEASE: %w", err)

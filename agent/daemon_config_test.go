@@ -2,6 +2,7 @@ package agent
 
 import (
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/skyswap/skyswap/agent/broker"
@@ -69,5 +70,33 @@ func TestOfflineState(t *testing.T) {
 	}
 	if got, want := string(OfflineState("d1", map[string]string{"site": "a"})), `{"drone":"d1","online":false,"labels":{"site":"a"}}`; got != want {
 		t.Errorf("OfflineState = %s, want %s", got, want)
+	}
+}
+
+func TestLoadDaemonConfigAppRT(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  float64
+		bad   bool
+	}{
+		{"", 0, false},
+		{"200", 200, false},
+		{"0.5", 0, true},  // below 1 ms: no loop runs on that
+		{"401", 0, true},  // two instances would take most of the machine's
+		{"fast", 0, true}, // not a number
+	} {
+		env := map[string]string{"AGENT_DRONE": "d1", "AGENT_BROKER_URL": "tcp://127.0.0.1:1883",
+			"AGENT_TRUSTED_KEYS": "k=/etc/skyswap/ground.pub", "AGENT_APP_RT_MS": tc.value}
+		c, err := LoadDaemonConfig(func(k string) string { return env[k] })
+		if (err != nil) != tc.bad {
+			t.Errorf("AGENT_APP_RT_MS=%q: err %v, want error %v", tc.value, err, tc.bad)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), "AGENT_APP_RT_MS") {
+			t.Errorf("AGENT_APP_RT_MS=%q: %v, want an error naming the setting", tc.value, err)
+		}
+		if !tc.bad && c.AppRTMs != tc.want {
+			t.Errorf("AGENT_APP_RT_MS=%q: AppRTMs = %v, want %v", tc.value, c.AppRTMs, tc.want)
+		}
 	}
 }

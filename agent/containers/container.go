@@ -37,6 +37,10 @@ type Spec struct {
 	// i2c or video group would.
 	Devices []string
 	Labels  map[string]string // container labels, returned by Inspect
+	// RealTime lets the container's threads take SCHED_FIFO, using up to
+	// this much CPU time per second under it (realtime.go); less than a
+	// second. 0 = ordinary scheduling only, the default.
+	RealTime time.Duration
 }
 
 // Mount is a bind mount of host path Source at Target in the container.
@@ -75,6 +79,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 	if s.ID == "" || s.Image == "" {
 		return fmt.Errorf("containers: start: Spec needs an ID and an Image")
 	}
+	if s.RealTime < 0 || s.RealTime >= rtPeriod {
+		return fmt.Errorf("containers: start %s: real-time time %v per second: want 0 (none) or less than %v", s.ID, s.RealTime, rtPeriod)
+	}
 	img, err := r.c.GetImage(ctx, s.Image)
 	if err != nil {
 		return classify(err, "start %s: image %s (pull it first)", s.ID, s.Image)
@@ -94,6 +101,13 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (retErr error) {
 	labels, err := withImageLabels(ctx, img, s.Labels)
 	if err != nil {
 		return fmt.Errorf("containers: start %s: %w", s.ID, err)
+	}
+	if s.RealTime > 0 {
+		r.rt.mu.Lock() // until the task (and its cgroup) exists
+		defer r.rt.mu.Unlock()
+		if err := r.rt.reserve(s.RealTime); err != nil {
+			return fmt.Errorf("containers: start %s: %w", s.ID, err)
+		}
 	}
 	c, err := r.c.NewContainer(ctx, s.ID,
 		client.WithImage(img),
@@ -202,6 +216,9 @@ func (r *Runtime) specOpts(s Spec, img client.Image) ([]oci.SpecOpts, error) {
 		oci.WithHostResolvconf,
 		oci.WithMounts(mounts),
 	}
+	if s.RealTime > 0 {
+		opts = append(opts, withRealTime(s.RealTime, r.rt.root != ""))
+	}
 	var gids []uint32
 	for _, d := range s.Devices {
 		fi, err := os.Stat(d)
@@ -272,6 +289,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	if _, err := t.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return classify(err, "stop %s: delete task", id)
 	}
+	r.rt.settle(id) // the task's cgroup went with it
 	return nil
 }
 
@@ -325,6 +343,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return classify(err, "remove %s", id)
 	}
+	r.rt.settle(id)
 	return nil
 }
 

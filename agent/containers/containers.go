@@ -4,7 +4,8 @@
 // this package; callers see Image, Spec, Status and the sentinel errors.
 //
 // Every container runs unprivileged: a read-only root filesystem, the
-// image's user, no capabilities, no new privileges, containerd's default
+// image's user, no capabilities (but CAP_SYS_NICE for a Spec with RealTime:
+// realtime.go), no new privileges, containerd's default
 // seccomp profile, the host's network namespace (the on-board NATS listens
 // on 127.0.0.1), a tmpfs on /tmp, and access to exactly the host devices its
 // Spec lists (plus the standard /dev/null, /dev/zero... set that runc gives
@@ -74,6 +75,7 @@ type Runtime struct {
 	logDir      string
 	platform    platforms.MatchComparer
 	hosts       docker.RegistryHosts
+	rt          *rtBudget
 }
 
 // Open connects to containerd and checks that it answers. When no daemon
@@ -128,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	hosts := docker.ConfigureDefaultRegistries(
 		docker.WithAuthorizer(docker.NewDockerAuthorizer()),
 		docker.WithPlainHTTP(func(host string) (bool, error) { return plain[host], nil }))
-	return &Runtime{c: c, ns: cfg.Namespace, snapshotter: cfg.Snapshotter, logDir: cfg.LogDir,
+	return &Runtime{c: c, ns: cfg.Namespace, snapshotter: cfg.Snapshotter, logDir: cfg.LogDir, rt: newRTBudget(cfg.Namespace),
 		platform: platform, hosts: hosts}, nil
 }
 

@@ -659,3 +659,48 @@ func TestStartOverLeftovers(t *testing.T) {
 		})
 	}
 }
+
+// TestRealTime: a container with Spec.RealTime may put a thread under
+// SCHED_FIFO, one without may not; where the kernel budgets real-time time
+// by cgroup, the namespace's group holds what the running container holds,
+// and gives it back when the container goes.
+func TestRealTime(t *testing.T) {
+	r := openTest(t)
+	ctx := context.Background()
+	ref := pulled(t, r)
+	env := []string{"PROBE_RT=1"}
+	plain, rt := "plain-"+nonce(), "rt-"+nonce()
+	t.Cleanup(func() { r.Remove(ctx, plain); r.Remove(ctx, rt) })
+	if err := r.Start(ctx, Spec{ID: plain, Image: ref, Env: env}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitLog(t, plain, "ready")["rt"]; len(got) != 1 || !strings.Contains(got[0], "operation not permitted") {
+		t.Errorf("without RealTime, SCHED_FIFO: %q, want operation not permitted", got)
+	}
+	if err := r.Start(ctx, Spec{ID: rt, Image: ref, Env: env, RealTime: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitLog(t, rt, "ready")["rt"]; len(got) != 1 || got[0] != "ok" {
+		t.Errorf("with RealTime, SCHED_FIFO: %q, want ok", got)
+	}
+	if err := r.Start(ctx, Spec{ID: "too-much-" + nonce(), Image: ref, RealTime: time.Second}); err == nil {
+		t.Error("RealTime of a whole second started")
+	}
+	if r.rt.root == "" {
+		t.Logf("no cgroup v1 real-time groups here: the capability alone grants SCHED_FIFO")
+		return
+	}
+	nsGroup := filepath.Join(r.rt.root, testNamespace)
+	if got := mustRead(t, filepath.Join(nsGroup, rt, "cpu.rt_runtime_us")); strings.TrimSpace(got) != "100000" {
+		t.Errorf("the container's group holds %s µs per second, want 100000", got)
+	}
+	if got := mustRead(t, filepath.Join(nsGroup, "cpu.rt_runtime_us")); strings.TrimSpace(got) != "100000" {
+		t.Errorf("the namespace's group holds %s µs per second, want 100000 (what its containers hold)", got)
+	}
+	if err := r.Stop(ctx, rt, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, filepath.Join(nsGroup, "cpu.rt_runtime_us")); strings.TrimSpace(got) != "0" {
+		t.Errorf("after the stop the namespace's group holds %s µs per second, want 0", got)
+	}
+}

@@ -52,6 +52,9 @@ type Config struct {
 	// Labels are put on every container; the runtime adds
 	// io.skyswap.instance.
 	Labels map[string]string
+	// RealTime is the CPU time per second each instance may use under
+	// SCHED_FIFO (containers.Spec.RealTime); 0 = none, the default.
+	RealTime time.Duration
 }
 
 // Runtime starts and stops instances. It implements coordinator.Runtime.
@@ -88,6 +91,7 @@ func (r *Runtime) Start(ctx context.Context, s coordinator.Spec) error {
 	env := append(append(slices.Clone(r.cfg.Env), "FLIGHT_INSTANCE="+s.Instance), s.Env()...)
 	err := r.c.Start(ctx, containers.Spec{
 		ID: s.Instance, Image: s.Image, Env: env, Mounts: r.cfg.Mounts, Devices: r.cfg.Devices, Labels: ls,
+		RealTime: r.cfg.RealTime,
 	})
 	if err != nil {
 		return fmt.Errorf("instances: start %s: %w", s.Instance, err)

@@ -7,7 +7,8 @@
 // PROBE_IGNORE_TERM=1 ignores SIGTERM (to exercise SIGKILL); PROBE_DIAL=addr
 // connects to addr over TCP and sends "hello from probe"; PROBE_RO_DIR and
 // PROBE_RW_DIR are bind-mount targets to read and write; PROBE_OPEN lists
-// device paths to open read-write.
+// device paths to open read-write; PROBE_RT=1 tries SCHED_FIFO (priority 10)
+// on its main thread.
 package main
 
 import (
@@ -16,11 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 func main() {
@@ -66,6 +69,9 @@ func main() {
 		}
 		fmt.Printf("dial %s: %s\n", a, result(err))
 	}
+	if os.Getenv("PROBE_RT") == "1" {
+		fmt.Printf("rt: %s\n", result(fifo(10)))
+	}
 	if s := os.Getenv("PROBE_EXIT"); s != "" {
 		n, _ := strconv.Atoi(s)
 		fmt.Println("exit:", n)
@@ -85,6 +91,18 @@ func main() {
 	}
 	<-sigs
 	fmt.Println("term")
+}
+
+// fifo puts the calling thread under SCHED_FIFO at prio.
+func fifo(prio int32) error {
+	runtime.LockOSThread() // for good: the thread leaves with the probe
+	param := struct{ prio int32 }{prio}
+	const schedFIFO = 1
+	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, schedFIFO, uintptr(unsafe.Pointer(&param)))
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 func result(err error) string {
