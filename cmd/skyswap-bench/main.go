@@ -32,7 +32,9 @@
 //	          case: SOAK_UPDATES signed updates (default 4; make soak: 50)
 //	          through dronectl push, alternating v2 and v1 in 1 N gusts, at
 //	          each of SOAK_RATES (250,400,1000 Hz), first quiet, then beside
-//	          a CPU hog (a busy loop per core, in its own cgroup): how many
+//	          a CPU hog (a busy loop per core, in its own cgroup), with the
+//	          flight loop and the simulator under SCHED_FIFO as on a drone
+//	          (SOAK_RT=0: ordinary scheduling): how many
 //	          commit, abort or revert, the agent's own retries, take-backs
 //	          (false ones: the owner was still writing), double drive, the
 //	          motor gaps at the cut-overs against the steady ones, and

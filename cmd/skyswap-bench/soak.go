@@ -16,11 +16,14 @@ import (
 
 // soakSettings are the soak's settings from the environment:
 // SOAK_UPDATES (per case; make bench: 4, make soak: 50), SOAK_RATES
-// (Hz, comma separated; 250,400,1000) and SOAK_LOADS (quiet,hog).
+// (Hz, comma separated; 250,400,1000), SOAK_LOADS (quiet,hog) and SOAK_RT
+// (1: the flight loop and the simulator under SCHED_FIFO, as on a drone;
+// 0: ordinary scheduling).
 type soakSettings struct {
-	updates int
-	rates   []int
-	loads   []string
+	updates  int
+	rates    []int
+	loads    []string
+	ordinary bool
 }
 
 func loadSoakSettings(getenv func(string) string) (soakSettings, error) {
@@ -51,6 +54,13 @@ func loadSoakSettings(getenv func(string) string) (soakSettings, error) {
 			s.loads = append(s.loads, strings.TrimSpace(f))
 		}
 	}
+	switch v := getenv("SOAK_RT"); v {
+	case "", "1":
+	case "0":
+		s.ordinary = true
+	default:
+		return s, fmt.Errorf("SOAK_RT=%q: want 1 (SCHED_FIFO, as on a drone) or 0 (ordinary scheduling)", v)
+	}
 	return s, nil
 }
 
@@ -79,7 +89,7 @@ func benchSoak(ctx context.Context, dir string, logs io.Writer) error {
 			cfg := rig.SoakConfig{
 				Stack: rig.StackConfig{Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
 					Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench"},
-				Dronectl: filepath.Join(dir, "dronectl"), RateHz: rate, Updates: set.updates,
+				Dronectl: filepath.Join(dir, "dronectl"), RateHz: rate, Updates: set.updates, Ordinary: set.ordinary,
 			}
 			if load == "hog" {
 				cfg.Hogs = runtime.NumCPU()

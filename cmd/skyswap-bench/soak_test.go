@@ -8,19 +8,21 @@ import (
 
 func TestLoadSoakSettings(t *testing.T) {
 	cases := []struct {
-		name    string
-		env     map[string]string
-		updates int
-		rates   []int
-		loads   []string
-		err     string // in the error; "" = none
+		name     string
+		env      map[string]string
+		updates  int
+		rates    []int
+		loads    []string
+		ordinary bool
+		err      string // in the error; "" = none
 	}{
-		{"defaults", nil, 4, []int{250, 400, 1000}, []string{"quiet", "hog"}, ""},
-		{"set", map[string]string{"SOAK_UPDATES": "50", "SOAK_RATES": "1000, 2000", "SOAK_LOADS": "hog"}, 50, []int{1000, 2000}, []string{"hog"}, ""},
-		{"zero updates", map[string]string{"SOAK_UPDATES": "0"}, 0, nil, nil, "SOAK_UPDATES"},
-		{"rate out of range", map[string]string{"SOAK_RATES": "400,5000"}, 0, nil, nil, `"5000" is not a loop rate`},
-		{"rate not a number", map[string]string{"SOAK_RATES": "fast"}, 0, nil, nil, "SOAK_RATES"},
-		{"unknown load", map[string]string{"SOAK_LOADS": "quiet,busy"}, 0, nil, nil, `"busy" is not a load`},
+		{"defaults", nil, 4, []int{250, 400, 1000}, []string{"quiet", "hog"}, false, ""},
+		{"set", map[string]string{"SOAK_UPDATES": "50", "SOAK_RATES": "1000, 2000", "SOAK_LOADS": "hog", "SOAK_RT": "0"}, 50, []int{1000, 2000}, []string{"hog"}, true, ""},
+		{"zero updates", map[string]string{"SOAK_UPDATES": "0"}, 0, nil, nil, false, "SOAK_UPDATES"},
+		{"rate out of range", map[string]string{"SOAK_RATES": "400,5000"}, 0, nil, nil, false, `"5000" is not a loop rate`},
+		{"rate not a number", map[string]string{"SOAK_RATES": "fast"}, 0, nil, nil, false, "SOAK_RATES"},
+		{"unknown load", map[string]string{"SOAK_LOADS": "quiet,busy"}, 0, nil, nil, false, `"busy" is not a load`},
+		{"rt neither 0 nor 1", map[string]string{"SOAK_RT": "yes"}, 0, nil, nil, false, "SOAK_RT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -31,7 +33,7 @@ func TestLoadSoakSettings(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || s.updates != tc.updates || !slices.Equal(s.rates, tc.rates) || !slices.Equal(s.loads, tc.loads) {
+			if err != nil || s.updates != tc.updates || !slices.Equal(s.rates, tc.rates) || !slices.Equal(s.loads, tc.loads) || s.ordinary != tc.ordinary {
 				t.Fatalf("got %+v, %v", s, err)
 			}
 		})
