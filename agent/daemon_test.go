@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/ed25519"
@@ -318,6 +319,76 @@ func TestAgentEndToEnd(t *testing.T) {
 	if rep.Crashed || !rep.Airborne || rep.DoubleDrive != 0 || len(rep.Writers) != 2 || rep.WriterSwitches != 2 {
 		t.Fatalf("referee: %+v", rep)
 	}
+}
+
+// TestAgentRealTime flies as a drone is deployed (deploy/README.md): the
+// flight loop asks for SCHED_FIFO (FLIGHT_RT_PRIO) and the agent grants it
+// (AGENT_APP_RT_MS). Both instances of an update run their control thread
+// under SCHED_FIFO, the hand-over commits with the referee content, and
+// the retired instance's real-time time goes back.
+func TestAgentRealTime(t *testing.T) {
+	r := newAgentRig(t, rigOpts{simEnv: []string{"SIM_RT_PRIO=60"}})
+	r.cfg.AppEnv += ";FLIGHT_RT_PRIO=50"
+	r.cfg.AppRTMs = 300
+	ctx := context.Background()
+	r.runDaemon()
+	v1 := r.deploy(r.refs["v1"])
+	hover, err := r.sim.WaitHover(ctx, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.checkFIFO(v1.To)
+	v2 := r.update(command.KindUpdate, r.refs["v2"])
+	r.checkFIFO(v2.To)
+	r.onlyOneRunning(v2.To)
+	rep, err := r.sim.Report(ctx, hover, mono.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("under SCHED_FIFO: gap max %.2f ms p99 %.2f ms, takebacks %d", rep.MaxGapMs, rep.P99GapMs, rep.Takebacks)
+	if rep.Crashed || rep.DoubleDrive != 0 || rep.FalseTakebacks != 0 || rep.WriterSwitches != 1 {
+		t.Fatalf("referee: %+v", rep)
+	}
+	for _, l := range []string{v1.To, v2.To} {
+		if b, _ := os.ReadFile(containers.LogFile(r.cfg.LogDir, l)); bytes.Contains(b, []byte("without real-time priority")) {
+			t.Errorf("%s's loop ran without real-time priority:\n%s", l, b)
+		}
+	}
+	// cgroup v1 with real-time groups: the namespace holds v2's time only.
+	if p, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", testNamespace, "cpu.rt_runtime_us")); err == nil {
+		if got := strings.TrimSpace(string(p)); got != "300000" {
+			t.Errorf("the namespace's group holds %s µs per second after the update, want 300000 (v2's alone)", got)
+		}
+	}
+}
+
+// checkFIFO checks that instance's process has a thread under SCHED_FIFO:
+// its control loop.
+func (r *agentRig) checkFIFO(instance string) {
+	r.t.Helper()
+	c, err := containers.Open(context.Background(), containers.Config{Namespace: testNamespace, LogDir: r.cfg.LogDir})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Inspect(context.Background(), instance)
+	if err != nil || st.Pid == 0 {
+		r.t.Fatalf("inspect %s: %+v, %v", instance, st, err)
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", st.Pid))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		// Fields after the command's closing parenthesis start at field 3
+		// (state); the policy is field 41.
+		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(rest) > 38 && rest[38] == "1" { // SCHED_FIFO
+			return
+		}
+	}
+	r.t.Errorf("%s (pid %d): no thread under SCHED_FIFO among %d", instance, st.Pid, len(tasks))
 }
 
 // TestAgentLostStateDir: the drone's state directory is lost (reflashed,
