@@ -67,10 +67,11 @@ type Config struct {
 	LeaseFile string  // FLIGHT_LEASE_FILE: the shared epoch word on a Pi; "" = /dev/shm/skyswap-lease
 	LogEvery  float64 // FLIGHT_LOG_S: seconds between status logs; 0 = 1
 	// RTPriority is FLIGHT_RT_PRIO: SCHED_FIFO priority of the control
-	// thread, 1..99, when permitted (CAP_SYS_NICE); 0 = ordinary
-	// scheduling, the default. On a Pi set it (deploy/ uses 50). On the
-	// 2-vCPU development VM, SCHED_FIFO here stalled the simulator's
-	// replies by 50-300 ms, so simulation runs without it.
+	// thread, 1..99, when permitted (CAP_SYS_NICE: in a container, the
+	// agent's AGENT_APP_RT_MS grants it); 0 = ordinary scheduling, the
+	// default. A drone sets it (deploy/ uses 50). In simulation put the
+	// simulator above it (SIM_RT_PRIO), as the soak does: under the loop,
+	// the simulator's replies stalled by 50-300 ms on the 2-vCPU VM.
 	RTPriority int
 	// Camera is FLIGHT_CAMERA: on | off; "" = on when the build has the
 	// camera feature (v2 and later). On, the owner streams the Lepton's
