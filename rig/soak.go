@@ -32,6 +32,10 @@ type SoakConfig struct {
 	// scheduling; false = both under SCHED_FIFO, as on a drone
 	// (deploy/README.md): see RealTimeEnv.
 	Ordinary bool
+	// Probe is the latency probe's command (RunLatencyProbe: skyswap-bench
+	// latency-probe), which says what the machine itself cost a real-time
+	// thread in the same windows; nil = none.
+	Probe []string
 }
 
 // RealTimeEnv is what puts a soak's flight under SCHED_FIFO, as the
@@ -64,7 +68,7 @@ type SoakResult struct {
 	FalseTakebacks int     `json:"false_takebacks"`
 	DoubleDrive    int     `json:"double_drive"`
 	TickMs         float64 `json:"tick_ms"`
-	// MaxGapMs is the longest motor gap within ±500 ms of any cut-over;
+	// MaxGapMs is the longest motor gap within cutoverWindow of any cut-over;
 	// SteadyMaxGapMs the longest in the second before any command.
 	MaxGapMs       float64 `json:"max_gap_ms"`
 	SteadyMaxGapMs float64 `json:"steady_max_gap_ms"`
@@ -77,6 +81,14 @@ type SoakResult struct {
 	// update to the new owner's first: the hand-over's own cost, a tick
 	// plus what it adds.
 	CutoverGapMaxMs float64 `json:"cutover_gap_max_ms"`
+	// The machine's own stalls (SoakConfig.Probe): how late a do-nothing
+	// thread under SCHED_FIFO 99 woke, at worst, in the windows around the
+	// cut-overs, in the seconds before the commands, and in the window of
+	// MaxGapMs. A window gap the machine matched is the kernel's or the
+	// hypervisor's, not the flight's.
+	MachineMaxMs       float64 `json:"machine_max_ms"`
+	MachineSteadyMaxMs float64 `json:"machine_steady_max_ms"`
+	MachineAtMaxGapMs  float64 `json:"machine_at_max_gap_ms"`
 	// CmdToControl is from `dronectl push` starting to the new owner's
 	// first motor write, over the committed updates (the images are
 	// present: v1 and v2 were each pulled once before the count starts).
@@ -133,6 +145,7 @@ type soakUpdate struct {
 	windowMaxGap, steadyGap float64
 	windowMaxGapAt          float64 // ms from the cut-over
 	cutGap                  float64
+	machine, machineSteady  float64        // the latency probe's worst in the window, and in the second before
 	window                  referee.Report // from the end of the previous update to the end of this one
 }
 
@@ -153,8 +166,10 @@ func (r *SoakResult) add(u soakUpdate) {
 	r.DoubleDrive += u.window.DoubleDrive
 	r.Crashed = r.Crashed || u.window.Crashed
 	if g := round3(u.windowMaxGap); g > r.MaxGapMs {
-		r.MaxGapMs, r.MaxGapAtMs = g, round3(u.windowMaxGapAt)
+		r.MaxGapMs, r.MaxGapAtMs, r.MachineAtMaxGapMs = g, round3(u.windowMaxGapAt), round3(u.machine)
 	}
+	r.MachineMaxMs = max(r.MachineMaxMs, round3(u.machine))
+	r.MachineSteadyMaxMs = max(r.MachineSteadyMaxMs, round3(u.machineSteady))
 	r.SteadyMaxGapMs = max(r.SteadyMaxGapMs, round3(u.steadyGap))
 	r.CutoverGapMaxMs = max(r.CutoverGapMaxMs, round3(u.cutGap))
 }
@@ -162,6 +177,7 @@ func (r *SoakResult) add(u soakUpdate) {
 // soakRun is a soak's stack with v1 and v2 each flown once.
 type soakRun struct {
 	cfg   SoakConfig
+	probe *LatencyProbe // nil without SoakConfig.Probe
 	s     *Stack
 	g     *Ground
 	logs  io.Writer
@@ -206,11 +222,19 @@ func startSoak(ctx context.Context, cfg SoakConfig, logs io.Writer) (sr *soakRun
 			return sr, fmt.Errorf("rig: soak: first update to %s: %w", v, err)
 		}
 	}
+	if len(cfg.Probe) > 0 {
+		if sr.probe, err = StartLatencyProbe(cfg.Probe); err != nil {
+			return sr, err
+		}
+	}
 	sr.owner, sr.since = "v1", mono.Now()
 	return sr, nil
 }
 
 func (sr *soakRun) close() {
+	if sr.probe != nil {
+		sr.probe.Stop()
+	}
 	if sr.g != nil {
 		sr.g.Close()
 	}
@@ -272,7 +296,13 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	u.cmdToControlMs = float64(c.At-sent) / 1e6
 	u.windowMaxGap, u.steadyGap, u.cutGap = c.Window.MaxGapMs, c.Steady.MaxGapMs, c.GapMs
 	u.windowMaxGapAt = c.MaxGapAtMs()
-	fmt.Fprintf(sr.logs, "skyswap-soak: %s\n", c)
+	machine := ""
+	if sr.probe != nil {
+		u.machine = sr.probe.MaxMs(c.At-int64(cutoverWindow), c.At+int64(cutoverWindow))
+		u.machineSteady = sr.probe.MaxMs(sent-int64(time.Second), sent)
+		machine = fmt.Sprintf("; the machine's own stalls: %.2f ms in the window, %.2f ms the second before", u.machine, u.machineSteady)
+	}
+	fmt.Fprintf(sr.logs, "skyswap-soak: %s%s\n", c, machine)
 	return nil
 }
 
@@ -280,18 +310,21 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 type Cutover struct {
 	At     int64          // the new owner's first motor update, CLOCK_MONOTONIC ns
 	GapMs  float64        // from the old owner's last motor update to it
-	Window referee.Report // ±500 ms around At
+	Window referee.Report // cutoverWindow either side of At
 	Steady referee.Report // the second before the command
 }
 
 func (c Cutover) String() string {
-	return fmt.Sprintf("cut-over gap %.2f ms; ±500 ms window max %.2f ms at %+.0f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
-		c.GapMs, c.Window.MaxGapMs, c.MaxGapAtMs(), c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
+	return fmt.Sprintf("cut-over gap %.2f ms; ±%v window max %.2f ms at %+.0f ms (p99 %.2f), the second before %.2f ms (p99 %.2f)",
+		c.GapMs, cutoverWindow, c.Window.MaxGapMs, c.MaxGapAtMs(), c.Window.P99GapMs, c.Steady.MaxGapMs, c.Steady.P99GapMs)
 }
 
 // MaxGapAtMs is where the window's longest gap began, in ms from the
 // cut-over (negative: before it).
 func (c Cutover) MaxGapAtMs() float64 { return float64(c.Window.MaxGapAt-c.At) / 1e6 }
+
+// cutoverWindow is how far either side of a cut-over its window reaches.
+const cutoverWindow = 500 * time.Millisecond
 
 // MeasureCutover judges the cut-over to owner of an update whose command
 // went out at sent and which ended at end (CLOCK_MONOTONIC ns): the gap it
@@ -302,7 +335,7 @@ func (s *Stack) MeasureCutover(ctx context.Context, owner string, sent, end int6
 	if c.At, c.GapMs, err = s.FirstWrite(ctx, owner, sent, end); err != nil {
 		return c, err
 	}
-	if c.Window, err = s.Sim.Report(ctx, c.At-int64(500*time.Millisecond), c.At+int64(500*time.Millisecond)); err != nil {
+	if c.Window, err = s.Sim.Report(ctx, c.At-int64(cutoverWindow), c.At+int64(cutoverWindow)); err != nil {
 		return c, err
 	}
 	c.Steady, err = s.Sim.Report(ctx, sent-int64(time.Second), sent)

@@ -42,6 +42,9 @@
 //
 // BENCH=hover,handoff,camera,update,ground,rollout,soak (the default: all)
 // picks some.
+//
+// `skyswap-bench latency-probe` is the soak's machine-latency probe
+// (rig.RunLatencyProbe), which the soak starts as a process of its own.
 package main
 
 import (
@@ -61,6 +64,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == latencyProbeArg {
+		if err := rig.RunLatencyProbe(context.Background(), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "skyswap-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "skyswap-bench:", err)
 		os.Exit(1)

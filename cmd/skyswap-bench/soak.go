@@ -64,6 +64,9 @@ func loadSoakSettings(getenv func(string) string) (soakSettings, error) {
 	return s, nil
 }
 
+// latencyProbeArg runs this binary as the soak's latency probe.
+const latencyProbeArg = "latency-probe"
+
 // soakLine is the soak benchmark's line for one case.
 type soakLine struct {
 	Bench string `json:"bench"`
@@ -90,6 +93,7 @@ func benchSoak(ctx context.Context, dir string, logs io.Writer) error {
 				Stack: rig.StackConfig{Dir: work, Sim: filepath.Join(dir, "drone-sim"), Agent: filepath.Join(dir, "drone-agent"),
 					Ground: filepath.Join(dir, "dronectl"), Namespace: "skyswap-bench"},
 				Dronectl: filepath.Join(dir, "dronectl"), RateHz: rate, Updates: set.updates, Ordinary: set.ordinary,
+				Probe: []string{filepath.Join(dir, "skyswap-bench"), latencyProbeArg},
 			}
 			if load == "hog" {
 				cfg.Hogs = runtime.NumCPU()

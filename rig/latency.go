@@ -1,0 +1,148 @@
+package rig
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skyswap/skyswap/hw/mono"
+)
+
+// The latency probe measures what the machine itself costs a real-time
+// thread: a thread under SCHED_FIFO at the top priority, with nothing else
+// to do, wakes on a 1 ms grid and reports each wake-up that came late. A
+// motor gap the probe saw too, at the same time, is the kernel's or the
+// hypervisor's, not the flight's or the hand-over's (cyclictest measures
+// the same). It runs as a process of its own (RunLatencyProbe, behind
+// `skyswap-bench latency-probe`) that allocates nothing while it runs, so
+// no garbage collection pauses it.
+
+const (
+	probePeriod = int64(time.Millisecond)
+	// ProbeStallMin: wake-ups later than this are reported.
+	ProbeStallMin = int64(200 * time.Microsecond)
+)
+
+// RunLatencyProbe is the probe process's body: it puts its thread under
+// SCHED_FIFO at priority 99 and writes "<scheduled ns> <late ns>\n"
+// (CLOCK_MONOTONIC) to w for each late wake-up, until ctx is done or w
+// fails.
+func RunLatencyProbe(ctx context.Context, w io.Writer) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := mono.RealTime(99); err != nil {
+		return fmt.Errorf("latency probe: %w", err)
+	}
+	return probeLoop(ctx, w, mono.Now, mono.SleepUntil)
+}
+
+// probeLoop wakes on the 1 ms grid (sleep, now) and reports late wake-ups.
+func probeLoop(ctx context.Context, w io.Writer, now func() int64, sleep func(int64)) error {
+	buf := make([]byte, 0, 64)
+	next := now() + probePeriod
+	for ctx.Err() == nil {
+		sleep(next)
+		t := now()
+		if late := t - next; late > ProbeStallMin {
+			buf = strconv.AppendInt(buf[:0], next, 10)
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, late, 10)
+			buf = append(buf, '\n')
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		next += probePeriod
+		if next <= t { // a stall covers the wake-ups it skipped
+			next = t - t%probePeriod + probePeriod
+		}
+	}
+	return nil
+}
+
+// LatencyProbe is a running probe process and what it reported.
+type LatencyProbe struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stalls []probeStall // in time order
+	done   chan struct{}
+}
+
+type probeStall struct{ at, late int64 }
+
+// StartLatencyProbe runs the probe command (`skyswap-bench latency-probe`)
+// and collects what it reports. It needs root (SCHED_FIFO).
+func StartLatencyProbe(command []string) (*LatencyProbe, error) {
+	if len(command) == 0 {
+		return nil, fmt.Errorf("rig: latency probe: no command")
+	}
+	p := &LatencyProbe{cmd: exec.Command(command[0], command[1:]...), done: make(chan struct{})}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("rig: latency probe: %w", err)
+	}
+	var stderr strings.Builder
+	p.cmd.Stderr = &stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("rig: latency probe: %w", err)
+	}
+	go p.collect(out)
+	// A probe that cannot take SCHED_FIFO exits at once.
+	select {
+	case <-p.done:
+		p.cmd.Wait()
+		return nil, fmt.Errorf("rig: latency probe %s exited: %s", command[0], strings.TrimSpace(stderr.String()))
+	case <-time.After(200 * time.Millisecond):
+	}
+	return p, nil
+}
+
+func (p *LatencyProbe) collect(r io.Reader) {
+	defer close(p.done)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		s, ok := parseStall(sc.Text())
+		if !ok {
+			continue
+		}
+		p.mu.Lock()
+		p.stalls = append(p.stalls, s)
+		p.mu.Unlock()
+	}
+}
+
+func parseStall(line string) (probeStall, bool) {
+	a, b, ok := strings.Cut(line, " ")
+	at, err1 := strconv.ParseInt(a, 10, 64)
+	late, err2 := strconv.ParseInt(b, 10, 64)
+	return probeStall{at, late}, ok && err1 == nil && err2 == nil
+}
+
+// MaxMs is the latest wake-up the probe had scheduled in [from, to)
+// (CLOCK_MONOTONIC ns), in ms; 0 when none was later than ProbeStallMin.
+func (p *LatencyProbe) MaxMs(from, to int64) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(p.stalls, from, func(s probeStall, t int64) int { return cmp.Compare(s.at, t) })
+	var worst int64
+	for ; i < len(p.stalls) && p.stalls[i].at < to; i++ {
+		worst = max(worst, p.stalls[i].late)
+	}
+	return float64(worst) / 1e6
+}
+
+// Stop ends the probe process.
+func (p *LatencyProbe) Stop() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	<-p.done
+}

@@ -1,0 +1,67 @@
+package rig
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestProbeLoop: one wake-up 30 ms late is reported once, with when it was
+// due, and the grid goes on after it without a report per skipped tick.
+func TestProbeLoop(t *testing.T) {
+	ms := int64(time.Millisecond)
+	clock := 100 * ms
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	sleep := func(until int64) {
+		calls++
+		clock = max(clock, until)
+		if calls == 5 {
+			clock += 30 * ms // the machine took the CPU away
+		}
+		if calls == 20 {
+			cancel()
+		}
+	}
+	var out bytes.Buffer
+	if err := probeLoop(ctx, &out, func() int64 { return clock }, sleep); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "105000000 30000000\n"; got != want {
+		t.Errorf("reported %q, want %q", got, want)
+	}
+	if calls != 20 {
+		t.Errorf("%d wake-ups, want 20", calls)
+	}
+}
+
+func TestLatencyProbeMaxMs(t *testing.T) {
+	var p LatencyProbe
+	for _, l := range []string{"1000 300000", "2000 5000000", "9000 1200000"} {
+		s, ok := parseStall(l)
+		if !ok {
+			t.Fatalf("parseStall(%q) refused", l)
+		}
+		p.stalls = append(p.stalls, s)
+	}
+	for _, l := range []string{"not a line", "3000 x", "3000"} {
+		if _, ok := parseStall(l); ok {
+			t.Errorf("parseStall(%q) accepted", l)
+		}
+	}
+	for _, tc := range []struct {
+		from, to int64
+		want     float64
+	}{
+		{0, 1000, 0},    // before the first
+		{0, 1001, 0.3},  // the first alone
+		{1500, 9000, 5}, // the worst of the window
+		{2001, 20000, 1.2},
+		{10000, 20000, 0}, // after the last
+	} {
+		if got := p.MaxMs(tc.from, tc.to); got != tc.want {
+			t.Errorf("MaxMs(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
