@@ -677,7 +677,10 @@ func maxDiff(a, b []float64) float64 {
 	return d
 }
 
-// onControl answers a coordinator request.
+// onControl answers a coordinator request. The answer goes out after the
+// lock is released: it is a NATS publish, which waits on the connection's
+// lock while its flusher writes, and the control loop takes our lock
+// every tick.
 func (p *Participant) onControl(m *nats.Msg) {
 	var c Control
 	if err := json.Unmarshal(m.Data, &c); err != nil {
@@ -685,22 +688,25 @@ func (p *Participant) onControl(m *nats.Msg) {
 		respond(m, fmt.Errorf("%w: control: %v", ErrMalformed, err))
 		return
 	}
+	respond(m, p.control(c))
+}
+
+// control carries out a coordinator request.
+func (p *Participant) control(c Control) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch c.Op {
 	case "handover":
-		respond(m, p.acceptHandover(c.Handover))
+		return p.acceptHandover(c.Handover)
 	case "retire":
 		if p.role == RoleOwner {
-			respond(m, errors.New("handoff: the owner cannot retire; hand over first"))
-			return
+			return errors.New("handoff: the owner cannot retire; hand over first")
 		}
 		p.setRole(RoleRetired, "retired")
-		respond(m, nil)
-	default:
-		p.counts.malformed++
-		respond(m, fmt.Errorf("%w: unknown op %q", ErrMalformed, c.Op))
+		return nil
 	}
+	p.counts.malformed++
+	return fmt.Errorf("%w: unknown op %q", ErrMalformed, c.Op)
 }
 
 // acceptHandover takes an owner's commitment to stop before h.Tick (lock
