@@ -1,14 +1,12 @@
 package containers
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skyswap/skyswap/cgroupfs"
 )
 
 // Real-time scheduling for a container (Spec.RealTime). A flight loop under
@@ -52,30 +52,19 @@ type rtBudget struct {
 }
 
 func newRTBudget(ns string) *rtBudget {
-	return &rtBudget{root: cpuV1Root("/proc/self/mountinfo"), ns: ns}
+	mounts, _ := cgroupfs.Mounts() // none readable: no real-time groups to size
+	return &rtBudget{root: cpuV1Root(mounts), ns: ns}
 }
 
 // cpuV1Root is where the cgroup v1 hierarchy with the cpu controller is
 // mounted, if it has real-time group scheduling; "" otherwise.
-func cpuV1Root(mountinfo string) string {
-	f, err := os.Open(mountinfo)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ... - fstype source superoptions
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		left, right := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(left) < 5 || len(right) < 3 || right[0] != "cgroup" {
+func cpuV1Root(mounts []cgroupfs.Mount) string {
+	for _, m := range mounts {
+		if !m.Has("cpu") {
 			continue
 		}
-		if !slices.Contains(strings.Split(right[2], ","), "cpu") {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(left[4], "cpu.rt_runtime_us")); err == nil {
-			return left[4]
+		if _, err := os.Stat(filepath.Join(m.Point, "cpu.rt_runtime_us")); err == nil {
+			return m.Point
 		}
 	}
 	return ""

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/cgroupfs"
 )
 
 func TestCPUV1Root(t *testing.T) {
@@ -24,15 +26,13 @@ func TestCPUV1Root(t *testing.T) {
 		{"garbage", "not a mountinfo line\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mi := filepath.Join(t.TempDir(), "mountinfo")
-			os.WriteFile(mi, []byte(tc.mountinfo), 0o644)
-			if got := cpuV1Root(mi); got != tc.want {
+			if got := cpuV1Root(cgroupfs.Parse(tc.mountinfo)); got != tc.want {
 				t.Errorf("cpuV1Root = %q, want %q", got, tc.want)
 			}
 		})
 	}
-	if got := cpuV1Root(filepath.Join(t.TempDir(), "absent")); got != "" {
-		t.Errorf("cpuV1Root(absent) = %q", got)
+	if got := cpuV1Root(nil); got != "" {
+		t.Errorf("cpuV1Root(no mounts) = %q", got)
 	}
 }
 

@@ -1,13 +1,14 @@
 package chaos
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/skyswap/skyswap/cgroupfs"
 )
 
 // CPUCgroup returns the directory of the CPU cgroup that process pid is
@@ -20,29 +21,21 @@ func CPUCgroup(pid uint32) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cgroup of pid %d: %w", pid, err)
 	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := cgroupfs.Mounts()
 	if err != nil {
-		return "", fmt.Errorf("cgroup mounts: %w", err)
+		return "", err
 	}
-	dir, err := cpuCgroupDir(string(cg), string(mi))
+	dir, err := cpuCgroupDir(string(cg), mounts)
 	if err != nil {
 		return "", fmt.Errorf("cgroup of pid %d: %w", pid, err)
 	}
 	return dir, nil
 }
 
-// cgroupMount is a cgroup file system mounted on this machine.
-type cgroupMount struct {
-	root, point string   // the cgroup mounted, and where
-	v2          bool     // cgroup2
-	controllers []string // v1: its super options, among them the controllers
-}
-
 // cpuCgroupDir finds the CPU cgroup directory of the process whose
-// /proc/<pid>/cgroup is cgroup, given the mount table mountinfo. A v1 cpu
-// controller wins over a v2 hierarchy (a hybrid machine mounts both).
-func cpuCgroupDir(cgroup, mountinfo string) (string, error) {
-	mounts := parseCgroupMounts(mountinfo)
+// /proc/<pid>/cgroup is cgroup, given this machine's cgroup mounts. A v1
+// cpu controller wins over a v2 hierarchy (a hybrid machine mounts both).
+func cpuCgroupDir(cgroup string, mounts []cgroupfs.Mount) (string, error) {
 	var v2path string
 	for _, line := range strings.Split(strings.TrimSpace(cgroup), "\n") {
 		f := strings.SplitN(line, ":", 3)
@@ -57,7 +50,7 @@ func cpuCgroupDir(cgroup, mountinfo string) (string, error) {
 			continue
 		}
 		for _, m := range mounts {
-			if !m.v2 && slices.Contains(m.controllers, "cpu") {
+			if m.Has("cpu") {
 				return under(m, f[2])
 			}
 		}
@@ -65,7 +58,7 @@ func cpuCgroupDir(cgroup, mountinfo string) (string, error) {
 	}
 	if v2path != "" {
 		for _, m := range mounts {
-			if m.v2 {
+			if m.V2 {
 				return under(m, v2path)
 			}
 		}
@@ -74,40 +67,13 @@ func cpuCgroupDir(cgroup, mountinfo string) (string, error) {
 }
 
 // under is the directory of cgroup path in mount m.
-func under(m cgroupMount, path string) (string, error) {
+func under(m cgroupfs.Mount, path string) (string, error) {
 	rel := path
-	if m.root != "/" {
+	if m.Root != "/" {
 		var ok bool
-		if rel, ok = strings.CutPrefix(path, m.root); !ok {
-			return "", fmt.Errorf("cgroup %s is outside the mount of %s at %s", path, m.root, m.point)
+		if rel, ok = strings.CutPrefix(path, m.Root); !ok {
+			return "", fmt.Errorf("cgroup %s is outside the mount of %s at %s", path, m.Root, m.Point)
 		}
 	}
-	return filepath.Join(m.point, rel), nil
-}
-
-// parseCgroupMounts reads the cgroup mounts of a /proc/<pid>/mountinfo:
-// "id parent major:minor root point options [optional...] - type source super".
-func parseCgroupMounts(mountinfo string) []cgroupMount {
-	var out []cgroupMount
-	sc := bufio.NewScanner(strings.NewReader(mountinfo))
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) < 5 || len(b) < 3 || (b[0] != "cgroup" && b[0] != "cgroup2") {
-			continue
-		}
-		out = append(out, cgroupMount{root: a[3], point: unescape(a[4]), v2: b[0] == "cgroup2",
-			controllers: strings.Split(b[2], ",")})
-	}
-	return out
-}
-
-// unescape undoes mountinfo's octal escapes of space, tab, newline and
-// backslash.
-func unescape(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
+	return filepath.Join(m.Point, rel), nil
 }

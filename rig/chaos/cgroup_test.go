@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/skyswap/skyswap/cgroupfs"
 )
 
 // Mount tables as /proc/self/mountinfo shows them.
@@ -44,7 +46,7 @@ func TestCPUCgroupDir(t *testing.T) {
 		{"no cgroup at all", "4:memory:/x", coMountedMounts, "", "no cpu cgroup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cpuCgroupDir(tc.cgroup, tc.mounts)
+			got, err := cpuCgroupDir(tc.cgroup, cgroupfs.Parse(tc.mounts))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.err)
