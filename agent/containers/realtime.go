@@ -107,12 +107,16 @@ func (b *rtBudget) reserve(d time.Duration) error {
 // runc removes it just after the task's deletion returns, and the kernel
 // counts a removed group for a moment longer (it is released
 // asynchronously: the parent cannot shrink below it until then). Best
-// effort, for up to a second: the next reserve sizes the group again.
+// effort, for up to a second: the next reserve sizes the group again. A
+// namespace that holds none (no container asked for any) costs one read.
 func (b *rtBudget) settle(id string) {
 	if b == nil || b.root == "" {
 		return
 	}
 	dir := filepath.Join(b.root, b.ns)
+	if has, err := readRT(dir); err != nil || has == 0 {
+		return
+	}
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, fs.ErrNotExist) {
 			continue
