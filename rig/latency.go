@@ -28,8 +28,7 @@ import (
 
 const (
 	probePeriod = int64(time.Millisecond)
-	// ProbeStallMin: wake-ups later than this are reported.
-	ProbeStallMin = int64(200 * time.Microsecond)
+	stallMin    = int64(200 * time.Microsecond) // wake-ups later than this are reported
 )
 
 // RunLatencyProbe is the probe process's body: it puts its thread under
@@ -52,7 +51,7 @@ func probeLoop(ctx context.Context, w io.Writer, now func() int64, sleep func(in
 	for ctx.Err() == nil {
 		sleep(next)
 		t := now()
-		if late := t - next; late > ProbeStallMin {
+		if late := t - next; late > stallMin {
 			buf = strconv.AppendInt(buf[:0], next, 10)
 			buf = append(buf, ' ')
 			buf = strconv.AppendInt(buf, late, 10)
@@ -128,7 +127,7 @@ func parseStall(line string) (probeStall, bool) {
 }
 
 // MaxMs is the latest wake-up the probe had scheduled in [from, to)
-// (CLOCK_MONOTONIC ns), in ms; 0 when none was later than ProbeStallMin.
+// (CLOCK_MONOTONIC ns), in ms; 0 when none was later than stallMin.
 func (p *LatencyProbe) MaxMs(from, to int64) float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()

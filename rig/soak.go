@@ -298,8 +298,8 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	u.windowMaxGapAt = c.MaxGapAtMs()
 	machine := ""
 	if sr.probe != nil {
-		u.machine = sr.probe.MaxMs(c.At-int64(cutoverWindow), c.At+int64(cutoverWindow))
-		u.machineSteady = sr.probe.MaxMs(sent-int64(time.Second), sent)
+		u.machine = sr.probe.MaxMs(windowAround(c.At))
+		u.machineSteady = sr.probe.MaxMs(steadyBefore(sent))
 		machine = fmt.Sprintf("; the machine's own stalls: %.2f ms in the window, %.2f ms the second before", u.machine, u.machineSteady)
 	}
 	fmt.Fprintf(sr.logs, "skyswap-soak: %s%s\n", c, machine)
@@ -326,6 +326,14 @@ func (c Cutover) MaxGapAtMs() float64 { return float64(c.Window.MaxGapAt-c.At) /
 // cutoverWindow is how far either side of a cut-over its window reaches.
 const cutoverWindow = 500 * time.Millisecond
 
+// windowAround is the window judged around a cut-over at at, and
+// steadyBefore the steady second before a command sent at sent
+// (CLOCK_MONOTONIC ns, from and to).
+func windowAround(at int64) (int64, int64) {
+	return at - int64(cutoverWindow), at + int64(cutoverWindow)
+}
+func steadyBefore(sent int64) (int64, int64) { return sent - int64(time.Second), sent }
+
 // MeasureCutover judges the cut-over to owner of an update whose command
 // went out at sent and which ended at end (CLOCK_MONOTONIC ns): the gap it
 // made, and the motor gaps around it against the second before.
@@ -335,10 +343,12 @@ func (s *Stack) MeasureCutover(ctx context.Context, owner string, sent, end int6
 	if c.At, c.GapMs, err = s.FirstWrite(ctx, owner, sent, end); err != nil {
 		return c, err
 	}
-	if c.Window, err = s.Sim.Report(ctx, c.At-int64(cutoverWindow), c.At+int64(cutoverWindow)); err != nil {
+	from, to := windowAround(c.At)
+	if c.Window, err = s.Sim.Report(ctx, from, to); err != nil {
 		return c, err
 	}
-	c.Steady, err = s.Sim.Report(ctx, sent-int64(time.Second), sent)
+	from, to = steadyBefore(sent)
+	c.Steady, err = s.Sim.Report(ctx, from, to)
 	return c, err
 }
 
