@@ -26,10 +26,15 @@
 //
 // The Manager keeps each rollout's Record in its own file, every write an
 // atomic replace. A command is recorded as sent (with its id and expiry)
-// before it is published, so a ground killed at any instant and started
-// again never sends a drone a second command for the same wave: at worst
-// a command recorded and not yet published is never sent, and its drone
-// ends unreached. The Manager follows the fleet on a persistent MQTT
+// before it is published, and as published once the broker acknowledged
+// it, so a ground killed at any instant and started again never signs a
+// drone a second command for the same wave. A command recorded as sent
+// and not as published may or may not have reached the broker: after
+// settling (DefaultSettle, while what came during the outage is
+// delivered), the Manager publishes again the ones no drone answered,
+// signed with their first issue time so the bytes are the same. A drone
+// that did get the first copy (it was offline, so its answer did not come
+// either) refuses the second as a replay. The Manager follows the fleet on a persistent MQTT
 // session (push.Config.Session) and acknowledges each event only once the
 // record it changed is written, so events that came while the ground was
 // down, or between its receiving and its writing, are delivered again.

@@ -17,6 +17,9 @@ type run struct {
 	rec   *Record
 	cmds  map[string]ref // command id -> drone and kind
 	dirty bool           // changed since it was last written
+	// queued: the commands recorded as sent and not published when the
+	// record was loaded (a ground killed in between); see republish.
+	queued []ref
 }
 
 // ref is a command of the rollout: its drone's index and its kind.
@@ -36,6 +39,11 @@ func newRun(rec *Record) *run {
 	for i, d := range rec.Drones {
 		r.cmds[CommandID(rec.ID, kindUpdate, d.ID)] = ref{i, kindUpdate}
 		r.cmds[CommandID(rec.ID, kindRollback, d.ID)] = ref{i, kindRollback}
+		for _, x := range []ref{{i, kindUpdate}, {i, kindRollback}} {
+			if c := r.cmd(x); rec.State.Live() && c != nil && c.Status == Sent && c.Published.IsZero() {
+				r.queued = append(r.queued, x)
+			}
+		}
 	}
 	return r
 }
@@ -159,10 +167,22 @@ func (r *run) send(now time.Time, states map[string]report.State, inFlight int) 
 			continue
 		}
 		d.Previous = st.Committed[app]
-		out = append(out, order{ref{i, kindUpdate}, command.Command{ID: CommandID(rec.ID, kindUpdate, d.ID),
-			Kind: command.KindUpdate, Drone: d.ID, App: app, Image: rec.Spec.Image, Strategy: rec.Spec.Strategy}})
+		out = append(out, r.order(ref{i, kindUpdate}))
 	}
 	return out
+}
+
+// order returns the unsigned command x is: the rollout's image, or for a
+// rollback the drone's previous release.
+func (r *run) order(x ref) order {
+	rec := r.rec
+	d := &rec.Drones[x.drone]
+	c := command.Command{ID: CommandID(rec.ID, x.kind, d.ID), Kind: command.KindUpdate, Drone: d.ID,
+		App: rec.Spec.app(), Image: rec.Spec.Image, Strategy: rec.Spec.Strategy}
+	if x.kind == kindRollback {
+		c.Kind, c.Image = command.KindRollback, d.Previous
+	}
+	return order{x, c}
 }
 
 // unwind waits for the updates in flight, then rolls back every drone the
@@ -183,8 +203,7 @@ func (r *run) unwind(now time.Time) []order {
 			continue
 		}
 		d.Rollback = &Cmd{Status: Pending}
-		out = append(out, order{ref{i, kindRollback}, command.Command{ID: CommandID(rec.ID, kindRollback, d.ID),
-			Kind: command.KindRollback, Drone: d.ID, App: rec.Spec.app(), Image: d.Previous, Strategy: rec.Spec.Strategy}})
+		out = append(out, r.order(ref{i, kindRollback}))
 	}
 	if len(out) == 0 && !r.inFlight(kindRollback) {
 		r.end(RolledBk, now)
@@ -197,6 +216,30 @@ func (r *run) sent(o order, c command.Command, now time.Time) {
 	x := r.cmd(o.ref)
 	*x = Cmd{ID: c.ID, Status: Sent, Sent: now, Expires: c.Expires}
 	r.dirty = true
+}
+
+// published records that the broker acknowledged command id at now.
+func (r *run) published(id string, now time.Time) {
+	x, ok := r.cmds[id]
+	if c := r.cmd(x); ok && c != nil && c.ID == id && c.Published.IsZero() {
+		c.Published, r.dirty = now, true
+	}
+}
+
+// unpublished returns, once, the commands that were queued when the
+// record was loaded and are still unanswered and valid at now: the
+// Manager publishes them again. A drone that did get one before the
+// ground died answered it (the ground heard that when it settled) or
+// refuses the copy as a replay.
+func (r *run) unpublished(now time.Time) []ref {
+	var out []ref
+	for _, x := range r.queued {
+		if c := r.cmd(x); c != nil && c.Status == Sent && c.Published.IsZero() && now.Before(c.Expires) {
+			out = append(out, x)
+		}
+	}
+	r.queued = nil
+	return out
 }
 
 // unsent puts o back: it was not recorded, so it was not sent.

@@ -110,8 +110,9 @@ type Manager struct {
 }
 
 // Open loads the records in cfg.Dir, connects to the broker and resumes
-// every rollout that was live: a command recorded as sent is never sent
-// again.
+// every rollout that was live: a command the broker acknowledged is never
+// sent again, and one recorded as sent and never published goes out once
+// the Manager has settled and heard no answer to it.
 func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -197,9 +198,10 @@ func (m *Manager) loop(ctx context.Context) {
 	}
 }
 
-// sender publishes commands until Close, then those still queued. A
-// command recorded as sent and never published (the broker unreachable
-// for a minute, or the ground killed) ends unreached.
+// sender publishes commands until Close, then those still queued, and
+// records each one the broker acknowledged. A command left unacknowledged
+// (the broker unreachable for a minute, or the ground killed) is
+// published again at the next Open.
 func (m *Manager) sender() {
 	defer m.sent.Done()
 	for c := range m.sends {
@@ -208,7 +210,14 @@ func (m *Manager) sender() {
 		cancel()
 		if err != nil {
 			m.log.Warn("command not acknowledged by the broker; the link resends it if it comes back", "command", c.ID, "err", err)
+			continue
 		}
+		id, _ := rolloutOf(c.ID)
+		m.mu.Lock()
+		if r := m.runs[id]; r != nil {
+			r.published(c.ID, m.cfg.Now())
+		}
+		m.mu.Unlock()
 	}
 }
 
@@ -218,14 +227,17 @@ func (m *Manager) tick(ctx context.Context) {
 	m.mu.Lock()
 	now := m.cfg.Now()
 	judge := now.Sub(m.since) >= m.cfg.Settle
+	var out []command.Command
 	if judge {
 		select {
 		case <-m.settled:
 		default:
 			close(m.settled)
+			for _, r := range m.runs {
+				out = append(out, m.republish(r, now)...)
+			}
 		}
 	}
-	var out []command.Command
 	for _, r := range m.runs {
 		out = append(out, m.advance(r, now, judge)...)
 	}
@@ -234,8 +246,8 @@ func (m *Manager) tick(ctx context.Context) {
 	for _, c := range out {
 		select {
 		case m.sends <- c:
-		case <-ctx.Done(): // Close: the queue is full; the rest ends unreached
-			m.log.Warn("closing: command recorded and not published", "command", c.ID)
+		case <-ctx.Done(): // Close: the queue is full; the next Open publishes the rest
+			m.log.Warn("closing: command recorded and not published; it goes out when the ground starts again", "command", c.ID)
 		}
 	}
 }
@@ -281,6 +293,31 @@ func (m *Manager) advance(r *run, now time.Time, judge bool) []command.Command {
 	m.shown[r.rec.ID] = true
 	m.stats.Sent += uint64(len(out))
 	m.log.Info("sending", "rollout", r.rec.ID, "wave", r.rec.Wave+1, "commands", len(out))
+	return out
+}
+
+// republish signs again the commands of r that the ground recorded as
+// sent and was killed before publishing (run.unpublished), with the
+// issue time they were recorded with: the same bytes, so a drone that
+// got the first copy after all sees a QoS 1 redelivery and refuses it as
+// a replay. m.mu is held; m.settled was just closed, so the drones'
+// answers that came while the ground was down have been applied.
+func (m *Manager) republish(r *run, now time.Time) []command.Command {
+	signer := m.signer
+	signer.TTL = r.rec.Spec.ttl()
+	var out []command.Command
+	for _, x := range r.unpublished(now) {
+		issued := r.cmd(x).Expires.Add(-signer.TTL)
+		signer.Now = func() time.Time { return issued }
+		o := r.order(x)
+		c, err := signer.Sign(o.cmd)
+		if err != nil {
+			m.log.Error("command recorded as sent cannot be signed again; its drone ends unreached", "command", o.cmd.ID, "err", err)
+			continue
+		}
+		m.log.Info("publishing again a command the ground recorded and was stopped before publishing", "rollout", r.rec.ID, "command", c.ID)
+		out = append(out, c)
+	}
 	return out
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -404,4 +406,90 @@ func (w *tail) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return string(w.b)
+}
+
+// TestRepublish: a ground killed after recording four commands as sent
+// and before publishing all of them. At the next Open, the command the
+// broker acknowledged is not sent again, nor the one a drone answered
+// while the ground was down; the two nobody answered are published again
+// with the same bytes, so the one whose drone was offline with the first
+// copy waiting is a redelivery it refuses, not a second command.
+func TestRepublish(t *testing.T) {
+	f := startFleet(t, 4, quick)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	link := push.Config{Broker: f.broker, Key: f.key}
+	m0, err := rollout.Open(ctx, rollout.Config{Link: link, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0.Close() // the ground's session now keeps the drones' events
+
+	now := time.Now()
+	ttl := time.Minute
+	issued := now.UTC().Truncate(time.Second)
+	waves, _ := rollout.ParseWaves("100%")
+	rec := rollout.Record{ID: rollout.IDPrefix + "killed", State: rollout.Running, Created: now,
+		Spec:  rollout.Spec{Image: v2, All: true, Waves: waves, TTL: rollout.Duration(ttl), Timeout: rollout.Duration(time.Minute)},
+		Waves: []rollout.Wave{{Size: 4, Started: now}}}
+	signer := push.Signer{Key: f.key, TTL: ttl, Now: func() time.Time { return issued }}
+	w, err := push.Watch(ctx, push.Config{Broker: f.broker, Session: "test-first-copies"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	drones := f.swarm.Drones()
+	if err := f.swarm.Stop(2); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range drones {
+		id := rollout.CommandID(rec.ID, "u", d)
+		up := rollout.Cmd{ID: id, Status: rollout.Sent, Sent: now, Expires: issued.Add(ttl)}
+		if i == 0 {
+			up.Published = now // acknowledged: never published in this test, so never received
+		}
+		rec.Drones = append(rec.Drones, rollout.Drone{ID: d, Previous: v1, Update: up})
+		if i == 1 || i == 2 { // reached the broker before the kill; drone 2 is offline
+			c, err := signer.Sign(command.Command{ID: id, Kind: command.KindUpdate, Drone: d, App: "flight", Image: v2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Send(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for len(f.swarm.Received(1)) == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(filepath.Join(dir, rec.ID+".json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	m := f.manager(t, dir)
+	done := func(i int) func(rollout.Record) bool {
+		return func(r rollout.Record) bool { return r.Drones[i].Update.Status == rollout.Done }
+	}
+	await(t, m, rec.ID, "the unanswered command to an online drone is published again", done(3))
+	if err := f.swarm.Restart(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	got := await(t, m, rec.ID, "the drone back online updates once", done(2))
+	await(t, m, rec.ID, "the drone that answered while the ground was down is done", done(1))
+	if st := f.swarm.Stats(); st.Commands != 3 || st.Duplicates != 0 || st.Redelivered != 1 {
+		t.Errorf("swarm %+v: want drones 2-4 one command each, drone 3 a copy of the same bytes", st)
+	}
+	if r := f.swarm.Received(0); len(r) != 0 {
+		t.Errorf("%s received %v: a command the broker acknowledged was published again", drones[0], r)
+	}
+	if d := got.Drones[0].Update; d.Status != rollout.Sent {
+		t.Errorf("%s's command is %s, want still sent (it expires unreached)", drones[0], d.Status)
+	}
+	for i := 1; i < 4; i++ {
+		if got.Drones[i].Update.Published.IsZero() && i != 1 {
+			t.Errorf("%s's command published again is not recorded as published", drones[i])
+		}
+	}
 }

@@ -93,10 +93,13 @@ type Cmd struct {
 	Status  Status    `json:"status"`
 	Sent    time.Time `json:"sent,omitzero"`
 	Expires time.Time `json:"expires,omitzero"`
-	Phase   string    `json:"phase,omitempty"`   // the newest the drone reported (report.Phase*)
-	Outcome string    `json:"outcome,omitempty"` // how it ended, as push words it (committed, reverted, refused...)
-	Error   string    `json:"error,omitempty"`
-	Ended   time.Time `json:"ended,omitzero"`
+	// Published is when the broker acknowledged it (MQTT PUBACK); zero
+	// while it is queued. A ground killed in between sends it again.
+	Published time.Time `json:"published,omitzero"`
+	Phase     string    `json:"phase,omitempty"`   // the newest the drone reported (report.Phase*)
+	Outcome   string    `json:"outcome,omitempty"` // how it ended, as push words it (committed, reverted, refused...)
+	Error     string    `json:"error,omitempty"`
+	Ended     time.Time `json:"ended,omitzero"`
 }
 
 // Ignored counts what the rollout ignored: the bad input it was given.
