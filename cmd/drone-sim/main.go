@@ -17,10 +17,15 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/hw/sim"
 )
 
 func main() {
+	// Locked real-time threads: the physics and a bus connection per
+	// chip user (three per flight instance, two instances in a hand-over).
+	// A bus reply that waits for a P stalls the flight loop's tick.
+	mono.ReserveProcs(16)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	if err := run(log); err != nil {
 		log.Error("drone-sim stopped", "err", err)

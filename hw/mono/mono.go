@@ -7,6 +7,8 @@ package mono
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +51,18 @@ func RealTime(prio int) error {
 		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w (grant CAP_SYS_NICE for real-time scheduling)", prio, err)
 	}
 	return nil
+}
+
+// ReserveProcs raises GOMAXPROCS to at least n and to twice the cores,
+// unless the GOMAXPROCS variable sets it. A thread locked for real-time
+// work needs a P the moment a system call returns (a bus read, a sleep);
+// with one P per core it can wait for one held by an ordinary thread,
+// which a busy machine deschedules for tens of milliseconds. Spare Ps cost
+// nothing while idle. Call it first thing in main.
+func ReserveProcs(n int) {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(n, 2*runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	}
 }
 
 // Sleep waits for d or until ctx is done, whichever comes first, and

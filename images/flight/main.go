@@ -10,19 +10,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
+	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/flight/app"
 )
 
 func main() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		// The control loop is one locked thread that must find a P the
-		// moment it wakes; with a P per core (2 on the dev VM) it can wait
-		// behind NATS callbacks. Spare Ps cost nothing while idle.
-		runtime.GOMAXPROCS(max(4, 2*runtime.NumCPU()))
-	}
+	// The control loop is one locked thread; the rest (NATS, the camera)
+	// must not leave it waiting for a P.
+	mono.ReserveProcs(4)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "-version" || os.Args[1] == "--version") {
 		fmt.Println("flight", app.Version)
