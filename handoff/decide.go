@@ -45,7 +45,14 @@ const (
 //     no accepted write for the holder timeout: late frames prove nothing.
 //     Frames fresh by their tick time prove the owner alive without
 //     reading the lease.
+//
+// Silence is judged at the tick's due time, not at the moment this
+// instance got to run: if the machine stalled (a hypervisor, an
+// interrupt storm), it stalled the owner too, and the owner's silence
+// during this instance's own late wake-up proves nothing. A dead owner is
+// found one on-time tick later.
 func decide(v view) verdict {
+	due := v.tick * v.period
 	if v.commitTick > 0 && v.tick >= v.commitTick {
 		if !v.haveBeat {
 			return readLease
@@ -53,9 +60,9 @@ func decide(v view) verdict {
 		switch {
 		case v.beat.Highest > v.from:
 			return dropCommit
-		case v.beat.Released >= v.from, v.beat.Silent(v.now) >= v.holder:
+		case v.beat.Released >= v.from, v.beat.Silent(due) >= v.holder:
 			return takeOver
-		case v.now-v.commitTick*v.period > v.holder:
+		case due-v.commitTick*v.period > v.holder:
 			return dropCommit
 		}
 		return waitRelease
@@ -66,7 +73,7 @@ func decide(v view) verdict {
 	if !v.haveBeat {
 		return readLease
 	}
-	if v.beat.Highest <= v.watch && v.beat.Silent(v.now) >= v.holder {
+	if v.beat.Highest <= v.watch && v.beat.Silent(due) >= v.holder {
 		return takeBack
 	}
 	return stay

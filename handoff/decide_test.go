@@ -46,6 +46,9 @@ func TestDecide(t *testing.T) {
 		{"standby: frames 600 ms late but the lease shows writes", with(standby, T, at(T), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 1)}), stay},
 		{"standby: writes stopped 49 ms ago", with(standby, T, at(T), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 49)}), stay},
 		{"standby: writes stopped 50 ms ago: take back", with(standby, T, at(T), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 50)}), takeBack},
+		{"standby woke 60 ms late, the owner's last write just before its due time: the machine stalled, stay", with(standby, T, at(T+60), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 1)}), stay},
+		{"standby woke 60 ms late, the owner silent 50 ms by its due time: take back", with(standby, T, at(T+60), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 50)}), takeBack},
+		{"candidate woke late after a stall: the owner's silence during it is no death", with(cand, T+1, at(T+60), &lease.Beat{Highest: 1, Epoch: 1, T: at(T - 1)}), waitRelease},
 		{"standby: the new owner never wrote after our release", with(standby, T, at(T), &lease.Beat{Highest: 1, Epoch: 1, T: at(T - 60), Released: 1}), takeBack},
 		{"standby: someone newer than the watched owner holds it", with(standby, T, at(T), &lease.Beat{Highest: 4, Epoch: 4, T: at(T - 60)}), stay},
 	}
