@@ -139,6 +139,22 @@ func (p *LatencyProbe) MaxMs(from, to int64) float64 {
 	return float64(worst) / 1e6
 }
 
+// DuringMs is the longest stall, in ms, that overlaps [from, to)
+// (CLOCK_MONOTONIC ns): a stall runs from its scheduled wake-up to the
+// late one. A flight gap the machine stalled through is the kernel's or
+// the hypervisor's; 0 when none overlaps.
+func (p *LatencyProbe) DuringMs(from, to int64) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var worst int64
+	for _, s := range p.stalls {
+		if s.at < to && s.at+s.late > from {
+			worst = max(worst, s.late)
+		}
+	}
+	return float64(worst) / 1e6
+}
+
 // Stop ends the probe process.
 func (p *LatencyProbe) Stop() {
 	p.cmd.Process.Kill()

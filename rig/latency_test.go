@@ -64,4 +64,19 @@ func TestLatencyProbeMaxMs(t *testing.T) {
 			t.Errorf("MaxMs(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
 		}
 	}
+	// The stalls cover [1000, 301000), [2000, 5002000) and [9000, 1209000).
+	for _, tc := range []struct {
+		from, to int64
+		want     float64
+	}{
+		{0, 1000, 0},          // ends as the first begins
+		{1000, 1500, 0.3},     // the first alone
+		{400000, 500000, 5},   // inside the second and the third, both begun before
+		{1300000, 6000000, 5}, // the second, after the third ended
+		{5002000, 6000000, 0}, // after every one
+	} {
+		if got := p.DuringMs(tc.from, tc.to); got != tc.want {
+			t.Errorf("DuringMs(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
 }

@@ -89,6 +89,11 @@ type SoakResult struct {
 	MachineMaxMs       float64 `json:"machine_max_ms"`
 	MachineSteadyMaxMs float64 `json:"machine_steady_max_ms"`
 	MachineAtMaxGapMs  float64 `json:"machine_at_max_gap_ms"`
+	// The probe's longest stall that overlapped the gap MaxGapMs itself,
+	// and SteadyMaxGapMs itself: when it is about as long as the gap, the
+	// flight stood still because the machine did.
+	MachineDuringMaxGapMs    float64 `json:"machine_during_max_gap_ms"`
+	MachineDuringSteadyMaxMs float64 `json:"machine_during_steady_max_ms"`
 	// CmdToControl is from `dronectl push` starting to the new owner's
 	// first motor write, over the committed updates (the images are
 	// present: v1 and v2 were each pulled once before the count starts).
@@ -146,6 +151,7 @@ type soakUpdate struct {
 	windowMaxGapAt          float64 // ms from the cut-over
 	cutGap                  float64
 	machine, machineSteady  float64        // the latency probe's worst in the window, and in the second before
+	during, duringSteady    float64        // its longest stall overlapping the window's worst gap, and the second before's
 	window                  referee.Report // from the end of the previous update to the end of this one
 }
 
@@ -167,10 +173,13 @@ func (r *SoakResult) add(u soakUpdate) {
 	r.Crashed = r.Crashed || u.window.Crashed
 	if g := round3(u.windowMaxGap); g > r.MaxGapMs {
 		r.MaxGapMs, r.MaxGapAtMs, r.MachineAtMaxGapMs = g, round3(u.windowMaxGapAt), round3(u.machine)
+		r.MachineDuringMaxGapMs = round3(u.during)
+	}
+	if g := round3(u.steadyGap); g > r.SteadyMaxGapMs {
+		r.SteadyMaxGapMs, r.MachineDuringSteadyMaxMs = g, round3(u.duringSteady)
 	}
 	r.MachineMaxMs = max(r.MachineMaxMs, round3(u.machine))
 	r.MachineSteadyMaxMs = max(r.MachineSteadyMaxMs, round3(u.machineSteady))
-	r.SteadyMaxGapMs = max(r.SteadyMaxGapMs, round3(u.steadyGap))
 	r.CutoverGapMaxMs = max(r.CutoverGapMaxMs, round3(u.cutGap))
 }
 
@@ -300,7 +309,9 @@ func (sr *soakRun) measure(ctx context.Context, u *soakUpdate, owner string, sen
 	if sr.probe != nil {
 		u.machine = sr.probe.MaxMs(windowAround(c.At))
 		u.machineSteady = sr.probe.MaxMs(steadyBefore(sent))
-		machine = fmt.Sprintf("; the machine's own stalls: %.2f ms in the window, %.2f ms the second before", u.machine, u.machineSteady)
+		u.during, u.duringSteady = sr.probe.DuringMs(maxGapSpan(c.Window)), sr.probe.DuringMs(maxGapSpan(c.Steady))
+		machine = fmt.Sprintf("; the machine's own stalls: %.2f ms in the window (%.2f ms during its worst gap), %.2f ms the second before (%.2f ms during its worst gap)",
+			u.machine, u.during, u.machineSteady, u.duringSteady)
 	}
 	fmt.Fprintf(sr.logs, "skyswap-soak: %s%s\n", c, machine)
 	return nil
@@ -333,6 +344,11 @@ func windowAround(at int64) (int64, int64) {
 	return at - int64(cutoverWindow), at + int64(cutoverWindow)
 }
 func steadyBefore(sent int64) (int64, int64) { return sent - int64(time.Second), sent }
+
+// maxGapSpan is when r's longest motor gap began and ended.
+func maxGapSpan(r referee.Report) (int64, int64) {
+	return r.MaxGapAt, r.MaxGapAt + int64(r.MaxGapMs*1e6)
+}
 
 // MeasureCutover judges the cut-over to owner of an update whose command
 // went out at sent and which ended at end (CLOCK_MONOTONIC ns): the gap it
