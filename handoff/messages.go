@@ -160,3 +160,26 @@ func (s Subjects) Events() string { return "skyswap." + s.app + ".events" }
 
 // Stream is the JetStream stream name holding the frames.
 func (s Subjects) Stream() string { return "SKYSWAP_" + s.app }
+
+// JSONBuffer encodes values as JSON (encoding/json's bytes, as
+// json.Marshal gives them) into a buffer it reuses, so that a control
+// loop's encoding allocates nothing and the collector, which can hold a
+// real-time thread up, seldom runs. The zero value is ready; the bytes
+// Encode returns are valid until its next call.
+type JSONBuffer struct {
+	b   bytes.Buffer
+	enc *json.Encoder
+}
+
+// Encode encodes v (pass a pointer: a value copied into the interface
+// allocates).
+func (j *JSONBuffer) Encode(v any) ([]byte, error) {
+	if j.enc == nil {
+		j.enc = json.NewEncoder(&j.b)
+	}
+	j.b.Reset()
+	if err := j.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(j.b.Bytes(), []byte("\n")), nil
+}

@@ -158,10 +158,15 @@ type Participant struct {
 	frameMu sync.Mutex    // serialises onFrame (the live subscription and the late-join fetch)
 	kick    chan struct{} // publish status now
 	out     chan []byte   // encoded frames for sendLoop
+	free    chan []byte   // out's buffers, back from sendLoop for the next frame
 	dropped atomic.Uint64 // frames dropped because out was full
-	subs    []*nats.Subscription
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// The control loop's own (Publish): the frame it encodes each tick,
+	// and the buffer it encodes it in.
+	frame Frame
+	enc   JSONBuffer
+	subs  []*nats.Subscription
+	done  chan struct{}
+	wg    sync.WaitGroup
 
 	mu       sync.Mutex
 	role     Role
@@ -210,7 +215,7 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 	p := &Participant{
 		nc: nc, cfg: cfg, sub: SubjectsFor(cfg.App), model: model, log: cfg.Log, lease: cfg.Lease, now: cfg.Clock,
 		frameCh: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{}),
-		out:  make(chan []byte, outboxFrames),
+		out: make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1),
 		role: cfg.Role, epoch: cfg.Epoch, highest: cfg.Epoch,
 	}
 	if cfg.Role == RoleOwner {
@@ -511,9 +516,10 @@ func (p *Participant) Held() {
 }
 
 // Publish sends this tick's frame if this instance is the owner. state and
-// sample are the app's JSON; out the outputs written. After the last tick
-// before an accepted hand-over it also releases the lease, so the new
-// owner can start on time.
+// sample are the app's JSON; out the outputs written; none of them is kept
+// after the call. After the last tick before an accepted hand-over it also
+// releases the lease, so the new owner can start on time. Only the control
+// loop calls it, and once warmed up it allocates nothing.
 func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []float64, h Health) error {
 	p.mu.Lock()
 	if p.role != RoleOwner {
@@ -522,7 +528,7 @@ func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []f
 	}
 	p.seq++
 	p.undo = nil // the lease accepted a write at our epoch: nothing to step back to
-	f := Frame{
+	p.frame = Frame{
 		Schema: p.cfg.Schema, Instance: p.cfg.Instance, Version: p.cfg.Version, Epoch: p.epoch,
 		Seq: p.seq, Tick: tick, TickNs: tick * int64(p.cfg.Period), Handover: p.pending,
 		State: state, Sample: sample, Out: out, Health: h,
@@ -530,14 +536,15 @@ func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []f
 	p.lastTick = max(p.lastTick, tick)
 	last := p.pending != nil && tick == p.pending.Tick-1
 	p.mu.Unlock()
-	data, err := json.Marshal(&f)
+	data, err := p.enc.Encode(&p.frame)
+	p.frame.State, p.frame.Sample, p.frame.Out = nil, nil, nil // the caller's
 	if err != nil {
 		return fmt.Errorf("handoff: encode frame: %w", err)
 	}
 	p.enqueue(data)
 	if last {
 		p.mu.Lock()
-		p.releaseLocked(f.Epoch)
+		p.releaseLocked(p.frame.Epoch)
 		p.mu.Unlock()
 	}
 	return nil
@@ -554,18 +561,35 @@ const outboxFrames = 64
 // holds while it writes to the socket, and writes to the socket itself
 // when its buffer is full, so a slow or starved NATS server would stall
 // the flight.
+// It copies data into a buffer sendLoop gave back, so frames cost no
+// allocation once the outbox has warmed up.
 func (p *Participant) enqueue(data []byte) {
+	var b []byte
+	select {
+	case b = <-p.free:
+	default:
+	}
+	b = append(b[:0], data...)
 	for {
 		select {
-		case p.out <- data:
+		case p.out <- b:
 			return
 		default:
 		}
 		select {
-		case <-p.out:
+		case old := <-p.out:
 			p.dropped.Add(1)
+			p.recycle(old)
 		default:
 		}
+	}
+}
+
+// recycle gives a sent or dropped frame's buffer back to enqueue.
+func (p *Participant) recycle(b []byte) {
+	select {
+	case p.free <- b:
+	default:
 	}
 }
 
@@ -580,6 +604,7 @@ func (p *Participant) sendLoop() {
 			if err := p.nc.Publish(p.sub.Frames(), data); err != nil {
 				p.dropped.Add(1)
 			}
+			p.recycle(data) // Publish copied it into the connection's buffer
 		}
 	}
 }

@@ -145,8 +145,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // join connects to the on-board NATS and joins the hand-over.
 func (l *loop) join(ctx context.Context) (*nats.Conn, *handoff.Participant, error) {
+	// NoEcho: the owner's own frames (a thousand a second at 1000 Hz)
+	// would come back only to be decoded and dropped, all garbage.
 	nc, err := nats.Connect(l.cfg.NATS, nats.Name(l.cfg.Instance), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.NoEcho())
 	if err != nil {
 		return nil, nil, fmt.Errorf("flight: FLIGHT_NATS=%s: %w", l.cfg.NATS, err)
 	}
@@ -202,9 +204,12 @@ type loop struct {
 
 	// The control thread's own state between ticks.
 	in        control.Sensors // the last sample (a failed read keeps it)
+	out       [4]float64      // the outputs the frame carries (a local's slice would escape)
 	epoch     uint64          // the epoch the bus writes with
 	resumed   bool            // a resume start has taken its reference
 	landStart time.Time       // when a stop request began the landing; zero = flying on
+	// The frame's state and sample, encoded in buffers reused each tick.
+	stateJSON, sampleJSON handoff.JSONBuffer
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -265,7 +270,7 @@ func (l *loop) tick(ctx context.Context, tick int64) (out [4]float64, done bool,
 	in := l.sense(tick)
 	out = l.ctl.Step(in)
 	if d.Write && l.hw.motors != nil {
-		done, err = l.drive(tick, d.Epoch, in, out)
+		done, err = l.drive(tick, d.Epoch, out)
 	}
 	return out, done, err
 }
@@ -320,7 +325,7 @@ func (l *loop) sense(tick int64) control.Sensors {
 // drive writes out to the motors at epoch and publishes the tick's frame.
 // done ends the loop: landed, fenced out without a hand-over, or a landing
 // that took too long.
-func (l *loop) drive(tick int64, epoch uint64, in control.Sensors, out [4]float64) (done bool, err error) {
+func (l *loop) drive(tick int64, epoch uint64, out [4]float64) (done bool, err error) {
 	if epoch != l.epoch {
 		l.hw.bus.Actuators.SetEpoch(epoch)
 		l.epoch = epoch
@@ -329,7 +334,7 @@ func (l *loop) drive(tick int64, epoch uint64, in control.Sensors, out [4]float6
 	switch err := l.hw.motors.Set(written); {
 	case err == nil:
 		if l.p != nil {
-			l.publish(tick, in, written)
+			l.publish(tick, written)
 		}
 	case errors.Is(err, lease.ErrHeld) && l.p != nil:
 		l.p.Held()
@@ -363,15 +368,18 @@ func (l *loop) hydrate(d handoff.Decision, tick int64) {
 }
 
 // publish sends the tick's frame (the participant drops it unless owner).
-func (l *loop) publish(tick int64, in control.Sensors, out [4]float64) {
-	state, err := json.Marshal(&l.ctl.S)
+// It allocates nothing: at 1000 Hz, json.Marshal here had the collector
+// running every 0.7 s, each run a chance to hold the loop up.
+func (l *loop) publish(tick int64, out [4]float64) {
+	state, err := l.stateJSON.Encode(&l.ctl.S)
 	if err != nil {
 		return
 	}
-	sample, _ := json.Marshal(&in)
-	st := l.ctl.S
+	sample, _ := l.sampleJSON.Encode(&l.in) // this tick's, as sense left it
+	st := &l.ctl.S
 	h := handoff.Health{RollDeg: st.Att[0] * 180 / math.Pi, PitchDeg: st.Att[1] * 180 / math.Pi, AltM: st.Alt}
-	if err := l.p.Publish(tick, state, sample, out[:], h); err != nil {
+	l.out = out
+	if err := l.p.Publish(tick, state, sample, l.out[:], h); err != nil {
 		l.log.Warn("publish frame", "err", err)
 	}
 }
