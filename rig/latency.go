@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/skyswap/skyswap/hw/mono"
+	"golang.org/x/sys/unix"
 )
 
 // The latency probe measures what the machine itself costs a real-time
-// thread: a thread under SCHED_FIFO at the top priority, with nothing else
-// to do, wakes on a 1 ms grid and reports each wake-up that came late. A
+// thread: on each CPU, a thread under SCHED_FIFO at the top priority, with
+// nothing else to do, wakes on a 1 ms grid and reports each wake-up that
+// came late. A
 // motor gap the probe saw too, at the same time, is the kernel's or the
 // hypervisor's, not the flight's or the hand-over's (cyclictest measures
 // the same). It runs as a process of its own (RunLatencyProbe, behind
@@ -31,17 +33,54 @@ const (
 	stallMin    = int64(200 * time.Microsecond) // wake-ups later than this are reported
 )
 
-// RunLatencyProbe is the probe process's body: it puts its thread under
-// SCHED_FIFO at priority 99 and writes "<scheduled ns> <late ns>\n"
-// (CLOCK_MONOTONIC) to w for each late wake-up, until ctx is done or w
-// fails.
+// RunLatencyProbe is the probe process's body: on each CPU, a thread
+// pinned there under SCHED_FIFO at priority 99 writes "<scheduled ns>
+// <late ns>\n" (CLOCK_MONOTONIC) to w for each late wake-up, until ctx is
+// done or w fails. One thread per CPU, because a machine stalls a CPU at a
+// time (a hypervisor descheduling one vCPU): a single thread saw nothing
+// of a stall on the other CPU.
 func RunLatencyProbe(ctx context.Context, w io.Writer) error {
+	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lw := &lockedWriter{w: w}
+	errs := make(chan error, runtime.NumCPU())
+	for cpu := range runtime.NumCPU() {
+		go func() { errs <- probeCPU(ctx, lw, cpu) }()
+	}
+	err := <-errs // the first to end ends them all
+	cancel()
+	for range runtime.NumCPU() - 1 {
+		<-errs
+	}
+	return err
+}
+
+// probeCPU runs probeLoop on a thread pinned to cpu.
+func probeCPU(ctx context.Context, w io.Writer, cpu int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("latency probe: pin a thread to CPU %d: %w", cpu, err)
+	}
 	if err := mono.RealTime(99); err != nil {
 		return fmt.Errorf("latency probe: %w", err)
 	}
 	return probeLoop(ctx, w, mono.Now, mono.SleepUntil)
+}
+
+// lockedWriter writes each line whole, whichever thread writes it.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // probeLoop wakes on the 1 ms grid (sleep, now) and reports late wake-ups.
@@ -114,7 +153,9 @@ func (p *LatencyProbe) collect(r io.Reader) {
 			continue
 		}
 		p.mu.Lock()
-		p.stalls = append(p.stalls, s)
+		// The CPUs' threads report in about time order, not exactly.
+		i, _ := slices.BinarySearchFunc(p.stalls, s.at, func(x probeStall, t int64) int { return cmp.Compare(x.at, t) })
+		p.stalls = slices.Insert(p.stalls, i, s)
 		p.mu.Unlock()
 	}
 }
