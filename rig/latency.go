@@ -35,18 +35,18 @@ const (
 
 // RunLatencyProbe is the probe process's body: on each CPU, a thread
 // pinned there under SCHED_FIFO at priority 99 writes "<scheduled ns>
-// <late ns>\n" (CLOCK_MONOTONIC) to w for each late wake-up, until ctx is
-// done or w fails. One thread per CPU, because a machine stalls a CPU at a
+// <late ns>\n" (CLOCK_MONOTONIC) to w for each late wake-up, one Write a
+// line, until ctx is done or w fails. w must be safe for concurrent use,
+// as os.Stdout is. One thread per CPU, because a machine stalls a CPU at a
 // time (a hypervisor descheduling one vCPU): a single thread saw nothing
 // of a stall on the other CPU.
 func RunLatencyProbe(ctx context.Context, w io.Writer) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	lw := &lockedWriter{w: w}
 	errs := make(chan error, runtime.NumCPU())
 	for cpu := range runtime.NumCPU() {
-		go func() { errs <- probeCPU(ctx, lw, cpu) }()
+		go func() { errs <- probeCPU(ctx, w, cpu) }()
 	}
 	err := <-errs // the first to end ends them all
 	cancel()
@@ -69,18 +69,6 @@ func probeCPU(ctx context.Context, w io.Writer, cpu int) error {
 		return fmt.Errorf("latency probe: %w", err)
 	}
 	return probeLoop(ctx, w, mono.Now, mono.SleepUntil)
-}
-
-// lockedWriter writes each line whole, whichever thread writes it.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // probeLoop wakes on the 1 ms grid (sleep, now) and reports late wake-ups.
