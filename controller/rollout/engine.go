@@ -17,9 +17,6 @@ type run struct {
 	rec   *Record
 	cmds  map[string]ref // command id -> drone and kind
 	dirty bool           // changed since it was last written
-	// queued: the commands recorded as sent and not published when the
-	// record was loaded (a ground killed in between); see republish.
-	queued []ref
 }
 
 // ref is a command of the rollout: its drone's index and its kind.
@@ -39,11 +36,6 @@ func newRun(rec *Record) *run {
 	for i, d := range rec.Drones {
 		r.cmds[CommandID(rec.ID, kindUpdate, d.ID)] = ref{i, kindUpdate}
 		r.cmds[CommandID(rec.ID, kindRollback, d.ID)] = ref{i, kindRollback}
-		for _, x := range []ref{{i, kindUpdate}, {i, kindRollback}} {
-			if c := r.cmd(x); rec.State.Live() && c != nil && c.Status == Sent && c.Published.IsZero() {
-				r.queued = append(r.queued, x)
-			}
-		}
 	}
 	return r
 }
@@ -226,19 +218,24 @@ func (r *run) published(id string, now time.Time) {
 	}
 }
 
-// unpublished returns, once, the commands that were queued when the
-// record was loaded and are still unanswered and valid at now: the
-// Manager publishes them again. A drone that did get one before the
-// ground died answered it (the ground heard that when it settled) or
-// refuses the copy as a replay.
-func (r *run) unpublished(now time.Time) []ref {
+// unpublished returns the commands recorded as sent before since (by a
+// ground that was stopped before it published them) that are still
+// unpublished, unanswered and valid at now: the Manager publishes them
+// again. A drone that did get one before the ground died answered it (the
+// ground heard that when it settled) or refuses the copy as a replay.
+func (r *run) unpublished(since, now time.Time) []ref {
+	if !r.rec.State.Live() {
+		return nil
+	}
 	var out []ref
-	for _, x := range r.queued {
-		if c := r.cmd(x); c != nil && c.Status == Sent && c.Published.IsZero() && now.Before(c.Expires) {
-			out = append(out, x)
+	for i := range r.rec.Drones {
+		for _, x := range []ref{{i, kindUpdate}, {i, kindRollback}} {
+			c := r.cmd(x)
+			if c != nil && c.Status == Sent && c.Published.IsZero() && c.Sent.Before(since) && now.Before(c.Expires) {
+				out = append(out, x)
+			}
 		}
 	}
-	r.queued = nil
 	return out
 }
 

@@ -296,8 +296,8 @@ func (m *Manager) advance(r *run, now time.Time, judge bool) []command.Command {
 	return out
 }
 
-// republish signs again the commands of r that the ground recorded as
-// sent and was killed before publishing (run.unpublished), with the
+// republish signs again the commands of r that an earlier ground recorded
+// as sent and was killed before publishing (run.unpublished), with the
 // issue time they were recorded with: the same bytes, so a drone that
 // got the first copy after all sees a QoS 1 redelivery and refuses it as
 // a replay. m.mu is held; m.settled was just closed, so the drones'
@@ -306,7 +306,7 @@ func (m *Manager) republish(r *run, now time.Time) []command.Command {
 	signer := m.signer
 	signer.TTL = r.rec.Spec.ttl()
 	var out []command.Command
-	for _, x := range r.unpublished(now) {
+	for _, x := range r.unpublished(m.since, now) {
 		issued := r.cmd(x).Expires.Add(-signer.TTL)
 		signer.Now = func() time.Time { return issued }
 		o := r.order(x)
