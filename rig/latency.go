@@ -21,10 +21,9 @@ import (
 // The latency probe measures what the machine itself costs a real-time
 // thread: on each CPU, a thread under SCHED_FIFO at the top priority, with
 // nothing else to do, wakes on a 1 ms grid and reports each wake-up that
-// came late. A
-// motor gap the probe saw too, at the same time, is the kernel's or the
-// hypervisor's, not the flight's or the hand-over's (cyclictest measures
-// the same). It runs as a process of its own (RunLatencyProbe, behind
+// came late. A motor gap the probe saw too, at the same time, is the
+// kernel's or the hypervisor's, not the flight's or the hand-over's
+// (cyclictest measures the same). It runs as a process of its own (RunLatencyProbe, behind
 // `skyswap-bench latency-probe`) that allocates nothing while it runs, so
 // no garbage collection pauses it.
 
@@ -41,16 +40,22 @@ const (
 // time (a hypervisor descheduling one vCPU): a single thread saw nothing
 // of a stall on the other CPU.
 func RunLatencyProbe(ctx context.Context, w io.Writer) error {
-	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
+	mono.ReserveProcs(0)    // each pinned thread keeps a P through its sleeps
+	var allowed unix.CPUSet // the CPUs this process may run on
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return fmt.Errorf("latency probe: CPUs: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, runtime.NumCPU())
-	for cpu := range runtime.NumCPU() {
-		go func() { errs <- probeCPU(ctx, w, cpu) }()
+	errs := make(chan error, allowed.Count())
+	for cpu := range len(allowed) * 64 {
+		if allowed.IsSet(cpu) {
+			go func() { errs <- probeCPU(ctx, w, cpu) }()
+		}
 	}
 	err := <-errs // the first to end ends them all
 	cancel()
-	for range runtime.NumCPU() - 1 {
+	for range allowed.Count() - 1 {
 		<-errs
 	}
 	return err
