@@ -160,13 +160,14 @@ type Participant struct {
 	out     chan []byte   // encoded frames for sendLoop
 	free    chan []byte   // out's buffers, back from sendLoop for the next frame
 	dropped atomic.Uint64 // frames dropped because out was full
+	subs    []*nats.Subscription
+	done    chan struct{}
+	wg      sync.WaitGroup
+
 	// The control loop's own (Publish): the frame it encodes each tick,
 	// and the buffer it encodes it in.
 	frame Frame
 	enc   JSONBuffer
-	subs  []*nats.Subscription
-	done  chan struct{}
-	wg    sync.WaitGroup
 
 	mu       sync.Mutex
 	role     Role
@@ -560,9 +561,8 @@ const outboxFrames = 64
 // loop: nats.go's Publish takes the connection's lock, which its flusher
 // holds while it writes to the socket, and writes to the socket itself
 // when its buffer is full, so a slow or starved NATS server would stall
-// the flight.
-// It copies data into a buffer sendLoop gave back, so frames cost no
-// allocation once the outbox has warmed up.
+// the flight. It copies data into a buffer sendLoop gave back, so frames
+// cost no allocation once the outbox has warmed up.
 func (p *Participant) enqueue(data []byte) {
 	var b []byte
 	select {

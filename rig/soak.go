@@ -82,9 +82,9 @@ type SoakResult struct {
 	// plus what it adds.
 	CutoverGapMaxMs float64 `json:"cutover_gap_max_ms"`
 	// The machine's own stalls (SoakConfig.Probe): how late a do-nothing
-	// thread under SCHED_FIFO 99 on any CPU woke, at worst, in the windows around the
-	// cut-overs, in the seconds before the commands, and in the window of
-	// MaxGapMs. A window gap the machine matched is the kernel's or the
+	// thread under SCHED_FIFO 99 on any CPU woke, at worst, in the windows
+	// around the cut-overs, in the seconds before the commands, and in the
+	// window of MaxGapMs. A window gap the machine matched is the kernel's or the
 	// hypervisor's, not the flight's.
 	MachineMaxMs       float64 `json:"machine_max_ms"`
 	MachineSteadyMaxMs float64 `json:"machine_steady_max_ms"`
