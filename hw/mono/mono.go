@@ -38,12 +38,18 @@ func SleepUntil(t int64) {
 // Since returns the time elapsed since t (nanoseconds on CLOCK_MONOTONIC).
 func Since(t int64) time.Duration { return time.Duration(Now() - t) }
 
-// RealTime puts the calling OS thread under SCHED_FIFO at priority prio
-// (1..99), so that it preempts ordinary work the moment it wakes. The caller
-// must have called runtime.LockOSThread. It needs CAP_SYS_NICE (root, or the
-// capability granted to the container); without it, it returns an error and
-// the thread keeps its ordinary policy, so callers log and carry on.
+// RealTime locks the calling goroutine to its OS thread for the rest of
+// the goroutine's life and puts the thread under SCHED_FIFO at priority
+// prio (1..99), so that it preempts ordinary work the moment it wakes.
+// The lock is never undone, whatever the caller unlocks: when the
+// goroutine ends, Go ends the thread with it. A real-time thread handed
+// back to the scheduler runs ordinary goroutines (a collector's mark
+// worker, a report) above the flight; drone-sim's bus threads did, one
+// more at each hand-over. It needs CAP_SYS_NICE (root, or the capability
+// granted to the container); without it, it returns an error and the
+// thread keeps its ordinary policy, so callers log and carry on.
 func RealTime(prio int) error {
+	runtime.LockOSThread()
 	// RESET_ON_FORK: threads the Go runtime spawns from this one (to run
 	// other goroutines) must not inherit real-time priority.
 	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
