@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -272,11 +273,12 @@ func (r *Referee) Report(from, to int64) Report {
 
 // window copies the writes and samples in the window, sorted by time, and
 // returns the window's effective bounds and whether entries it asked for
-// were overwritten.
+// were overwritten. It holds the lock only to copy: the simulator's
+// real-time threads take it at every write and sample.
 func (r *Referee) window(from, to int64) (writes []Write, samples []sampleRec, efrom, eto int64, truncated bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.writes.n == 0 && r.samples.n == 0 {
+		r.mu.Unlock()
 		return nil, nil, from, to, false
 	}
 	if to == 0 {
@@ -288,8 +290,14 @@ func (r *Referee) window(from, to int64) (writes []Write, samples []sampleRec, e
 	}
 	writes = r.writes.appendWindow(nil, from, to)
 	samples = r.samples.appendWindow(nil, from, to)
-	slices.SortStableFunc(writes, func(a, b Write) int { return cmp.Compare(a.T, b.T) })
-	slices.SortStableFunc(samples, func(a, b sampleRec) int { return cmp.Compare(a.T, b.T) })
+	sortW, sortS := r.writes.unsorted, r.samples.unsorted
+	r.mu.Unlock()
+	if sortW {
+		slices.SortStableFunc(writes, func(a, b Write) int { return cmp.Compare(a.T, b.T) })
+	}
+	if sortS {
+		slices.SortStableFunc(samples, func(a, b sampleRec) int { return cmp.Compare(a.T, b.T) })
+	}
 	return writes, samples, from, to, truncated
 }
 
@@ -302,13 +310,20 @@ func p99(sorted []float64) float64 {
 }
 
 // ring keeps the most recent len(buf) values with their times; the times
-// sit in their own slice so that window scans read little memory.
+// sit in their own slice so that window scans read little memory. Values
+// pushed in time order, as the drone's are (its writes are stamped under
+// one lock, its samples come from one thread), are found by binary search:
+// a window costs its own length, not the ring's. A report's scan of a
+// whole ring held the referee's lock for milliseconds, which a busy
+// machine stretched while the simulator's real-time threads waited on it.
 type ring[T any] struct {
 	buf      []T
 	ts       []int64 // ts[i] is the time of buf[i]
 	start, n int     // oldest index, count
 	evicted  bool    // a value has been overwritten
 	evictedT int64   // largest time of an overwritten value
+	newest   int64   // largest time pushed
+	unsorted bool    // a value came with a time before newest: windows scan every value
 }
 
 func newRing[T any](n int) ring[T] {
@@ -332,6 +347,10 @@ func (r *ring[T]) push(v T, t int64) {
 		}
 	}
 	r.buf[i], r.ts[i] = v, t
+	if r.n > 1 && t < r.newest {
+		r.unsorted = true
+	}
+	r.newest = max(r.newest, t)
 }
 
 // index returns the buffer index of the k-th oldest value.
@@ -345,6 +364,9 @@ func (r *ring[T]) index(k int) int {
 
 // minTime returns the earliest time kept, or math.MaxInt64 if empty.
 func (r *ring[T]) minTime() int64 {
+	if r.n > 0 && !r.unsorted {
+		return r.ts[r.start]
+	}
 	m := int64(math.MaxInt64)
 	for _, t := range r.ts[:r.n] { // the kept values fill ts[:n] in some rotation
 		m = min(m, t)
@@ -353,12 +375,21 @@ func (r *ring[T]) minTime() int64 {
 }
 
 // appendWindow appends the kept values with from ≤ t ≤ to to dst, oldest
-// kept first.
+// kept first (so in time order unless r.unsorted).
 func (r *ring[T]) appendWindow(dst []T, from, to int64) []T {
-	for k := range r.n {
-		if i := r.index(k); r.ts[i] >= from && r.ts[i] <= to {
-			dst = append(dst, r.buf[i])
+	if r.unsorted {
+		for k := range r.n {
+			if i := r.index(k); r.ts[i] >= from && r.ts[i] <= to {
+				dst = append(dst, r.buf[i])
+			}
 		}
+		return dst
+	}
+	lo := sort.Search(r.n, func(k int) bool { return r.ts[r.index(k)] >= from })
+	hi := sort.Search(r.n, func(k int) bool { return r.ts[r.index(k)] > to })
+	dst = slices.Grow(dst, hi-lo)
+	for k := lo; k < hi; k++ {
+		dst = append(dst, r.buf[r.index(k)])
 	}
 	return dst
 }
@@ -371,4 +402,5 @@ func (r *ring[T]) truncates(from int64) bool {
 
 func (r *ring[T]) reset() {
 	r.start, r.n, r.evicted, r.evictedT = 0, 0, false, 0
+	r.newest, r.unsorted = 0, false
 }

@@ -438,3 +438,67 @@ func TestTakebacks(t *testing.T) {
 		t.Fatalf("with a longer holder timeout a take-back just past the default one is false; got %d", rep.FalseTakebacks)
 	}
 }
+
+// TestRingWindow: a window holds exactly the values in it, found by
+// binary search while values come in time order (ties, a ring that
+// wrapped) and by a scan once one comes out of order.
+func TestRingWindow(t *testing.T) {
+	times := []int64{1, 2, 2, 3, 5, 5, 5, 8, 9, 12, 13, 13, 20, 21}
+	tests := []struct {
+		name     string
+		cap      int
+		times    []int64
+		unsorted bool
+	}{
+		{"in order", 32, times, false},
+		{"in order, wrapped", 5, times, false},
+		{"one out of order", 32, append(slices.Clone(times), 4, 22), true},
+		{"out of order, wrapped", 5, append(slices.Clone(times), 4, 22), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRing[int64](tt.cap)
+			for _, ts := range tt.times {
+				r.push(ts, ts)
+			}
+			if r.unsorted != tt.unsorted {
+				t.Fatalf("unsorted = %v, want %v", r.unsorted, tt.unsorted)
+			}
+			kept := tt.times[max(0, len(tt.times)-tt.cap):]
+			if want := slices.Min(kept); r.minTime() != want {
+				t.Errorf("minTime %d, want %d", r.minTime(), want)
+			}
+			for from := int64(0); from <= 23; from++ {
+				for to := from - 1; to <= 23; to++ {
+					var want []int64
+					for _, ts := range kept {
+						if ts >= from && ts <= to {
+							want = append(want, ts)
+						}
+					}
+					if got := r.appendWindow(nil, from, to); !slices.Equal(got, want) {
+						t.Fatalf("window [%d, %d] = %v, want %v", from, to, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReportRecent is the soak's report at the end of an update: the
+// last 6 s of a referee that has kept 300 s of flight (1 kHz samples, a
+// 250 Hz loop's writes).
+func BenchmarkReportRecent(b *testing.B) {
+	r := New(Config{TickHz: 250})
+	end := t0 + 300*int64(time.Second)
+	for ts := t0; ts < end; ts += ms {
+		r.Observe(Sample{T: ts, Airborne: true})
+		if (ts-t0)%(4*ms) == 0 {
+			r.Record(upd(ts, "a"))
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		r.Report(end-6*int64(time.Second), end)
+	}
+}
