@@ -23,9 +23,9 @@ import (
 // nothing else to do, wakes on a 1 ms grid and reports each wake-up that
 // came late. A motor gap the probe saw too, at the same time, is the
 // kernel's or the hypervisor's, not the flight's or the hand-over's
-// (cyclictest measures the same). It runs as a process of its own (RunLatencyProbe, behind
-// `skyswap-bench latency-probe`) that allocates nothing while it runs, so
-// no garbage collection pauses it.
+// (cyclictest measures the same). It runs as a process of its own
+// (RunLatencyProbe, behind `skyswap-bench latency-probe`) that allocates
+// nothing while it runs, so no garbage collection pauses it.
 
 const (
 	probePeriod = int64(time.Millisecond)

@@ -322,8 +322,7 @@ type ring[T any] struct {
 	start, n int     // oldest index, count
 	evicted  bool    // a value has been overwritten
 	evictedT int64   // largest time of an overwritten value
-	newest   int64   // largest time pushed
-	unsorted bool    // a value came with a time before newest: windows scan every value
+	unsorted bool    // a value came with a time before the newest's: windows scan every value
 }
 
 func newRing[T any](n int) ring[T] {
@@ -332,6 +331,9 @@ func newRing[T any](n int) ring[T] {
 
 // push appends v, recorded at time t, overwriting the oldest value when full.
 func (r *ring[T]) push(v T, t int64) {
+	if r.n > 0 && t < r.ts[r.index(r.n-1)] { // while in order, the newest is the last pushed
+		r.unsorted = true
+	}
 	var i int
 	if r.n < len(r.buf) {
 		i = r.index(r.n)
@@ -347,10 +349,6 @@ func (r *ring[T]) push(v T, t int64) {
 		}
 	}
 	r.buf[i], r.ts[i] = v, t
-	if r.n > 1 && t < r.newest {
-		r.unsorted = true
-	}
-	r.newest = max(r.newest, t)
 }
 
 // index returns the buffer index of the k-th oldest value.
@@ -402,5 +400,5 @@ func (r *ring[T]) truncates(from int64) bool {
 
 func (r *ring[T]) reset() {
 	r.start, r.n, r.evicted, r.evictedT = 0, 0, false, 0
-	r.newest, r.unsorted = 0, false
+	r.unsorted = false
 }
