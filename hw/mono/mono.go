@@ -6,6 +6,7 @@ package mono
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -55,6 +56,29 @@ func RealTime(prio int) error {
 	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
 	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
 		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w (grant CAP_SYS_NICE for real-time scheduling)", prio, err)
+	}
+	return nil
+}
+
+// Priority moves the calling thread, which RealTime made real-time, to
+// SCHED_FIFO priority prio (1..99), or with prio 0 back to ordinary
+// scheduling; the thread stays locked to its goroutine either way. A
+// thread that is not real-time gets an error and is left as it is:
+// making it real-time here would skip RealTime's lock.
+func Priority(prio int) error {
+	cur, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		return fmt.Errorf("mono: read the thread's scheduling: %w", err)
+	}
+	if cur.Policy != unix.SCHED_FIFO {
+		return errors.New("mono: the calling thread is not real-time: call RealTime first")
+	}
+	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if prio == 0 {
+		attr = unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+	}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w", prio, err)
 	}
 	return nil
 }

@@ -66,3 +66,51 @@ func TestRealTimeThreadEndsWithGoroutine(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPriority: a real-time thread moves between priorities and back to
+// ordinary scheduling; a thread that is not real-time is refused and left
+// as it is.
+func TestPriority(t *testing.T) {
+	type result struct {
+		policy, prio uint32
+		err          error
+	}
+	run := func(f func() error) result {
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			err := f()
+			a, aerr := unix.SchedGetAttr(0, 0)
+			if aerr != nil {
+				ch <- result{err: aerr}
+				return
+			}
+			ch <- result{a.Policy, a.Priority, err}
+		}()
+		return <-ch
+	}
+	if r := run(func() error { return RealTime(2) }); r.err != nil {
+		t.Skipf("no real-time scheduling here (CI runs as root): %v", r.err)
+	}
+	for _, tc := range []struct {
+		name         string
+		f            func() error
+		policy, prio uint32
+		wantErr      bool
+	}{
+		{"lower", func() error { RealTime(3); return Priority(2) }, unix.SCHED_FIFO, 2, false},
+		{"raise", func() error { RealTime(2); return Priority(3) }, unix.SCHED_FIFO, 3, false},
+		{"ordinary", func() error { RealTime(2); return Priority(0) }, unix.SCHED_NORMAL, 0, false},
+		{"not real-time", func() error { return Priority(2) }, unix.SCHED_NORMAL, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(tc.f)
+			if (r.err != nil) != tc.wantErr {
+				t.Fatalf("err %v, want error %v", r.err, tc.wantErr)
+			}
+			if r.policy != tc.policy || r.prio != tc.prio {
+				t.Errorf("thread policy %d priority %d, want %d %d", r.policy, r.prio, tc.policy, tc.prio)
+			}
+		})
+	}
+}

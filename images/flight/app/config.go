@@ -72,6 +72,7 @@ type Config struct {
 	// default. A drone sets it (deploy/ uses 50). In simulation put the
 	// simulator above it (SIM_RT_PRIO), as the soak does: under the loop,
 	// the simulator's replies stalled by 50-300 ms on the 2-vCPU VM.
+	// An instance that does not drive runs one below it: see priority.
 	RTPriority int
 	// Camera is FLIGHT_CAMERA: on | off; "" = on when the build has the
 	// camera feature (v2 and later). On, the owner streams the Lepton's
@@ -178,3 +179,17 @@ func (c Config) Mission() control.Mission {
 // Version is the app's version, set at build time with
 // -ldflags "-X github.com/skyswap/skyswap/images/flight/app.Version=v1".
 var Version = "dev"
+
+// priority is the control thread's real-time priority while it drives
+// the motors (RTPriority) or not: one below, at least 1. A candidate
+// starting up beside the owner (its first ticks, its catch-up, the
+// simulator threads it wakes) and a standby then never hold a CPU the
+// owner's tick needs, and the owner preempts them the moment it wakes.
+// On the 2-vCPU VM the worst hand-over gaps came 0.4 s before the
+// cut-over, as the candidate started. 0: no real-time scheduling.
+func (c Config) priority(driving bool) int {
+	if driving || c.RTPriority <= 1 {
+		return c.RTPriority
+	}
+	return c.RTPriority - 1
+}

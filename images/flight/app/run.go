@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer h.bus.Close()
 	ctl := control.New(cfg.RateHz, control.DefaultAirframe, control.DefaultGains, cfg.Mission(), h.p0)
 	l := &loop{cfg: cfg, log: log, hw: h, ctl: ctl, period: int64(math.Round(1e9 / cfg.RateHz)),
-		recent: &handoff.Recent[control.Sensors]{}}
+		recent: &handoff.Recent[control.Sensors]{}, setPriority: mono.Priority}
 	if cfg.NATS != "" {
 		nc, p, err := l.join(ctx)
 		if err != nil {
@@ -198,6 +198,9 @@ type loop struct {
 	driving atomic.Bool // this instance drives the motors this tick (the camera streams while it does)
 	cam     *camStream  // nil without the camera
 
+	prio        int             // the control thread's real-time priority; 0 = ordinary scheduling
+	setPriority func(int) error // mono.Priority; a test's fake
+
 	missed   uint64 // ticks skipped because a tick overran
 	sensorEr uint64 // failed sensor reads
 	maxBusy  time.Duration
@@ -218,8 +221,10 @@ func (l *loop) run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if l.cfg.RTPriority > 0 {
-		if err := mono.RealTime(l.cfg.RTPriority); err != nil {
+		if err := mono.RealTime(l.cfg.priority(false)); err != nil {
 			l.log.Warn("control loop runs without real-time priority", "err", err)
+		} else {
+			l.prio = l.cfg.priority(false) // the first tick raises an owner's
 		}
 	}
 	next := (mono.Now()/l.period + 1) * l.period
@@ -258,9 +263,11 @@ func (l *loop) tick(ctx context.Context, tick int64) (out [4]float64, done bool,
 			return out, true, nil
 		}
 	}
-	if was := l.driving.Swap(d.Write && l.hw.motors != nil); was && !d.Write && l.cam != nil {
+	driving := d.Write && l.hw.motors != nil
+	if was := l.driving.Swap(driving); was && !d.Write && l.cam != nil {
 		l.cam.stopReading() // the camera hands over with the motors
 	}
+	l.reprioritise(driving)
 	if l.stopRequested(ctx, d.Write) {
 		return out, true, nil
 	}
@@ -273,6 +280,21 @@ func (l *loop) tick(ctx context.Context, tick int64) (out [4]float64, done bool,
 		done, err = l.drive(tick, d.Epoch, out)
 	}
 	return out, done, err
+}
+
+// reprioritise moves the control thread, when it is real-time, to its
+// priority for driving or not (Config.priority), if that changed: raised
+// at a take-over before the first write, lowered on handing over.
+func (l *loop) reprioritise(driving bool) {
+	want := l.cfg.priority(driving)
+	if l.prio == 0 || want == l.prio {
+		return
+	}
+	if err := l.setPriority(want); err != nil {
+		l.log.Warn("control loop keeps its real-time priority", "priority", l.prio, "want", want, "err", err)
+		return
+	}
+	l.prio = want
 }
 
 // stopRequested handles SIGTERM (ctx ended): an instance not driving, or
