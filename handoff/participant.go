@@ -154,12 +154,14 @@ type Participant struct {
 	now   func() int64
 
 	curTick atomic.Int64
-	frameCh chan struct{} // a frame arrived
-	frameMu sync.Mutex    // serialises onFrame (the live subscription and the late-join fetch)
-	kick    chan struct{} // publish status now
-	out     chan []byte   // encoded frames for sendLoop
-	free    chan []byte   // out's buffers, back from sendLoop for the next frame
-	dropped atomic.Uint64 // frames dropped because out was full
+	frameCh chan struct{}    // a frame arrived
+	frameMu sync.Mutex       // serialises onFrame (the live subscription and the late-join fetch)
+	kick    chan struct{}    // publish status now
+	notes   chan slog.Record // logs of events, for statusLoop to write: see note
+	lost    atomic.Uint64    // notes dropped because notes was full
+	out     chan []byte      // encoded frames for sendLoop
+	free    chan []byte      // out's buffers, back from sendLoop for the next frame
+	dropped atomic.Uint64    // frames dropped because out was full
 	subs    []*nats.Subscription
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -216,7 +218,8 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 	p := &Participant{
 		nc: nc, cfg: cfg, sub: SubjectsFor(cfg.App), model: model, log: cfg.Log, lease: cfg.Lease, now: cfg.Clock,
 		frameCh: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{}),
-		out: make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1),
+		notes: make(chan slog.Record, noteBacklog),
+		out:   make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1),
 		role: cfg.Role, epoch: cfg.Epoch, highest: cfg.Epoch,
 	}
 	if cfg.Role == RoleOwner {
@@ -273,6 +276,7 @@ func (p *Participant) Close() {
 		s.Unsubscribe()
 	}
 	p.wg.Wait()
+	p.writeNotes()
 	p.publishStatus()
 }
 
@@ -324,7 +328,7 @@ func (p *Participant) releaseLocked(epoch uint64) {
 		return
 	}
 	if err := p.lease.Release(epoch); err != nil {
-		p.log.Warn("handoff: cannot release the lease; the new owner will wait for the holder timeout", "epoch", epoch, "err", err)
+		p.note(slog.LevelWarn, "handoff: cannot release the lease; the new owner will wait for the holder timeout", "epoch", epoch, "err", err)
 		return
 	}
 	p.released = epoch
@@ -351,7 +355,7 @@ func (p *Participant) shadowTick(tick int64) Decision {
 			v = p.view(tick)
 			continue
 		case dropCommit:
-			p.log.Warn("handoff: hand-over void: another instance holds the hardware", "tick", tick, "highest", v.beat.Highest)
+			p.note(slog.LevelWarn, "handoff: hand-over void: another instance holds the hardware", "tick", tick, "highest", v.beat.Highest)
 			p.commit = nil
 			return p.follow(tick)
 		case takeOver:
@@ -369,15 +373,18 @@ func (p *Participant) readLease() (lease.Beat, error) {
 	defer p.mu.Lock()
 	b, err := p.lease.Beat()
 	if err != nil {
-		p.log.Warn("handoff: cannot read the lease", "err", err)
+		p.note(slog.LevelWarn, "handoff: cannot read the lease", "err", err)
 	}
 	return b, err
 }
 
+// sleepUnlocked sleeps the calling thread in the kernel, not on a Go
+// timer: a real-time thread woken by the runtime waits for an ordinary one
+// to run the timer and hand it a processor.
 func (p *Participant) sleepUnlocked(d time.Duration) {
 	p.mu.Unlock()
 	defer p.mu.Lock()
-	time.Sleep(d)
+	mono.SleepUntil(mono.Now() + int64(d))
 }
 
 // view gathers what decide needs (lock held); the lease is read on demand.
@@ -471,10 +478,49 @@ func (p *Participant) keepHalfTick(b lease.Beat) {
 func (p *Participant) setRole(r Role, msg string, args ...any) {
 	p.role = r
 	p.streak = 0
-	p.log.Info("handoff: "+msg, append([]any{"role", string(r)}, args...)...)
+	p.note(slog.LevelInfo, "handoff: "+msg, append([]any{"role", string(r)}, args...)...)
 	select {
 	case p.kick <- struct{}{}:
 	default:
+	}
+}
+
+// noteBacklog is how many event logs may wait for statusLoop; events come
+// a few per hand-over.
+const noteBacklog = 64
+
+// note logs an event without writing it here: the control loop (a
+// real-time thread) and the NATS callbacks call it with p.mu held, and a
+// log is a write to stdout, which can block, under a lock the next tick
+// needs. The record keeps the event's time; statusLoop writes it within
+// 50 ms, and Close writes what is left. A full backlog drops the record
+// and counts it.
+func (p *Participant) note(level slog.Level, msg string, args ...any) {
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add(args...)
+	select {
+	case p.notes <- r:
+	default:
+		p.lost.Add(1)
+	}
+}
+
+// writeNotes writes the event logs note queued (statusLoop's goroutine,
+// or Close's once it has stopped).
+func (p *Participant) writeNotes() {
+	ctx, h := context.Background(), p.log.Handler()
+	for {
+		select {
+		case r := <-p.notes:
+			if h.Enabled(ctx, r.Level) {
+				h.Handle(ctx, r)
+			}
+		default:
+			if n := p.lost.Swap(0); n > 0 {
+				p.log.Warn("handoff: event logs dropped: the log writer fell behind", "dropped", n)
+			}
+			return
+		}
 	}
 }
 
@@ -753,7 +799,7 @@ func (p *Participant) acceptHandover(h *Handover) error {
 	}
 	hc := *h
 	p.pending = &hc
-	p.log.Info("handoff: hand-over accepted", "tick", h.Tick, "to", h.To, "epoch", h.Epoch, "current_tick", now)
+	p.note(slog.LevelInfo, "handoff: hand-over accepted", "tick", h.Tick, "to", h.To, "epoch", h.Epoch, "current_tick", now)
 	return nil
 }
 
@@ -808,6 +854,7 @@ func (p *Participant) statusLoop() {
 		case <-t.C:
 		case <-p.kick:
 		}
+		p.writeNotes()
 		p.publishStatus()
 	}
 }
