@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,4 +391,67 @@ func lastFrame(t *testing.T, nc *nats.Conn) *handoff.Frame {
 		t.Fatal(err)
 	}
 	return fr
+}
+
+// TestBlockedLogNeverHoldsTheLoop proves that an owner whose log writer
+// blocks (stdout a pipe nobody drains) still answers a hand-over request
+// and writes every tick: the participant logs events off its lock and off
+// the control loop. The event is written once the writer drains, with the
+// time it happened.
+func TestBlockedLogNeverHoldsTheLoop(t *testing.T) {
+	f := newFixture(t)
+	w := &gatedWriter{open: make(chan struct{})}
+	cfg := f.cfg("a", handoff.RoleOwner, 1)
+	cfg.Log = slog.New(slog.NewJSONHandler(w, nil))
+	owner := f.start(cfg, nil)
+	var once sync.Once
+	drain := func() { once.Do(func() { close(w.open) }) }
+	t.Cleanup(drain) // before the owner stops: Close writes what is left
+	waitFor(t, 5*time.Second, "the owner writes", func() bool { return len(f.ledger.Ticks("a")) >= 20 })
+
+	nc := f.bus.Connect("coordinator")
+	accepted := time.Now()
+	h := &handoff.Handover{Tick: currentTick() + 100000, To: "b", Epoch: 2, Fallback: 3}
+	if r := request(t, nc, "a", mustJSON(t, handoff.Control{Op: "handover", Handover: h})); !r.OK {
+		t.Fatalf("hand-over refused: %+v", r)
+	}
+	checkOwnerWroteEveryTick(t, f, owner, currentTick(), 100)
+	if !w.blocked.Load() {
+		t.Fatal("nothing was logged: the test did not block the log writer")
+	}
+
+	drained := time.Now()
+	drain()
+	var rec struct {
+		Time time.Time `json:"time"`
+		Msg  string    `json:"msg"`
+	}
+	waitFor(t, 5*time.Second, "the event is logged", func() bool {
+		for line := range strings.Lines(w.String()) {
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "handoff: hand-over accepted" {
+				return true
+			}
+		}
+		return false
+	})
+	if rec.Time.Before(accepted) || !rec.Time.Before(drained) {
+		t.Errorf("logged at %v; the hand-over was accepted after %v and before %v", rec.Time, accepted, drained)
+	}
+}
+
+// gatedWriter blocks every write until open is closed.
+type gatedWriter struct {
+	open    chan struct{}
+	blocked atomic.Bool
+	syncBuffer
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	select {
+	case <-g.open:
+	default:
+		g.blocked.Store(true)
+		<-g.open
+	}
+	return g.syncBuffer.Write(p)
 }
