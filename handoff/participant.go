@@ -166,30 +166,44 @@ type Participant struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
-	// The control loop's own (Publish): the frame it encodes each tick,
-	// and the buffer it encodes it in.
-	frame Frame
-	enc   JSONBuffer
+	// The control loop's own (Tick, Publish, Held and Fenced run on it):
+	// the frame it encodes each tick, the buffer it encodes it in, the
+	// frame's sequence number, how to step back from a take-over or
+	// take-back the lease may refuse, and the epoch it last released at
+	// the lease.
+	frame    Frame
+	enc      JSONBuffer
+	seq      uint64
+	undo     *undo
+	released uint64
+
+	// What an owner's tick needs, mirrored from the state under mu (see
+	// mirror) for the control loop to read without the lock: the epoch it
+	// writes with while it owns the hardware (0 otherwise), the hand-over
+	// it accepted (nil while none; never changed once stored), and the
+	// role. The NATS callbacks and the status goroutine take mu on
+	// ordinary threads; a real-time loop waiting for one of them waits for
+	// whatever the machine runs before it (47 ms once beside the CPU hog).
+	driveEpoch atomic.Uint64
+	handover   atomic.Pointer[Handover]
+	roleNow    atomic.Value // Role
+	lastTick   atomic.Int64 // newest tick of any owner frame, ours included
 
 	mu       sync.Mutex
 	role     Role
 	epoch    uint64    // epoch we write with (owner)
 	pending  *Handover // owner: accepted hand-over
-	released uint64    // the epoch this instance last released at the lease
 	watch    uint64    // standby: the epoch it handed over to, whose holder it watches
 	fallback uint64    // standby: epoch to take back with; 0 = none
 	commit   *commitment
-	seq      uint64
 	highest  uint64 // highest epoch seen anywhere
 	latest   *Frame // newest frame from another instance
 	hydrated int64  // tick of the newest frame handed to the loop
-	lastTick int64  // newest tick of any owner frame, ours included
 	streak   int    // replayed frames in a row that matched
 	since    int64  // tick time of the first frame of the streak
 	lagNs    int64
 	counts   struct{ diverged, gaps, malformed, incompatible, staleFrames uint64 }
 	taken    bool
-	undo     *undo // how to step back from a take-over or take-back the lease may refuse
 }
 
 // undo is what an instance was before it took the hardware, until its
@@ -222,6 +236,7 @@ func NewParticipant(ctx context.Context, nc *nats.Conn, model Model, cfg Partici
 		out:   make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1),
 		role: cfg.Role, epoch: cfg.Epoch, highest: cfg.Epoch,
 	}
+	p.mirror()
 	if cfg.Role == RoleOwner {
 		if err := EnsureStream(ctx, nc, cfg.App); err != nil {
 			return nil, err
@@ -281,10 +296,19 @@ func (p *Participant) Close() {
 }
 
 // Role returns the current role.
-func (p *Participant) Role() Role {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.role
+func (p *Participant) Role() Role { return p.roleNow.Load().(Role) }
+
+// mirror copies what an owner's tick needs out of the state under mu
+// (lock held): every change of role, epoch or pending hand-over calls it
+// before the lock is released.
+func (p *Participant) mirror() {
+	epoch := uint64(0)
+	if p.role == RoleOwner {
+		epoch = p.epoch
+	}
+	p.driveEpoch.Store(epoch)
+	p.handover.Store(p.pending)
+	p.roleNow.Store(p.role)
 }
 
 // CatchUpTicks is how many of its own past samples the loop must keep for
@@ -299,8 +323,17 @@ func (p *Participant) CatchUpTicks() int {
 // tick) before it answers.
 func (p *Participant) Tick(tick int64) Decision {
 	p.curTick.Store(tick)
+	// An owner with no hand-over due drives without the lock: only its own
+	// loop changes its role (Fenced, Held, the hand-over's tick), and a
+	// hand-over is accepted only for a tick at least two ahead.
+	if e := p.driveEpoch.Load(); e != 0 {
+		if h := p.handover.Load(); h == nil || tick < h.Tick {
+			return Decision{Write: true, Epoch: e}
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.mirror()
 	switch p.role {
 	case RoleOwner:
 		return p.ownerTick(tick)
@@ -316,14 +349,15 @@ func (p *Participant) ownerTick(tick int64) Decision {
 	if h == nil || tick < h.Tick {
 		return Decision{Write: true, Epoch: p.epoch}
 	}
-	p.releaseLocked(p.epoch) // normally done right after the last write already
+	p.release(p.epoch) // normally done right after the last write already
 	p.setRole(RoleStandby, "handed over", "tick", tick, "to", h.To, "epoch", h.Epoch)
 	p.watch, p.fallback, p.pending, p.epoch = h.Epoch, h.Fallback, nil, 0
 	return Decision{}
 }
 
-// releaseLocked tells the lease this instance stopped writing with epoch.
-func (p *Participant) releaseLocked(epoch uint64) {
+// release tells the lease this instance stopped writing with epoch (the
+// control loop's).
+func (p *Participant) release(epoch uint64) {
 	if epoch == 0 || p.released >= epoch {
 		return
 	}
@@ -441,7 +475,7 @@ func (p *Participant) takeBack(tick int64, b lease.Beat) Decision {
 	p.epoch, p.fallback, p.watch, p.seq, p.taken, p.commit = p.fallback, 0, 0, 0, true, nil
 	p.highest = max(p.highest, p.epoch)
 	p.setRole(RoleOwner, "owner silent at the lease: took back", "tick", tick, "epoch", p.epoch,
-		"silent_ms", float64(p.now()-b.T)/1e6, "last_owner_tick", p.lastTick)
+		"silent_ms", float64(p.now()-b.T)/1e6, "last_owner_tick", p.lastTick.Load())
 	return d
 }
 
@@ -532,6 +566,7 @@ func (p *Participant) writeNotes() {
 func (p *Participant) Fenced() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.mirror()
 	if p.role != RoleOwner {
 		return
 	}
@@ -553,6 +588,7 @@ func (p *Participant) Fenced() {
 func (p *Participant) Held() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.mirror()
 	u := p.undo
 	if p.role != RoleOwner || u == nil {
 		return
@@ -568,33 +604,36 @@ func (p *Participant) Held() {
 // releases the lease, so the new owner can start on time. Only the control
 // loop calls it, and once warmed up it allocates nothing.
 func (p *Participant) Publish(tick int64, state, sample json.RawMessage, out []float64, h Health) error {
-	p.mu.Lock()
-	if p.role != RoleOwner {
-		p.mu.Unlock()
+	epoch := p.driveEpoch.Load()
+	if epoch == 0 {
 		return nil
 	}
+	handover := p.handover.Load() // the frames carry the commitment
 	p.seq++
-	p.undo = nil // the lease accepted a write at our epoch: nothing to step back to
 	p.frame = Frame{
-		Schema: p.cfg.Schema, Instance: p.cfg.Instance, Version: p.cfg.Version, Epoch: p.epoch,
-		Seq: p.seq, Tick: tick, TickNs: tick * int64(p.cfg.Period), Handover: p.pending,
+		Schema: p.cfg.Schema, Instance: p.cfg.Instance, Version: p.cfg.Version, Epoch: epoch,
+		Seq: p.seq, Tick: tick, TickNs: tick * int64(p.cfg.Period), Handover: handover,
 		State: state, Sample: sample, Out: out, Health: h,
 	}
-	p.lastTick = max(p.lastTick, tick)
-	last := p.pending != nil && tick == p.pending.Tick-1
-	p.mu.Unlock()
+	storeMax(&p.lastTick, tick)
+	last := handover != nil && tick == handover.Tick-1
 	data, err := p.enc.Encode(&p.frame)
 	p.frame.State, p.frame.Sample, p.frame.Out = nil, nil, nil // the caller's
 	if err != nil {
 		return fmt.Errorf("handoff: encode frame: %w", err)
 	}
 	p.enqueue(data)
+	p.undo = nil // the lease accepted a write at our epoch: nothing to step back to
 	if last {
-		p.mu.Lock()
-		p.releaseLocked(p.frame.Epoch)
-		p.mu.Unlock()
+		p.release(epoch)
 	}
 	return nil
+}
+
+// storeMax raises v to n if n is larger.
+func storeMax(v *atomic.Int64, n int64) {
+	for o := v.Load(); n > o && !v.CompareAndSwap(o, n); o = v.Load() {
+	}
 }
 
 // outboxFrames is how many encoded frames may wait for the NATS connection
@@ -696,7 +735,7 @@ func (p *Participant) onFrame(data []byte) {
 		p.streak++
 	}
 	p.latest = f
-	p.lastTick = max(p.lastTick, f.Tick)
+	storeMax(&p.lastTick, f.Tick)
 	p.lagNs = now - f.TickNs
 	if h := f.Handover; h != nil && h.To == p.cfg.Instance && p.role != RoleOwner &&
 		(p.commit == nil || p.commit.Epoch < h.Epoch) {
@@ -766,6 +805,7 @@ func (p *Participant) onControl(m *nats.Msg) {
 func (p *Participant) control(c Control) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.mirror()
 	switch c.Op {
 	case "handover":
 		return p.acceptHandover(c.Handover)
@@ -827,7 +867,7 @@ func (p *Participant) Status() Status {
 		Diverged: p.counts.diverged, Gaps: p.counts.gaps, Malformed: p.counts.malformed,
 		Incompatible: p.counts.incompatible, Stale: p.counts.staleFrames, TakenBack: p.taken, T: now,
 		Dropped:  p.dropped.Load(),
-		LastTick: p.lastTick,
+		LastTick: p.lastTick.Load(),
 	}
 	if f := p.latest; f != nil && p.role != RoleOwner && p.streak > 0 {
 		live := now-f.TickNs <= int64(p.cfg.MaxLag) && p.lagNs <= int64(p.cfg.MaxLag)

@@ -2,8 +2,11 @@ package handoff
 
 import (
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/hw/lease"
 )
 
 // TestPublishAllocatesNothing: once the outbox has warmed up, an owner's
@@ -12,6 +15,7 @@ import (
 func TestPublishAllocatesNothing(t *testing.T) {
 	p := &Participant{cfg: ParticipantConfig{Schema: "s/1", Instance: "a", Version: "v1", Period: time.Millisecond},
 		out: make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1), role: RoleOwner, epoch: 1}
+	p.mirror()
 	state, sample, out := json.RawMessage(`{"x":1.5,"mode":"hover"}`), json.RawMessage(`{"u":-2}`), []float64{0.5, 0.51, 0.49, 0.5}
 	var tick int64
 	publish := func() {
@@ -59,3 +63,64 @@ func TestJSONBuffer(t *testing.T) {
 		t.Error("Encode of invalid raw JSON succeeded")
 	}
 }
+
+// TestOwnerTicksWithoutTheLock: an owner with no hand-over due decides
+// and publishes without the participant's lock, which ordinary threads
+// hold (the NATS callbacks, the status goroutine) and a real-time loop
+// must not wait for; the hand-over's tick still decides under it.
+func TestOwnerTicksWithoutTheLock(t *testing.T) {
+	p := &Participant{cfg: ParticipantConfig{Schema: "s/1", Instance: "a", Period: time.Millisecond},
+		out: make(chan []byte, outboxFrames), free: make(chan []byte, outboxFrames+1),
+		role: RoleOwner, epoch: 3, lease: nopLease{}, log: slog.New(slog.DiscardHandler), now: time.Now().UnixNano,
+		notes: make(chan slog.Record, noteBacklog), kick: make(chan struct{}, 1)}
+	p.mirror()
+	decided := make(chan Decision, 1)
+	tick := func(n int64) {
+		go func() {
+			d := p.Tick(n)
+			if d.Write {
+				p.Publish(n, json.RawMessage(`{}`), json.RawMessage(`{}`), []float64{0.5}, Health{})
+			}
+			decided <- d
+		}()
+	}
+	p.mu.Lock() // an ordinary thread holds it
+	for _, n := range []int64{10, 11} {
+		tick(n)
+		select {
+		case d := <-decided:
+			if !d.Write || d.Epoch != 3 || d.Hydrate != nil || d.Retire {
+				t.Fatalf("tick %d: %+v, want a write at epoch 3", n, d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tick %d waited for the lock", n)
+		}
+		if n == 10 { // a hand-over at tick 12 is accepted (under the lock)
+			p.pending = &Handover{Tick: 12, To: "b", Epoch: 4, Fallback: 5}
+			p.mirror()
+		}
+	}
+	if f, err := DecodeFrame(<-p.out); err != nil || f.Handover != nil || f.Epoch != 3 {
+		t.Fatalf("tick 10's frame: %+v, %v; want epoch 3, no hand-over", f, err)
+	}
+
+	tick(12)
+	select {
+	case d := <-decided:
+		t.Fatalf("the hand-over's tick decided %+v without the lock", d)
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.mu.Unlock()
+	if d := <-decided; d.Write || p.Role() != RoleStandby {
+		t.Fatalf("the hand-over's tick: %+v, role %s; want no write, standby", d, p.Role())
+	}
+	queued := len(p.out)
+	if err := p.Publish(13, json.RawMessage(`{}`), json.RawMessage(`{}`), []float64{0.5}, Health{}); err != nil || len(p.out) != queued {
+		t.Fatalf("a standby's Publish: %v, %d frames queued, want none", err, len(p.out)-queued)
+	}
+}
+
+type nopLease struct{}
+
+func (nopLease) Beat() (lease.Beat, error) { return lease.Beat{}, nil }
+func (nopLease) Release(uint64) error      { return nil }
