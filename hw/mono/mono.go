@@ -51,20 +51,16 @@ func Since(t int64) time.Duration { return time.Duration(Now() - t) }
 // thread keeps its ordinary policy, so callers log and carry on.
 func RealTime(prio int) error {
 	runtime.LockOSThread()
-	// RESET_ON_FORK: threads the Go runtime spawns from this one (to run
-	// other goroutines) must not inherit real-time priority.
-	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w (grant CAP_SYS_NICE for real-time scheduling)", prio, err)
+	if err := setFIFO(prio); err != nil {
+		return fmt.Errorf("%w (grant CAP_SYS_NICE for real-time scheduling)", err)
 	}
 	return nil
 }
 
 // Priority moves the calling thread, which RealTime made real-time, to
-// SCHED_FIFO priority prio (1..99), or with prio 0 back to ordinary
-// scheduling; the thread stays locked to its goroutine either way. A
-// thread that is not real-time gets an error and is left as it is:
-// making it real-time here would skip RealTime's lock.
+// SCHED_FIFO priority prio (1..99). A thread that is not real-time gets an
+// error and is left as it is: making it real-time here would skip
+// RealTime's lock.
 func Priority(prio int) error {
 	cur, err := unix.SchedGetAttr(0, 0)
 	if err != nil {
@@ -73,10 +69,14 @@ func Priority(prio int) error {
 	if cur.Policy != unix.SCHED_FIFO {
 		return errors.New("mono: the calling thread is not real-time: call RealTime first")
 	}
+	return setFIFO(prio)
+}
+
+// setFIFO puts the calling thread under SCHED_FIFO at prio.
+// RESET_ON_FORK: threads the Go runtime spawns from this one (to run other
+// goroutines) must not inherit real-time priority.
+func setFIFO(prio int) error {
 	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
-	if prio == 0 {
-		attr = unix.SchedAttr{Policy: unix.SCHED_NORMAL}
-	}
 	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
 		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w", prio, err)
 	}

@@ -221,10 +221,11 @@ func (l *loop) run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if l.cfg.RTPriority > 0 {
-		if err := mono.RealTime(l.cfg.priority(false)); err != nil {
+		prio := l.cfg.priority(false) // the first tick raises an owner's
+		if err := mono.RealTime(prio); err != nil {
 			l.log.Warn("control loop runs without real-time priority", "err", err)
 		} else {
-			l.prio = l.cfg.priority(false) // the first tick raises an owner's
+			l.prio = prio
 		}
 	}
 	next := (mono.Now()/l.period + 1) * l.period
