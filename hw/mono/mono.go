@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -70,6 +71,47 @@ func Priority(prio int) error {
 		return errors.New("mono: the calling thread is not real-time: call RealTime first")
 	}
 	return setFIFO(prio)
+}
+
+// Helpers puts every thread of the process under SCHED_FIFO at prio, and
+// with them every thread Go starts later (a thread inherits its creator's
+// policy; RealTime's threads do not pass theirs on). Call it before
+// RealTime, with prio below every real-time thread's (1: just above every
+// ordinary task). Why: a locked real-time goroutine goes back to Go's
+// scheduler whenever Go preempts it (sysmon does every 10 ms it has not
+// passed through, the collector to scan its stack) or a system call
+// returns without a P, and it runs again only when another thread of the
+// process runs the scheduler. Under ordinary scheduling that thread waits
+// behind any busy process on the machine: a dronectl, a container
+// starting, a CPU hog; the flight loop waited up to 10 ms for it on the
+// 2-vCPU VM, most often as a candidate started. It needs CAP_SYS_NICE,
+// as RealTime does; where a cgroup budgets real-time time, the helpers
+// spend the container's budget too.
+func Helpers(prio int) error {
+	seen := map[int]bool{}
+	for {
+		// A thread started meanwhile by one not yet changed inherits the
+		// old policy: list again until a pass finds none new.
+		es, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("mono: list the process's threads: %w", err)
+		}
+		changed := 0
+		for _, e := range es {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || seen[tid] {
+				continue
+			}
+			seen[tid], changed = true, changed+1
+			attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
+			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("mono: SCHED_FIFO priority %d for thread %d: %w", prio, tid, err)
+			}
+		}
+		if changed == 0 {
+			return nil
+		}
+	}
 }
 
 // setFIFO puts the calling thread under SCHED_FIFO at prio.

@@ -1,10 +1,12 @@
 package mono
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -111,4 +113,81 @@ func TestPriority(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHelpers: after Helpers(1), every thread of the process is under
+// SCHED_FIFO at 1, those Go starts later too, and a RealTime thread keeps
+// its own priority. It runs in a child process, which it leaves real-time.
+func TestHelpers(t *testing.T) {
+	if os.Getenv("MONO_HELPERS_CHILD") == "1" {
+		helpersChild()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelpers$", "-test.v")
+	cmd.Env = append(os.Environ(), "MONO_HELPERS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if bytes.Contains(out, []byte("operation not permitted")) {
+		t.Skipf("no real-time scheduling here (CI runs as root): %s", out)
+	}
+	if err != nil || !bytes.Contains(out, []byte("helpers: ok")) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	ok := out[bytes.Index(out, []byte("helpers: ok")):]
+	t.Logf("%s", ok[:bytes.IndexByte(ok, '\n')])
+}
+
+func helpersChild() {
+	fail := func(f string, a ...any) { fmt.Printf("helpers: "+f+"\n", a...); os.Exit(1) }
+	if err := Helpers(1); err != nil {
+		fail("%v", err)
+	}
+	// Locked goroutines that block keep their threads, so Go starts new
+	// ones for the rest: threads born after Helpers.
+	before, _ := os.ReadDir("/proc/self/task")
+	release := make(chan struct{})
+	tids := make(chan int)
+	for range 4 {
+		go func() {
+			runtime.LockOSThread()
+			tids <- unix.Gettid()
+			<-release
+		}()
+	}
+	go func() {
+		if err := RealTime(5); err != nil {
+			fail("%v", err)
+		}
+		tids <- -unix.Gettid()
+		<-release
+	}()
+	rt := 0
+	for range 5 {
+		if tid := <-tids; tid < 0 {
+			rt = -tid
+		}
+	}
+	defer close(release)
+	es, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		fail("%v", err)
+	}
+	if len(es) <= len(before) {
+		fail("no thread started after Helpers: %d then %d", len(before), len(es))
+	}
+	for _, e := range es {
+		var tid int
+		fmt.Sscan(e.Name(), &tid)
+		a, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue
+		}
+		want := uint32(1)
+		if tid == rt {
+			want = 5
+		}
+		if err != nil || a.Policy != unix.SCHED_FIFO || a.Priority != want {
+			fail("thread %d: policy %d priority %d (%v), want SCHED_FIFO %d", tid, a.Policy, a.Priority, err, want)
+		}
+	}
+	fmt.Printf("helpers: ok, %d threads (%d started after)\n", len(es), len(es)-len(before))
 }

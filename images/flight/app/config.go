@@ -180,6 +180,17 @@ func (c Config) Mission() control.Mission {
 // -ldflags "-X github.com/skyswap/skyswap/images/flight/app.Version=v1".
 var Version = "dev"
 
+// helperPriority is the real-time priority of the process's other threads
+// (NATS, the camera, the collector, the runtime's own) under RTPriority:
+// the lowest, so they wait for every loop and for the simulator, and
+// preempt every ordinary task (mono.Helpers says why). 0: none.
+func (c Config) helperPriority() int {
+	if c.RTPriority <= 0 {
+		return 0
+	}
+	return 1
+}
+
 // priority is the control thread's real-time priority while it drives
 // the motors (RTPriority) or not: one below, at least 1. A candidate
 // starting up beside the owner (its first ticks, its catch-up, the

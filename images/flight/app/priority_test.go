@@ -46,3 +46,22 @@ func TestReprioritise(t *testing.T) {
 		})
 	}
 }
+
+// TestPriorities: the loop drives at FLIGHT_RT_PRIO and waits one below,
+// the app's other threads run at the lowest real-time priority, and
+// without FLIGHT_RT_PRIO nothing is real-time.
+func TestPriorities(t *testing.T) {
+	for _, tc := range []struct {
+		rt, driving, waiting, helpers int
+	}{
+		{50, 50, 49, 1},
+		{2, 2, 1, 1},
+		{1, 1, 1, 1},
+		{0, 0, 0, 0},
+	} {
+		c := Config{RTPriority: tc.rt}
+		if d, w, h := c.priority(true), c.priority(false), c.helperPriority(); d != tc.driving || w != tc.waiting || h != tc.helpers {
+			t.Errorf("FLIGHT_RT_PRIO=%d: driving %d, waiting %d, helpers %d; want %d %d %d", tc.rt, d, w, h, tc.driving, tc.waiting, tc.helpers)
+		}
+	}
+}

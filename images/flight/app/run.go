@@ -103,6 +103,11 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 // cannot be opened or this instance is fenced out with no hand-over.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("instance", cfg.Instance, "version", Version)
+	if prio := cfg.helperPriority(); prio > 0 {
+		if err := mono.Helpers(prio); err != nil {
+			log.Warn("the app's other threads run under ordinary scheduling", "err", err)
+		}
+	}
 	// Opening and arming must finish even if a stop is requested meanwhile:
 	// a half-initialised chip is worse than a landing.
 	h, err := openHardware(context.WithoutCancel(ctx), cfg, log)
