@@ -350,8 +350,8 @@ func TestAgentRealTime(t *testing.T) {
 		t.Fatalf("referee: %+v", rep)
 	}
 	for _, l := range []string{v1.To, v2.To} {
-		if b, _ := os.ReadFile(containers.LogFile(r.cfg.LogDir, l)); bytes.Contains(b, []byte("without real-time priority")) {
-			t.Errorf("%s's loop ran without real-time priority:\n%s", l, b)
+		if b, _ := os.ReadFile(containers.LogFile(r.cfg.LogDir, l)); bytes.Contains(b, []byte("without real-time priority")) || bytes.Contains(b, []byte("under ordinary scheduling")) {
+			t.Errorf("%s ran without real-time priority:\n%s", l, b)
 		}
 	}
 	// cgroup v1 with real-time groups: the namespace holds v2's time only.
@@ -362,8 +362,9 @@ func TestAgentRealTime(t *testing.T) {
 	}
 }
 
-// checkFIFO checks that instance's process has a thread under SCHED_FIFO:
-// its control loop.
+// checkFIFO checks that instance's process runs under SCHED_FIFO as
+// deployed: its control loop at FLIGHT_RT_PRIO (it owns the drone), every
+// other thread at the lowest priority (app.Config.helperPriority).
 func (r *agentRig) checkFIFO(instance string) {
 	r.t.Helper()
 	c, err := containers.Open(context.Background(), containers.Config{Namespace: testNamespace, LogDir: r.cfg.LogDir})
@@ -376,19 +377,23 @@ func (r *agentRig) checkFIFO(instance string) {
 		r.t.Fatalf("inspect %s: %+v, %v", instance, st, err)
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", st.Pid))
+	prios := map[string]int{} // "policy/priority": threads
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue // the thread ended
 		}
 		// Fields after the command's closing parenthesis start at field 3
-		// (state); the policy is field 41.
+		// (state); the real-time priority is field 40, the policy 41.
 		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(rest) > 38 && rest[38] == "1" { // SCHED_FIFO
-			return
+		if len(rest) > 38 {
+			prios[rest[38]+"/"+rest[37]]++
 		}
 	}
-	r.t.Errorf("%s (pid %d): no thread under SCHED_FIFO among %d", instance, st.Pid, len(tasks))
+	const fifo = "1/" // SCHED_FIFO
+	if len(prios) != 2 || prios[fifo+"50"] != 1 || prios[fifo+"1"] == 0 {
+		r.t.Errorf("%s (pid %d): threads by policy/priority %v, want one SCHED_FIFO (1) at 50, the rest at 1", instance, st.Pid, prios)
+	}
 }
 
 // TestAgentLostStateDir: the drone's state directory is lost (reflashed,
