@@ -67,7 +67,44 @@ func startFleet(t *testing.T, n int, sim swarm.Sim) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return &fleet{broker: b.URL(), swarm: s, key: priv}
+	f := &fleet{broker: b.URL(), swarm: s, key: priv}
+	f.awaitFiled(t, n)
+	return f
+}
+
+// awaitFiled waits until the broker serves n drones' retained states to a
+// new subscription. NATS files a retained message a moment after it
+// acknowledges it, and a Manager opened in that moment never hears the
+// state: the fleet is on the air before the ground starts, as in the field.
+func (f *fleet) awaitFiled(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitRollout)
+	defer cancel()
+	for {
+		w, err := push.Watch(ctx, push.Config{Broker: f.broker}, "fleet/+/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for quiet := time.After(200 * time.Millisecond); len(seen) < n; {
+			select {
+			case m := <-w.Messages():
+				if m.Retained {
+					seen[m.Topic] = true
+				}
+				continue
+			case <-quiet:
+			case <-ctx.Done():
+				w.Close()
+				t.Fatalf("the broker serves %d of %d drones' retained states: %v", len(seen), n, ctx.Err())
+			}
+			break
+		}
+		w.Close()
+		if len(seen) == n {
+			return
+		}
+	}
 }
 
 // manager opens a Manager on f's broker with its records in dir.
