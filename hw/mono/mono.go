@@ -52,7 +52,7 @@ func Since(t int64) time.Duration { return time.Duration(Now() - t) }
 // thread keeps its ordinary policy, so callers log and carry on.
 func RealTime(prio int) error {
 	runtime.LockOSThread()
-	if err := setFIFO(prio); err != nil {
+	if err := setFIFO(0, prio, resetOnFork); err != nil {
 		return fmt.Errorf("%w (grant CAP_SYS_NICE for real-time scheduling)", err)
 	}
 	return nil
@@ -70,14 +70,18 @@ func Priority(prio int) error {
 	if cur.Policy != unix.SCHED_FIFO {
 		return errors.New("mono: the calling thread is not real-time: call RealTime first")
 	}
-	return setFIFO(prio)
+	return setFIFO(0, prio, resetOnFork)
 }
+
+// resetOnFork: threads the Go runtime spawns from a locked real-time
+// thread (to run other goroutines) must not inherit its priority.
+const resetOnFork = unix.SCHED_FLAG_RESET_ON_FORK
 
 // Helpers puts every thread of the process under SCHED_FIFO at prio, and
 // with them every thread Go starts later (a thread inherits its creator's
-// policy; RealTime's threads do not pass theirs on). Call it before
-// RealTime, with prio below every real-time thread's (1: just above every
-// ordinary task). Why: a locked real-time goroutine goes back to Go's
+// policy; RealTime's threads do not pass theirs on). Threads already
+// real-time (RealTime's) keep their priority; prio should be below theirs
+// (1: just above every ordinary task). Why: a locked real-time goroutine goes back to Go's
 // scheduler whenever Go preempts it (sysmon does every 10 ms it has not
 // passed through, the collector to scan its stack) or a system call
 // returns without a P, and it runs again only when another thread of the
@@ -103,9 +107,11 @@ func Helpers(prio int) error {
 				continue
 			}
 			seen[tid], changed = true, changed+1
-			attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
-			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("mono: SCHED_FIFO priority %d for thread %d: %w", prio, tid, err)
+			if cur, err := unix.SchedGetAttr(tid, 0); err == nil && cur.Policy == unix.SCHED_FIFO {
+				continue
+			}
+			if err := setFIFO(tid, prio, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("%w (thread %d)", err, tid)
 			}
 		}
 		if changed == 0 {
@@ -114,12 +120,11 @@ func Helpers(prio int) error {
 	}
 }
 
-// setFIFO puts the calling thread under SCHED_FIFO at prio.
-// RESET_ON_FORK: threads the Go runtime spawns from this one (to run other
-// goroutines) must not inherit real-time priority.
-func setFIFO(prio int) error {
-	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+// setFIFO puts thread tid (0: the calling one) under SCHED_FIFO at prio,
+// with the sched_setattr flags given.
+func setFIFO(tid, prio int, flags uint64) error {
+	attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio), Flags: flags}
+	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
 		return fmt.Errorf("mono: SCHED_FIFO priority %d: %w", prio, err)
 	}
 	return nil
