@@ -341,6 +341,11 @@ func TestAgentRealTime(t *testing.T) {
 	v2 := r.update(command.KindUpdate, r.refs["v2"])
 	r.checkFIFO(v2.To)
 	r.onlyOneRunning(v2.To)
+	// drone-sim's physics and bus threads at SIM_RT_PRIO, every other
+	// thread at the lowest real-time priority (mono.Helpers says why).
+	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 2 || prios["1/60"] == 0 || prios["1/1"] == 0 {
+		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60 and the rest at 1", r.sim.Pid(), prios)
+	}
 	rep, err := r.sim.Report(ctx, hover, mono.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -376,8 +381,22 @@ func (r *agentRig) checkFIFO(instance string) {
 	if err != nil || st.Pid == 0 {
 		r.t.Fatalf("inspect %s: %+v, %v", instance, st, err)
 	}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", st.Pid))
-	prios := map[string]int{} // "policy/priority": threads
+	prios := threadPriorities(r.t, int(st.Pid))
+	const fifo = "1/" // SCHED_FIFO
+	if len(prios) != 2 || prios[fifo+"50"] != 1 || prios[fifo+"1"] == 0 {
+		r.t.Errorf("%s (pid %d): threads by policy/priority %v, want one SCHED_FIFO (1) at 50, the rest at 1", instance, st.Pid, prios)
+	}
+}
+
+// threadPriorities counts pid's threads by "policy/priority" as
+// /proc/<pid>/task/*/stat shows them (SCHED_FIFO is policy 1).
+func threadPriorities(t testing.TB, pid int) map[string]int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of pid %d: %d, %v", pid, len(tasks), err)
+	}
+	prios := map[string]int{}
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -390,10 +409,7 @@ func (r *agentRig) checkFIFO(instance string) {
 			prios[rest[38]+"/"+rest[37]]++
 		}
 	}
-	const fifo = "1/" // SCHED_FIFO
-	if len(prios) != 2 || prios[fifo+"50"] != 1 || prios[fifo+"1"] == 0 {
-		r.t.Errorf("%s (pid %d): threads by policy/priority %v, want one SCHED_FIFO (1) at 50, the rest at 1", instance, st.Pid, prios)
-	}
+	return prios
 }
 
 // TestAgentLostStateDir: the drone's state directory is lost (reflashed,

@@ -122,6 +122,9 @@ func StartSim(ctx context.Context, bin, dir string, env []string, logw io.Writer
 	return s, nil
 }
 
+// Pid is the drone-sim process's ID.
+func (s *Sim) Pid() int { return s.proc.Pid() }
+
 func (s *Sim) get(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTP+path, nil)
 	if err != nil {

@@ -43,6 +43,11 @@ func run(log *slog.Logger) error {
 	defer stop()
 	cfg := s.Config()
 	cfg.Log = log
+	if cfg.RTPriority > 0 {
+		if err := mono.Helpers(mono.HelperPriority); err != nil {
+			log.Warn("drone-sim's other threads run under ordinary scheduling", "err", err)
+		}
+	}
 	d := sim.New(cfg)
 	if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
 		return fmt.Errorf("socket directory: %w", err)

@@ -77,20 +77,34 @@ func Priority(prio int) error {
 // thread (to run other goroutines) must not inherit its priority.
 const resetOnFork = unix.SCHED_FLAG_RESET_ON_FORK
 
+// HelperPriority is the SCHED_FIFO priority a real-time process gives its
+// other threads (Helpers): the lowest, so they wait for every control
+// loop, bus and physics thread, and preempt every ordinary task.
+const HelperPriority = 1
+
 // Helpers puts every thread of the process under SCHED_FIFO at prio, and
 // with them every thread Go starts later (a thread inherits its creator's
 // policy; RealTime's threads do not pass theirs on). Threads already
 // real-time (RealTime's) keep their priority; prio should be below theirs
-// (1: just above every ordinary task). Why: a locked real-time goroutine goes back to Go's
-// scheduler whenever Go preempts it (sysmon does every 10 ms it has not
-// passed through, the collector to scan its stack) or a system call
-// returns without a P, and it runs again only when another thread of the
-// process runs the scheduler. Under ordinary scheduling that thread waits
-// behind any busy process on the machine: a dronectl, a container
-// starting, a CPU hog; the flight loop waited up to 10 ms for it on the
-// 2-vCPU VM, most often as a candidate started. It needs CAP_SYS_NICE,
-// as RealTime does; where a cgroup budgets real-time time, the helpers
-// spend the container's budget too.
+// (HelperPriority). It needs CAP_SYS_NICE, as RealTime does; where a
+// cgroup budgets real-time time, the helpers spend the container's budget
+// too.
+//
+// Why: a locked real-time goroutine waits on the process's other threads
+// in two ways, and under ordinary scheduling those wait behind any busy
+// process on the machine (a dronectl, a container starting, a CPU hog):
+//   - It goes back to Go's scheduler whenever Go preempts it (sysmon does
+//     every 10 ms it has not passed through, the collector to scan its
+//     stack) or a system call returns without a P, and runs again only
+//     when another thread runs the scheduler. The flight loop waited up to
+//     10 ms for one on the 2-vCPU VM, most often as a candidate started.
+//   - A system call that returns while sysmon or the collector holds the
+//     goroutine's scan bit (sysmon takes it on every pass to look at a P
+//     in a system call) spins in exitsyscall until the holder lets go. A
+//     real-time spinner keeps an ordinary holder off its own CPU:
+//     drone-sim's bus thread spun 85 ms beside a CPU hog, and the flight
+//     it served missed 21 ticks. A real-time holder moves to the other
+//     CPU at once.
 func Helpers(prio int) error {
 	seen := map[int]bool{}
 	for {

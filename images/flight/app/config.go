@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/skyswap/skyswap/envconf"
+	"github.com/skyswap/skyswap/hw/mono"
 	"github.com/skyswap/skyswap/images/flight/control"
 	"github.com/skyswap/skyswap/images/labels"
 )
@@ -182,13 +183,12 @@ var Version = "dev"
 
 // helperPriority is the real-time priority of the process's other threads
 // (NATS, the camera, the collector, the runtime's own) under RTPriority:
-// the lowest, so they wait for every loop and for the simulator, and
-// preempt every ordinary task (mono.Helpers says why). 0: none.
+// mono.HelperPriority (mono.Helpers says why). 0: none.
 func (c Config) helperPriority() int {
 	if c.RTPriority <= 0 {
 		return 0
 	}
-	return 1
+	return mono.HelperPriority
 }
 
 // priority is the control thread's real-time priority while it drives
