@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -28,19 +29,29 @@ import (
 // nothing while it runs, so no garbage collection pauses it.
 
 const (
-	probePeriod = int64(time.Millisecond)
-	stallMin    = int64(200 * time.Microsecond) // wake-ups later than this are reported
+	probePeriod   = int64(time.Millisecond)
+	probePriority = 99                            // above every thread of the flight, the simulator and the stack
+	stallMin      = int64(200 * time.Microsecond) // wake-ups later than this are reported
 )
 
 // RunLatencyProbe is the probe process's body: on each CPU, a thread
 // pinned there under SCHED_FIFO at priority 99 writes "<scheduled ns>
-// <late ns>\n" (CLOCK_MONOTONIC) to w for each late wake-up, one Write a
-// line, until ctx is done or w fails. w must be safe for concurrent use,
-// as os.Stdout is. One thread per CPU, because a machine stalls a CPU at a
-// time (a hypervisor descheduling one vCPU): a single thread saw nothing
-// of a stall on the other CPU.
-func RunLatencyProbe(ctx context.Context, w io.Writer) error {
-	mono.ReserveProcs(0)    // each pinned thread keeps a P through its sleeps
+// <late ns>\n" (CLOCK_MONOTONIC) to out for each late wake-up, one
+// write(2) a line, until ctx is done or out fails. One thread per CPU,
+// because a machine stalls a CPU at a time (a hypervisor descheduling one
+// vCPU): a single thread saw nothing of a stall on the other CPU.
+//
+// The threads wait on nothing an ordinary task or the other CPU could
+// hold: the process's other threads are real-time too (mono.Helpers), and
+// the threads write with write(2) alone (rawWriter), not through
+// os.File's lock. Beside a CPU hog, a probe without them reported 60 and
+// 101 ms stalls that a C probe beside it never saw.
+func RunLatencyProbe(ctx context.Context, out *os.File) error {
+	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
+	if err := mono.Helpers(mono.HelperPriority); err != nil {
+		return fmt.Errorf("latency probe: %w", err)
+	}
+	w := rawWriter(out.Fd())
 	var allowed unix.CPUSet // the CPUs this process may run on
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
 		return fmt.Errorf("latency probe: CPUs: %w", err)
@@ -70,7 +81,7 @@ func probeCPU(ctx context.Context, w io.Writer, cpu int) error {
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		return fmt.Errorf("latency probe: pin a thread to CPU %d: %w", cpu, err)
 	}
-	if err := mono.RealTime(99); err != nil {
+	if err := mono.RealTime(probePriority); err != nil {
 		return fmt.Errorf("latency probe: %w", err)
 	}
 	return probeLoop(ctx, w, mono.Now, mono.SleepUntil)
@@ -98,6 +109,22 @@ func probeLoop(ctx context.Context, w io.Writer, now func() int64, sleep func(in
 		}
 	}
 	return nil
+}
+
+// rawWriter writes to a file descriptor with write(2) and nothing else.
+// os.File holds a lock across each write: a CPU stalled while its thread
+// held it would stall the other CPU's thread too, and the probe would
+// report a stall that CPU never had. A line is shorter than PIPE_BUF, so
+// a pipe takes each whole, never interleaved.
+type rawWriter uintptr
+
+func (fd rawWriter) Write(b []byte) (int, error) {
+	for {
+		n, err := unix.Write(int(fd), b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // LatencyProbe is a running probe process and what it reported.
