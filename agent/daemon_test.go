@@ -343,7 +343,7 @@ func TestAgentRealTime(t *testing.T) {
 	r.onlyOneRunning(v2.To)
 	// drone-sim's physics and bus threads at SIM_RT_PRIO, every other
 	// thread at the lowest real-time priority (mono.Helpers says why).
-	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 2 || prios["1/60"] == 0 || prios["1/1"] == 0 {
+	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 2 || prios[fifoKey(60)] == 0 || prios[fifoKey(mono.HelperPriority)] == 0 {
 		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60 and the rest at 1", r.sim.Pid(), prios)
 	}
 	rep, err := r.sim.Report(ctx, hover, mono.Now())
@@ -382,11 +382,13 @@ func (r *agentRig) checkFIFO(instance string) {
 		r.t.Fatalf("inspect %s: %+v, %v", instance, st, err)
 	}
 	prios := threadPriorities(r.t, int(st.Pid))
-	const fifo = "1/" // SCHED_FIFO
-	if len(prios) != 2 || prios[fifo+"50"] != 1 || prios[fifo+"1"] == 0 {
+	if len(prios) != 2 || prios[fifoKey(50)] != 1 || prios[fifoKey(mono.HelperPriority)] == 0 {
 		r.t.Errorf("%s (pid %d): threads by policy/priority %v, want one SCHED_FIFO (1) at 50, the rest at 1", instance, st.Pid, prios)
 	}
 }
+
+// fifoKey is threadPriorities' key for SCHED_FIFO (policy 1) at prio.
+func fifoKey(prio int) string { return fmt.Sprintf("1/%d", prio) }
 
 // threadPriorities counts pid's threads by "policy/priority" as
 // /proc/<pid>/task/*/stat shows them (SCHED_FIFO is policy 1).
