@@ -18,7 +18,7 @@
 //	                           (memory, the last few seconds) so that a late
 //	                           candidate hydrates from the newest one
 //	skyswap.A.status.<inst>    each participant's status, ~20 Hz
-//	skyswap.A.ctl.<inst>       requests to one participant (handover, retire)
+//	skyswap.A.ctl.<inst>       requests to one participant (expect, handover, retire)
 //	skyswap.A.events           the coordinator's phase changes
 //
 // The protocol:
@@ -29,8 +29,9 @@
 //     replays its own control law from frame k-1's state on frame k's sensor
 //     sample and compares with the outputs the owner wrote at k. K ticks in a
 //     row within tolerance, fresh and without a sequence gap, is "synced".
-//  3. cut-over: the coordinator asks the owner to hand over at tick T (a
-//     lead ahead) with epoch E+1. The owner stamps its frames with the
+//  3. cut-over: the coordinator tells the candidate to expect a hand-over
+//     at tick T (a lead ahead) with epoch E+1 from epoch E, and once it has
+//     answered asks the owner to hand over so. The owner stamps its frames with the
 //     hand-over, writes ticks < T, and releases epoch E at the lease right
 //     after its last write. The candidate, at tick T or later, takes over
 //     once the lease shows E released (or the owner silent for the holder
@@ -43,7 +44,8 @@
 //     standby takes back on its own at the fallback epoch E+2, which fences
 //     the old candidate out; a late frame alone never triggers it. If the
 //     coordinator judges the probation unhealthy it hands back the same
-//     way as step 3.
+//     way as step 3, and stops the candidate only once the lease shows the
+//     standby driving.
 //  5. commit: the coordinator retires the standby, which exits (it holds no
 //     lease), and stops it.
 //

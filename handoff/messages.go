@@ -112,8 +112,12 @@ type Status struct {
 
 // Control is a request to one participant.
 type Control struct {
-	Op       string    `json:"op"` // "handover" or "retire"
+	// Op is "expect" (to a candidate or standby: the owner of epoch From
+	// will be asked for Handover, to this instance), "handover" (to the
+	// owner: commit to Handover) or "retire" (to a standby: exit).
+	Op       string    `json:"op"`
 	Handover *Handover `json:"handover,omitempty"`
+	From     uint64    `json:"from,omitempty"` // expect: the epoch handing over
 }
 
 // Reply answers a Control.

@@ -737,9 +737,8 @@ func (p *Participant) onFrame(data []byte) {
 	p.latest = f
 	storeMax(&p.lastTick, f.Tick)
 	p.lagNs = now - f.TickNs
-	if h := f.Handover; h != nil && h.To == p.cfg.Instance && p.role != RoleOwner &&
-		(p.commit == nil || p.commit.Epoch < h.Epoch) {
-		p.commit = &commitment{Handover: *h, from: f.Epoch}
+	if h := f.Handover; h != nil && h.To == p.cfg.Instance && p.role != RoleOwner {
+		p.expect(*h, f.Epoch)
 	}
 	p.mu.Unlock()
 	select {
@@ -807,6 +806,8 @@ func (p *Participant) control(c Control) error {
 	defer p.mu.Unlock()
 	defer p.mirror()
 	switch c.Op {
+	case "expect":
+		return p.expectHandover(c.Handover, c.From)
 	case "handover":
 		return p.acceptHandover(c.Handover)
 	case "retire":
@@ -818,6 +819,39 @@ func (p *Participant) control(c Control) error {
 	}
 	p.counts.malformed++
 	return fmt.Errorf("%w: unknown op %q", ErrMalformed, c.Op)
+}
+
+// expectHandover takes the coordinator's word that the owner of epoch
+// from is about to be asked to hand over to this instance with h (lock
+// held). The coordinator asks the owner only after this answer, so the
+// hand-over never waits for the owner's stamped frames, which a loaded
+// machine delays by tens of milliseconds: the owner releases at h.Tick and
+// nobody would drive until they came. Driving is still decided at the
+// lease (decide): a hand-over the owner refuses or never hears is void at
+// the holder timeout past h.Tick, and one that another instance overtook
+// is void at once.
+func (p *Participant) expectHandover(h *Handover, from uint64) error {
+	switch {
+	case h == nil || h.To != p.cfg.Instance || from == 0 || h.Epoch <= from || h.Fallback <= h.Epoch:
+		p.counts.malformed++
+		return fmt.Errorf("%w: expect needs a hand-over to this instance from an older epoch, with growing epochs", ErrMalformed)
+	case p.role != RoleCandidate && p.role != RoleStandby:
+		return fmt.Errorf("handoff: %s is %s; only a candidate or a standby expects a hand-over", p.cfg.Instance, p.role)
+	case from < p.highest:
+		return fmt.Errorf("handoff: epoch %d cannot hand over: epoch %d is newer", from, p.highest)
+	}
+	p.expect(*h, from)
+	p.note(slog.LevelInfo, "handoff: hand-over expected", "tick", h.Tick, "from_epoch", from, "epoch", h.Epoch, "current_tick", p.curTick.Load())
+	return nil
+}
+
+// expect records a hand-over to this instance by the owner of epoch from
+// (lock held), unless one to a newer epoch is already recorded: the
+// coordinator's word and the owner's stamped frames say the same.
+func (p *Participant) expect(h Handover, from uint64) {
+	if p.commit == nil || p.commit.Epoch < h.Epoch {
+		p.commit = &commitment{Handover: h, from: from}
+	}
 }
 
 // acceptHandover takes an owner's commitment to stop before h.Tick (lock

@@ -85,9 +85,9 @@ type ExitReporter interface {
 const (
 	DefaultSyncTimeout = 10 * time.Second
 	// DefaultLead is how far ahead of now the cut-over tick is set: the
-	// owner must get the request (a NATS round trip, 1-50 ms on a loaded
-	// machine) and the candidate its stamped frames (handoff.DefaultMaxLag) before
-	// it comes.
+	// candidate must answer that it expects the hand-over, and then the
+	// owner get the request (two NATS round trips, 1-50 ms each on a
+	// loaded machine), before it comes.
 	DefaultLead = 100 * time.Millisecond
 	// DefaultProbation is how long the new owner flies with the old one
 	// warm beside it before the update commits.
@@ -204,6 +204,9 @@ type Coordinator struct {
 	lease lease.Reader
 	log   *slog.Logger
 	subs  []*nats.Subscription
+	// frameSub is the frames' subscription (in subs), whose queue says
+	// whether this coordinator is behind them.
+	frameSub *nats.Subscription
 
 	mu     sync.Mutex
 	period int64
@@ -250,7 +253,7 @@ func New(nc *nats.Conn, rt Runtime, cfg Config) (*Coordinator, error) {
 		fs.Unsubscribe()
 		return nil, fmt.Errorf("coordinator: coordinator: %w", err)
 	}
-	c.subs = []*nats.Subscription{fs, ss}
+	c.frameSub, c.subs = fs, []*nats.Subscription{fs, ss}
 	return c, nc.Flush()
 }
 
@@ -308,16 +311,34 @@ func (c *Coordinator) forget(instance string) {
 	delete(c.frames, instance)
 }
 
-// fresh reports whether instance's frames reached us in the last d.
+// fresh reports whether instance's frames reached us in the last d, or
+// may have (behind).
 func (c *Coordinator) fresh(instance string, d time.Duration) (frameInfo, bool) {
 	f, ok := c.frame(instance)
-	return f, ok && mono.Now()-f.seen <= int64(d)
+	return f, ok && (mono.Now()-f.seen <= int64(d) || c.behind())
+}
+
+// behind reports whether frames are still queued for this coordinator.
+// Then an instance's frames not seen for a while prove nothing: a loaded
+// machine starves the agent, which falls seconds behind 1000 frames a
+// second (a slow consumer: NATS drops the oldest beyond the queue's
+// limit), and it took its own backlog for the new owner's silence and
+// reverted a healthy update.
+func (c *Coordinator) behind() bool {
+	n, _, err := c.frameSub.Pending()
+	return err == nil && n > 0
 }
 
 func (c *Coordinator) periodNs() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.period
+}
+
+// tickIn is the first tick at least d from now.
+func (c *Coordinator) tickIn(d time.Duration) int64 {
+	period := c.periodNs()
+	return mono.Now()/period + int64(math.Ceil(float64(d)/float64(period)))
 }
 
 // beat reads the lease; a failed read is logged and reads as nothing
@@ -363,6 +384,18 @@ func (c *Coordinator) request(ctx context.Context, instance string, ctl handoff.
 		return fmt.Errorf("coordinator: %s refused by %s: %s: %w", ctl.Op, instance, r.Error, errRefused)
 	}
 	return nil
+}
+
+// handOver asks owner, which drives at epoch from, to hand over with h,
+// once h.To has answered that it expects it: never the other way round, so
+// the owner never stops writing for an instance that does not know it is
+// to start (the owner's stamped frames would tell it too, but a loaded
+// machine delays them by more than the lead).
+func (c *Coordinator) handOver(ctx context.Context, owner string, from uint64, h handoff.Handover) error {
+	if err := c.request(ctx, h.To, handoff.Control{Op: "expect", Handover: &h, From: from}); err != nil {
+		return err
+	}
+	return c.request(ctx, owner, handoff.Control{Op: "handover", Handover: &h})
 }
 
 // errRefused marks a participant's refusal (as opposed to no answer).
@@ -503,10 +536,9 @@ func (u *update) synced() (bool, error) {
 // lease shows the candidate driving.
 func (u *update) cutover(ctx context.Context) error {
 	period := u.c.periodNs()
-	lead := int64(math.Ceil(float64(u.plan.Lead) / float64(period)))
 	e := u.epoch
-	u.h = handoff.Handover{Tick: mono.Now()/period + lead, To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
-	if err := u.c.request(ctx, u.plan.Owner, handoff.Control{Op: "handover", Handover: &u.h}); err != nil {
+	u.h = handoff.Handover{Tick: u.c.tickIn(u.plan.Lead), To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
+	if err := u.c.handOver(ctx, u.plan.Owner, e, u.h); err != nil {
 		return retryable{err}
 	}
 	u.res.CutoverTick, u.res.CutoverNs = u.h.Tick, u.h.Tick*period
@@ -569,7 +601,7 @@ func (u *update) unhealthy(s0 handoff.Status) string {
 		last = max(last, f.seen)
 	}
 	switch {
-	case mono.Now()-last > int64(FrameSilence):
+	case mono.Now()-last > int64(FrameSilence) && !u.c.behind():
 		return "the new owner stopped publishing frames"
 	case !ok:
 		return ""
@@ -617,45 +649,79 @@ func (u *update) commit(ctx context.Context) (Result, error) {
 	return u.res, nil
 }
 
-// revert gives the hardware back to the standby after a cut-over.
+// revert gives the hardware back to the standby after a cut-over, then
+// stops the candidate. It never stops the candidate while the lease shows
+// it driving: that would leave nobody flying.
 func (u *update) revert(ctx context.Context, why string) (Result, error) {
 	c, plan := u.c, u.plan
 	u.emit(report.PhaseRevert, why)
-	back := u.h.Fallback
-	if !u.res.TakenBack {
-		period := c.periodNs()
-		lead := int64(math.Ceil(float64(plan.Lead) / float64(period)))
-		hb := handoff.Handover{Tick: mono.Now()/period + lead, To: plan.Owner, Epoch: back, Fallback: back + 1}
-		if err := c.request(ctx, plan.Candidate, handoff.Control{Op: "handover", Handover: &hb}); err != nil {
-			c.log.Warn("hand-back refused; the standby will take back when the candidate stops", "err", err)
+	stopped, err := u.handBack(ctx)
+	if err == nil && !stopped {
+		if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Candidate); err != nil {
+			c.log.Warn("stopping the candidate", "err", err)
 		}
-	}
-	// Whichever way (hand-back or the standby's own take-back), the old
-	// owner ends up driving at the fallback epoch.
-	backInPlace := func() (bool, error) {
-		b := c.beat()
-		return b.Highest >= back && b.Epoch >= back, nil
-	}
-	err := poll(withTimeout(ctx, 3*time.Second), backInPlace)
-	stopErr := c.rt.Stop(context.WithoutCancel(ctx), plan.Candidate)
-	if err != nil {
-		// The hand-back did not show: stopping the candidate makes the
-		// standby take back; wait for it once more.
-		err = poll(withTimeout(ctx, 2*time.Second), backInPlace)
-	}
-	if stopErr != nil {
-		c.log.Warn("stopping the candidate", "err", stopErr)
 	}
 	u.res.Outcome, u.res.Owner, u.res.Reason = report.OutcomeReverted, plan.Owner, why
 	u.res.Epoch = c.beat().Highest
 	u.res.ToCommitMs = msSince(u.cutAt)
 	u.ev.Epoch = u.res.Epoch
 	if err != nil {
+		if !stopped {
+			u.res.Owner = plan.Candidate
+		}
 		u.emit(report.PhaseDone, "the old owner is not driving after the revert: "+err.Error())
 		return u.res, errors.New("coordinator: revert did not complete: " + u.ev.Error)
 	}
 	u.emit(report.PhaseDone, why)
 	return u.res, fmt.Errorf("coordinator: reverted to %s: %s", plan.Owner, why)
+}
+
+// handBackTries is how many hand-backs a revert asks for before it leaves
+// the candidate flying.
+const handBackTries = 3
+
+// handBack returns once the lease shows the standby driving, and whether
+// it stopped the candidate to get there. A hand-back
+// (handOver, the candidate to the standby) goes out until one lands:
+//   - the standby took back on its own (TakenBack): nothing to ask;
+//   - the standby drives at the hand-back's epoch: done;
+//   - the candidate drives at a newer one: the standby missed the hand-back
+//     (a stalled loop) and the candidate took back at the hand-back's
+//     fallback; the standby steps aside, so ask again above it;
+//   - nobody took (the candidate never heard the request, or the standby
+//     dropped it): while the standby still watches the candidate's cut-over
+//     epoch, stopping the candidate makes it take back at the fallback;
+//     otherwise ask again.
+func (u *update) handBack(ctx context.Context) (stopped bool, err error) {
+	c, plan := u.c, u.plan
+	from, back := u.h.Epoch, u.h.Fallback
+	drives := func(b lease.Beat) bool { return b.Highest == back && b.Epoch == back }
+	for range handBackTries {
+		if drives(c.beat()) {
+			return false, nil
+		}
+		hb := handoff.Handover{Tick: c.tickIn(plan.Lead), To: plan.Owner, Epoch: back, Fallback: back + 1}
+		if err := c.handOver(ctx, plan.Candidate, from, hb); err != nil {
+			c.log.Warn("hand-back refused", "epoch", back, "err", err)
+		}
+		var b lease.Beat
+		poll(withTimeout(ctx, 3*time.Second), func() (bool, error) {
+			b = c.beat()
+			return b.Highest >= back && b.Epoch >= back, nil
+		})
+		switch {
+		case drives(b):
+			return false, nil
+		case b.Highest > back:
+			from, back = b.Highest, b.Highest+1
+		case from == u.h.Epoch:
+			if err := c.rt.Stop(context.WithoutCancel(ctx), plan.Candidate); err != nil {
+				return false, fmt.Errorf("the candidate did not hand back, and stopping it failed: %w", err)
+			}
+			return true, poll(withTimeout(ctx, 2*time.Second), func() (bool, error) { return drives(c.beat()), nil })
+		}
+	}
+	return false, fmt.Errorf("the candidate still drives after %d hand-backs; it is left running", handBackTries)
 }
 
 // abort stops the candidate before cut-over; the owner is untouched.

@@ -2,11 +2,16 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/skyswap/skyswap/agent/report"
 	"github.com/skyswap/skyswap/handoff"
@@ -32,12 +37,24 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	c := f.coordinator()
 	var ev events
 	onEvent := ev.add
+	ctl := spyControl(t, f)
 
 	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", OnEvent: onEvent,
 		Owner: "a", Candidate: "b", Probation: 300 * time.Millisecond, SyncTimeout: 5 * time.Second,
 	})
 	if err != nil || res.Outcome != report.OutcomeCommitted {
 		t.Fatalf("Run = %+v, %v; want committed", res, err)
+	}
+	// The candidate heard of the hand-over before the owner was asked
+	// for it: the owner never stops for an instance that does not know.
+	h := &handoff.Handover{Tick: res.CutoverTick, To: "b", Epoch: 2, Fallback: 3}
+	want := []sentControl{
+		{To: "b", Control: handoff.Control{Op: "expect", Handover: h, From: 1}},
+		{To: "a", Control: handoff.Control{Op: "handover", Handover: h}},
+		{To: "a", Control: handoff.Control{Op: "retire"}},
+	}
+	if got := ctl.sent(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("control requests %+v; want %+v", got, want)
 	}
 	if s := owner.P.Status(); s.TakenBack {
 		t.Fatalf("the coordinator committed to b although the standby a had taken back (status %+v): "+
@@ -46,9 +63,9 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	if res.Owner != "b" || res.Epoch != 2 || res.CutoverTick == 0 || res.TakenBack {
 		t.Fatalf("result %+v", res)
 	}
-	want := []string{"prepare", "shadow", "synced", "cutover", "probation", "commit"}
-	if got := ev.phases(); !slices.Equal(got, want) {
-		t.Fatalf("phases %v, want %v", got, want)
+	phases := []string{"prepare", "shadow", "synced", "cutover", "probation", "commit"}
+	if got := ev.phases(); !slices.Equal(got, phases) {
+		t.Fatalf("phases %v, want %v", got, phases)
 	}
 
 	// The old owner was retired, then stopped: its loop ended on Retire.
@@ -427,4 +444,94 @@ func TestRollbackReusesInstanceName(t *testing.T) {
 	if d := f.ledger.Doubles(); len(d) != 0 {
 		t.Fatalf("ticks written twice: %v", d)
 	}
+}
+
+// TestRevertNeverStopsTheDriver reverts an update whose standby misses the
+// hand-back: its loop stalls through it, so the candidate, having handed
+// back, takes back at the hand-back's fallback epoch and drives on. The
+// coordinator used to take that epoch for the standby's and stop the
+// candidate, and nobody drove (the drone fell in a 1000 Hz soak). It must
+// hand back again above the candidate's epoch, stop the candidate only once
+// the standby drives, and leave no tick written twice.
+func TestRevertNeverStopsTheDriver(t *testing.T) {
+	f := newFixture(t)
+	owner := f.startOwner("a")
+	f.candidates(nil, nil)
+	c := f.coordinator()
+	stalled := make(chan struct{})
+	onEvent := func(e handoff.Event) {
+		if e.Phase != "revert" {
+			return
+		}
+		owner.Loop.Pause()
+		go func() {
+			defer close(stalled)
+			defer owner.Loop.Resume()
+			// Until the candidate has taken back at the hand-back's
+			// fallback (4), after the hand-back (3) that nobody took.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if b, _ := f.ledger.Beat(); b.Highest >= 4 {
+					return
+				}
+			}
+			t.Error("the candidate never took back while the standby stalled")
+		}()
+	}
+	res, err := c.Run(context.Background(), coordinator.Plan{Image: "test", OnEvent: onEvent, Revert: true,
+		Owner: "a", Candidate: "b", Probation: 100 * time.Millisecond, SyncTimeout: 5 * time.Second,
+	})
+	<-stalled
+	if res.Outcome != report.OutcomeReverted || res.Owner != "a" || err == nil || !strings.Contains(err.Error(), "reverted to a") {
+		t.Fatalf("Run = %+v, %v; want reverted to a", res, err)
+	}
+	if b, _ := f.ledger.Beat(); b.Epoch != 5 || b.Highest != 5 || res.Epoch != 5 {
+		t.Fatalf("lease %+v, result epoch %d; want the standby driving at 5, above the candidate's take-back at 4", b, res.Epoch)
+	}
+	if stopped, _ := f.rt.Stopped("b"); !stopped {
+		t.Fatal("the candidate was not stopped once the standby drove")
+	}
+	checkOwnerWroteEveryTick(t, f, owner, currentTick(), 100)
+	if d := f.ledger.Doubles(); len(d) != 0 {
+		t.Fatalf("ticks written twice: %v", d)
+	}
+}
+
+// sentControl is a control request as a spy on the subjects saw it.
+type sentControl struct {
+	To      string
+	Control handoff.Control
+}
+
+type controlSpy struct {
+	mu   sync.Mutex
+	seen []sentControl
+}
+
+// spyControl records every control request to any instance, in order.
+func spyControl(t *testing.T, f *fixture) *controlSpy {
+	t.Helper()
+	s := &controlSpy{}
+	nc := f.bus.Connect("spy")
+	prefix := handoff.SubjectsFor(testApp).Control("")
+	if _, err := nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		var c handoff.Control
+		if err := json.Unmarshal(m.Data, &c); err != nil {
+			t.Errorf("control request %q: %v", m.Data, err)
+		}
+		s.mu.Lock()
+		s.seen = append(s.seen, sentControl{To: strings.TrimPrefix(m.Subject, prefix), Control: c})
+		s.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *controlSpy) sent() []sentControl {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seen)
 }

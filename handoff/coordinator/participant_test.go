@@ -149,6 +149,10 @@ func TestMalformedIgnored(t *testing.T) {
 		{"handover to nobody", "a", mustJSON(t, handoff.Control{Op: "handover", Handover: &handoff.Handover{Tick: far, Epoch: 2, Fallback: 3}}), "malformed", true},
 		{"retire the owner", "a", []byte(`{"op":"retire"}`), "cannot retire", false},
 		{"handover asked of a candidate", "b", mustJSON(t, handoff.Control{Op: "handover", Handover: &handoff.Handover{Tick: far, To: "c", Epoch: 2, Fallback: 3}}), "not the owner", false},
+		{"expect asked of the owner", "a", mustJSON(t, handoff.Control{Op: "expect", Handover: &handoff.Handover{Tick: far, To: "a", Epoch: 2, Fallback: 3}, From: 1}), "only a candidate or a standby", false},
+		{"expect for another instance", "b", mustJSON(t, handoff.Control{Op: "expect", Handover: &handoff.Handover{Tick: far, To: "c", Epoch: 2, Fallback: 3}, From: 1}), "malformed", true},
+		{"expect from no epoch", "b", mustJSON(t, handoff.Control{Op: "expect", Handover: &handoff.Handover{Tick: far, To: "b", Epoch: 2, Fallback: 3}}), "malformed", true},
+		{"expect from a newer epoch", "b", mustJSON(t, handoff.Control{Op: "expect", Handover: &handoff.Handover{Tick: far, To: "b", Epoch: 2, Fallback: 3}, From: 2}), "malformed", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := owner.P
@@ -320,6 +324,54 @@ func TestStaleEpochIgnored(t *testing.T) {
 	}
 	if s := a.Status(); !s.TakenBack || s.Role != handoff.RoleOwner || s.Epoch != 3 {
 		t.Fatalf("status after the take-back %+v", s)
+	}
+}
+
+// TestExpectedHandoverNeedsNoFrames proves that a candidate told by the
+// coordinator to expect a hand-over takes over at its tick once the lease
+// shows the owner released, though no frame stamped with the hand-over
+// ever reached it (a loaded machine delayed them 50 ms while the owner,
+// asked late, released 24 ms after accepting: nobody drove for 44 ms).
+// Without the word it does not take over: the frames were its only news.
+// It drives Tick by hand, so it does not depend on timing.
+func TestExpectedHandoverNeedsNoFrames(t *testing.T) {
+	f := newFixture(t)
+	nc := f.bus.Connect("b")
+	var clock atomic.Int64
+	at := func(tick int64) int64 { return tick * int64(testPeriod) }
+	fl := &fakeLease{}
+	cfg := f.cfg("b", handoff.RoleCandidate, 0)
+	cfg.Lease, cfg.Clock = fl, clock.Load
+	b, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+
+	// The owner a at epoch 1 flies up to tick 109; its frames carry no
+	// hand-over (the stamped ones are still on their way).
+	pub := f.bus.Connect("a")
+	if err := pub.Publish(handoff.SubjectsFor(testApp).Frames(), mustJSON(t, handofftest.Frame("a", 1, 9, 109, testPeriod, 9, nil))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the candidate sees a's frame", func() bool { return b.Status().LastTick == 109 })
+	fl.set(lease.Beat{Highest: 1, Epoch: 1, T: at(109), Writes: 109, Released: 1})
+
+	clock.Store(at(110))
+	if d := b.Tick(110); d.Write || d.HydrateTick != 109 {
+		t.Fatalf("Tick(110) = %+v; want no write (nobody told it of a hand-over), and a's state after tick 109 to follow", d)
+	}
+	h := handoff.Handover{Tick: 111, To: "b", Epoch: 2, Fallback: 3}
+	if r := request(t, nc, "b", mustJSON(t, handoff.Control{Op: "expect", Handover: &h, From: 1})); !r.OK {
+		t.Fatalf("expect refused: %+v", r)
+	}
+	clock.Store(at(111))
+	d := b.Tick(111)
+	if !d.Write || d.Epoch != 2 || b.Role() != handoff.RoleOwner {
+		t.Fatalf("Tick(111) = %+v, role %s; want a take-over at epoch 2", d, b.Role())
+	}
+	if d.Hydrate != nil {
+		t.Fatalf("Tick(111) hydrates from tick %d; want it to drive from its own state, stepped since tick 109", d.HydrateTick)
 	}
 }
 
