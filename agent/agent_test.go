@@ -35,6 +35,7 @@ type fakes struct {
 	stopped  []string // Stop calls
 	plans    []coordinator.Plan
 	outcome  string     // what the fake updater returns
+	flying   bool       // ...with the candidate left flying (a revert that could not hand back)
 	progress []int64    // Pull reports these bytes fetched, one call each...
 	clock    *time.Time // ...advancing the agent's clock 300 ms per call
 }
@@ -100,7 +101,11 @@ func (f *fakes) Stop(_ context.Context, inst string) error {
 func (f *fakes) Run(_ context.Context, p coordinator.Plan) (coordinator.Result, error) {
 	f.plans = append(f.plans, p)
 	if f.outcome != report.OutcomeCommitted {
-		return coordinator.Result{Outcome: f.outcome, Owner: p.Owner}, errors.New("handoff: " + f.outcome)
+		owner := p.Owner
+		if f.flying {
+			owner = p.Candidate
+		}
+		return coordinator.Result{Outcome: f.outcome, Owner: owner}, errors.New("handoff: " + f.outcome)
 	}
 	return coordinator.Result{Outcome: f.outcome, Owner: p.Candidate, Epoch: 2}, nil
 }
@@ -266,6 +271,32 @@ func TestAbortKeepsOwner(t *testing.T) {
 	// The failed candidate's image goes; the flying release's stays.
 	if len(h.removed) != 1 || h.removed[0] != refV2 {
 		t.Fatalf("images removed %v, want only the failed candidate's %s", h.removed, refV2)
+	}
+}
+
+// TestRevertLeftCandidateFlying: a revert that could not hand back leaves
+// the candidate flying; the journal records it as the owner (the next
+// update hands over from it) and its image stays.
+func TestRevertLeftCandidateFlying(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+	h.outcome, h.flying = report.OutcomeReverted, true
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV2, nil))
+	cand := h.plans[0].Candidate
+	if e := h.last(); e.Phase != "result" || e.Outcome != report.OutcomeReverted {
+		t.Fatalf("event %+v", e)
+	}
+	if st := h.j.State(); st.Owner["flight"] != cand || st.Committed["flight"].Image != refV2 || st.Update != nil {
+		t.Fatalf("journal %+v; want the flying candidate %s of %s as the owner", st, cand, refV2)
+	}
+	if len(h.removed) != 0 {
+		t.Fatalf("images removed %v; the flying candidate's must stay", h.removed)
+	}
+	h.outcome, h.flying = report.OutcomeCommitted, false
+	h.a.Handle(ctx, h.cmd(t, command.KindUpdate, refV1, nil))
+	if p := h.plans[len(h.plans)-1]; p.Owner != cand {
+		t.Fatalf("the next update hands over from %q; want the flying %s", p.Owner, cand)
 	}
 }
 

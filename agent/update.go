@@ -192,11 +192,16 @@ func (u *updateRun) retrying(ctx context.Context, plan coordinator.Plan) (coordi
 // settle records the outcome in the journal and removes the image that is
 // no longer needed: after a commit the release before the previous one;
 // after an abort, a revert or a refusal the candidate's, unless the drone
-// keeps that release anyway. An outcome without an owner is left for
-// Recover to judge.
+// keeps that release anyway. A revert that left the candidate flying (the
+// standby would not take the hardware back) records it as the owner, as
+// Recover would: the journal says what flies. An outcome without an owner
+// is left for Recover to judge.
 func (u *updateRun) settle(ctx context.Context, res coordinator.Result) {
 	a := u.a
-	if res.Outcome == report.OutcomeCommitted {
+	if res.Outcome == report.OutcomeCommitted || res.Owner == u.rel.ID {
+		if res.Outcome != report.OutcomeCommitted {
+			a.log.Warn("the candidate flies after an update that did not commit; it is recorded as the owner", "outcome", res.Outcome, "instance", res.Owner)
+		}
 		dropped, err := a.j.Commit()
 		if err != nil {
 			a.log.Error("journal commit", "err", err)
