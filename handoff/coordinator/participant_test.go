@@ -236,18 +236,7 @@ func TestIncompatibleSchema(t *testing.T) {
 // incompatible. It drives Tick by hand, so it does not depend on timing.
 func TestStaleEpochIgnored(t *testing.T) {
 	f := newFixture(t)
-	nc := f.bus.Connect("a")
-	// The clock and the lease are the test's: ticks are driven by hand.
-	var clock atomic.Int64
-	at := func(tick int64) int64 { return tick * int64(testPeriod) }
-	fl := &fakeLease{}
-	cfg := f.cfg("a", handoff.RoleOwner, 1)
-	cfg.Lease, cfg.Clock = fl, clock.Load
-	a, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
+	a, nc, fl, clock := f.byHand("a", handoff.RoleOwner, 1)
 	clock.Store(at(100))
 	if d := a.Tick(100); !d.Write || d.Epoch != 1 {
 		t.Fatalf("owner Tick(100) = %+v", d)
@@ -336,17 +325,7 @@ func TestStaleEpochIgnored(t *testing.T) {
 // It drives Tick by hand, so it does not depend on timing.
 func TestExpectedHandoverNeedsNoFrames(t *testing.T) {
 	f := newFixture(t)
-	nc := f.bus.Connect("b")
-	var clock atomic.Int64
-	at := func(tick int64) int64 { return tick * int64(testPeriod) }
-	fl := &fakeLease{}
-	cfg := f.cfg("b", handoff.RoleCandidate, 0)
-	cfg.Lease, cfg.Clock = fl, clock.Load
-	b, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b, nc, fl, clock := f.byHand("b", handoff.RoleCandidate, 0)
 
 	// The owner a at epoch 1 flies up to tick 109; its frames carry no
 	// hand-over (the stamped ones are still on their way).
@@ -374,6 +353,25 @@ func TestExpectedHandoverNeedsNoFrames(t *testing.T) {
 		t.Fatalf("Tick(111) hydrates from tick %d; want it to drive from its own state, stepped since tick 109", d.HydrateTick)
 	}
 }
+
+// byHand starts a participant whose clock and lease are the test's, on its
+// own connection: the test drives its ticks by hand.
+func (f *fixture) byHand(instance string, role handoff.Role, epoch uint64) (*handoff.Participant, *nats.Conn, *fakeLease, *atomic.Int64) {
+	f.t.Helper()
+	nc := f.bus.Connect(instance)
+	clock, fl := &atomic.Int64{}, &fakeLease{}
+	cfg := f.cfg(instance, role, epoch)
+	cfg.Lease, cfg.Clock = fl, clock.Load
+	p, err := handoff.NewParticipant(context.Background(), nc, handofftest.Model{}, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(p.Close)
+	return p, nc, fl, clock
+}
+
+// at is tick's time on the test's grid.
+func at(tick int64) int64 { return tick * int64(testPeriod) }
 
 // fakeLease is a lease the test sets by hand.
 type fakeLease struct {
