@@ -41,16 +41,15 @@ const (
 // because a machine stalls a CPU at a time (a hypervisor descheduling one
 // vCPU): a single thread saw nothing of a stall on the other CPU.
 //
-// The threads wait on nothing an ordinary task or the other CPU could
-// hold: the process's other threads are real-time too (mono.Helpers), and
-// the threads write with write(2) alone (rawWriter), not through
-// os.File's lock. Beside a CPU hog, a probe without them reported 60 and
-// 101 ms stalls that a C probe beside it never saw.
+// The threads write with write(2) alone (rawWriter), not through
+// os.File's lock, which one CPU's thread could hold through a stall of
+// that CPU. The process's other threads stay ordinary (mono.Helpers says
+// why): a pinned thread back from its sleep may spin in exitsyscall on an
+// ordinary sysmon for a moment, and the probe then reports a stall the
+// machine did not make; with real-time helpers the two pinned threads
+// could spin for good and hold both CPUs.
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
-	if err := mono.Helpers(mono.HelperPriority); err != nil {
-		return fmt.Errorf("latency probe: %w", err)
-	}
 	w := rawWriter(out.Fd())
 	var allowed unix.CPUSet // the CPUs this process may run on
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {

@@ -43,11 +43,10 @@ func run(log *slog.Logger) error {
 	defer stop()
 	cfg := s.Config()
 	cfg.Log = log
-	if cfg.RTPriority > 0 {
-		if err := mono.Helpers(mono.HelperPriority); err != nil {
-			log.Warn("drone-sim's other threads run under ordinary scheduling", "err", err)
-		}
-	}
+	// drone-sim's other threads stay ordinary, unlike the flight app's:
+	// it has several real-time threads (physics, a bus thread a client),
+	// and two of them spinning in exitsyscall at once, one on each CPU,
+	// would keep real-time helpers off both for good (mono.Helpers).
 	d := sim.New(cfg)
 	if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
 		return fmt.Errorf("socket directory: %w", err)

@@ -105,6 +105,13 @@ const HelperPriority = 1
 //     drone-sim's bus thread spun 85 ms beside a CPU hog, and the flight
 //     it served missed 21 ticks. A real-time holder moves to the other
 //     CPU at once.
+//
+// Only for a process with one real-time thread (RealTime's): the spinner
+// holds one CPU and the holder runs on another. Where several could spin
+// at once, one on each CPU (drone-sim's bus and physics threads, the
+// latency probe's pinned ones), real-time helpers below them would never
+// run again, and the spinners never stop: an ordinary holder at least
+// gets the kernel's real-time throttling share (50 ms a second).
 func Helpers(prio int) error {
 	seen := map[int]bool{}
 	for {
