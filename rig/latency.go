@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,12 +45,17 @@ const (
 // The threads write with write(2) alone (rawWriter), not through
 // os.File's lock, which one CPU's thread could hold through a stall of
 // that CPU. The process's other threads stay ordinary (mono.Helpers says
-// why): a pinned thread back from its sleep may spin in exitsyscall on an
-// ordinary sysmon for a moment, and the probe then reports a stall the
-// machine did not make; with real-time helpers the two pinned threads
-// could spin for good and hold both CPUs.
+// why), and it never collects: a pinned thread back from its sleep spins
+// in exitsyscall while another thread holds its scan bit (sysmon, or the
+// collector scanning its stack), and the collector could hold both
+// threads' at once. Both then spin at priority 99, one on each CPU, and
+// nothing else runs until the kernel's real-time throttling lets the
+// ordinary holder go (950 ms: a soak saw the probe and the flight stall
+// 956 ms together), or, with real-time helpers, ever (a soak hung). It
+// allocates nothing in its loop, so its heap never grows.
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
+	debug.SetGCPercent(-1)
 	w := rawWriter(out.Fd())
 	var allowed unix.CPUSet // the CPUs this process may run on
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
