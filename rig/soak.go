@@ -125,6 +125,9 @@ func Soak(ctx context.Context, cfg SoakConfig, logs io.Writer) (SoakResult, erro
 	defer stop()
 	var ctc []float64
 	for i := range cfg.Updates {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("rig: soak stopped after %d updates: %w", i, err)
+		}
 		u, err := sr.update(ctx, i)
 		if err != nil {
 			return res, err

@@ -45,6 +45,9 @@
 //
 // `skyswap-bench latency-probe` is the soak's machine-latency probe
 // (rig.RunLatencyProbe), which the soak starts as a process of its own.
+//
+// SIGINT or SIGTERM ends the run at the next step (a soak's next update)
+// and tears down what it started.
 package main
 
 import (
@@ -55,8 +58,10 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/skyswap/skyswap/handoff/strategy"
@@ -136,11 +141,13 @@ func run() error {
 	defer logs.Close()
 	e.logs, e.coordLog = logs, slog.New(slog.NewJSONHandler(logs, nil))
 	fmt.Fprintln(os.Stderr, "skyswap-bench: process logs in", e.logFile)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	for _, b := range benches {
-		if !want[b.name] {
+		if !want[b.name] || ctx.Err() != nil {
 			continue
 		}
-		if err := b.run(context.Background(), e); err != nil {
+		if err := b.run(ctx, e); err != nil {
 			return fmt.Errorf("%s: %w (process logs: %s)", b.name, err, e.logFile)
 		}
 	}
