@@ -84,19 +84,28 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	if len(ta) == 0 || len(tb) == 0 {
 		t.Fatalf("owner wrote %d ticks, candidate %d", len(ta), len(tb))
 	}
-	if last := ta[len(ta)-1]; last != T-1 {
+	if last := ta[len(ta)-1]; last >= T {
 		t.Fatalf("the owner's last tick is %d; cut-over at %d", last, T)
 	}
-	if tb[0] != T {
+	if tb[0] < T {
 		t.Fatalf("the candidate's first tick is %d; cut-over at %d", tb[0], T)
 	}
-	checkOneWriter(t, f, ta[0], tb[len(tb)-1], T, owner, cand)
+	checkOneWriter(t, f, ta[0], tb[len(tb)-1], T, f.ledger.ReleasedAt(1), owner, cand)
 	if r := f.ledger.Refused(); len(r) != 0 {
 		t.Fatalf("the fence refused %d writes: %+v", len(r), r)
 	}
-	before, after := f.ledger.At(T - 1)[0], f.ledger.At(T)[0]
-	if before.Epoch != 1 || after.Epoch != 2 || after.X != before.X+1 {
-		t.Fatalf("cut-over: tick %d %+v, tick %d %+v; want epochs 1 then 2 and the state carried over (x+1)", T-1, before, T, after)
+	// The candidate starts from the owner's state after its last tick and
+	// steps it over the ticks since that its own loop ran (one it skipped
+	// has no sample to step on, as the owner's skipped ticks have none).
+	before, after := f.ledger.At(ta[len(ta)-1])[0], f.ledger.At(tb[0])[0]
+	x := before.X + 1
+	for tick := before.Tick + 1; tick < after.Tick; tick++ {
+		if !slices.Contains(cand.Loop.Skipped(), tick) {
+			x++
+		}
+	}
+	if before.Epoch != 1 || after.Epoch != 2 || after.X != x {
+		t.Fatalf("cut-over: %+v then %+v; want epochs 1 then 2 and the state carried over (x %v)", before, after, x)
 	}
 	if r := f.ledger.Released(); len(r) == 0 || r[0] != 1 {
 		t.Fatalf("released epochs %v; want the owner's 1 released at the cut-over", r)
@@ -107,8 +116,12 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 
 // checkOneWriter fails unless every tick in [from, to] has exactly one
 // write: by owner before cut, by cand from cut on. A tick without a write is
-// allowed only if the loop responsible for it skipped it.
-func checkOneWriter(t *testing.T, f *fixture, from, to, cut int64, owner, cand *handofftest.Instance) {
+// allowed only if the loop responsible for it skipped it, or, from cut on,
+// if the owner released its epoch (at released) only after the tick was
+// due: the candidate waits half a tick for the release and then lets the
+// tick go rather than risk two writers in it (a loaded machine delays the
+// owner's last tick so).
+func checkOneWriter(t *testing.T, f *fixture, from, to, cut, released int64, owner, cand *handofftest.Instance) {
 	t.Helper()
 	if d := f.ledger.Doubles(); len(d) != 0 {
 		t.Fatalf("ticks with two writers: %v", d)
@@ -120,9 +133,10 @@ func checkOneWriter(t *testing.T, f *fixture, from, to, cut int64, owner, cand *
 			who, skipped = cand, skippedB
 		}
 		ws := f.ledger.At(tick)
+		lateRelease := tick >= cut && released > tick*int64(testPeriod)
 		switch {
-		case len(ws) == 0 && !slices.Contains(skipped, tick):
-			t.Fatalf("tick %d has no writer and %s's loop did not skip it", tick, who.Name)
+		case len(ws) == 0 && !slices.Contains(skipped, tick) && !lateRelease:
+			t.Fatalf("tick %d has no writer, %s's loop did not skip it, and the owner had released by then", tick, who.Name)
 		case len(ws) == 1 && ws[0].Instance != who.Name:
 			t.Fatalf("tick %d written by %s, want %s", tick, ws[0].Instance, who.Name)
 		}

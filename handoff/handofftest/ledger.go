@@ -29,10 +29,11 @@ type Ledger struct {
 	writes   map[int64][]Write
 	refused  []Write
 	released []uint64
+	relAt    map[uint64]int64 // when each epoch was released
 }
 
 // NewLedger returns an empty ledger.
-func NewLedger() *Ledger { return &Ledger{writes: map[int64][]Write{}} }
+func NewLedger() *Ledger { return &Ledger{writes: map[int64][]Write{}, relAt: map[uint64]int64{}} }
 
 // Write admits w through the fence and records it. It returns an error
 // wrapping lease.ErrStale or lease.ErrHeld if the fence refused it.
@@ -57,8 +58,19 @@ func (l *Ledger) Release(epoch uint64) error {
 	l.fence.Release(epoch)
 	l.mu.Lock()
 	l.released = append(l.released, epoch)
+	if _, ok := l.relAt[epoch]; !ok {
+		l.relAt[epoch] = mono.Now()
+	}
 	l.mu.Unlock()
 	return nil
+}
+
+// ReleasedAt returns when epoch was first released (CLOCK_MONOTONIC ns),
+// or 0 if it was not.
+func (l *Ledger) ReleasedAt(epoch uint64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.relAt[epoch]
 }
 
 // Released returns the epochs released, in order.
