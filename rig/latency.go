@@ -52,10 +52,16 @@ const (
 // nothing else runs until the kernel's real-time throttling lets the
 // ordinary holder go (950 ms: a soak saw the probe and the flight stall
 // 956 ms together), or, with real-time helpers, ever (a soak hung). It
-// allocates nothing in its loop, so its heap never grows.
+// allocates nothing in its loop, so its heap never grows. sysmon, which
+// takes each thread's scan bit on its passes, runs at the threads'
+// priority, so the thread it is looking at cannot preempt it and report
+// the wait as the machine's (mono.Sysmon).
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
 	debug.SetGCPercent(-1)
+	if err := mono.Sysmon(probePriority); err != nil {
+		return fmt.Errorf("latency probe: %w", err)
+	}
 	w := rawWriter(out.Fd())
 	var allowed unix.CPUSet // the CPUs this process may run on
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {

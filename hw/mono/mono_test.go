@@ -191,3 +191,55 @@ func helpersChild() {
 	}
 	fmt.Printf("helpers: ok, %d threads (%d started after)\n", len(es), len(es)-len(before))
 }
+
+// TestSysmon: the thread Sysmon takes for the runtime's monitor sleeps in
+// nanosleep(2) as sysmon does (the process's other threads sleep in
+// futexes or, here, clock_nanosleep), and Sysmon puts it under SCHED_FIFO
+// with reset-on-fork. The test gives the thread back ordinary scheduling.
+func TestSysmon(t *testing.T) {
+	// A goroutine in a system call holding its P keeps sysmon polling
+	// instead of asleep on a futex.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				SleepUntil(Now() + int64(time.Millisecond))
+			}
+		}
+	}()
+	tid, err := SysmonThread(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/syscall", tid))
+		if err != nil {
+			t.Fatalf("thread %d: %v", tid, err)
+		}
+		nr, _, _ := bytes.Cut(b, []byte(" "))
+		if string(nr) == fmt.Sprint(unix.SYS_NANOSLEEP) {
+			break
+		}
+		if len(seen) < 10 {
+			seen = append(seen, string(bytes.TrimSpace(nr)))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d never slept in nanosleep (%d) as sysmon does; system calls seen: %v", tid, unix.SYS_NANOSLEEP, seen)
+		}
+	}
+	if err := Sysmon(2); errors.Is(err, unix.EPERM) {
+		t.Skipf("no real-time scheduling here (CI runs as root): %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+	a, err := unix.SchedGetAttr(tid, 0)
+	if err != nil || a.Policy != unix.SCHED_FIFO || a.Priority != 2 || a.Flags&unix.SCHED_FLAG_RESET_ON_FORK == 0 {
+		t.Errorf("thread %d after Sysmon(2): policy %d priority %d flags %#x (%v), want SCHED_FIFO 2 with reset-on-fork", tid, a.Policy, a.Priority, a.Flags, err)
+	}
+}
