@@ -53,15 +53,14 @@ const (
 // ordinary holder go (950 ms: a soak saw the probe and the flight stall
 // 956 ms together), or, with real-time helpers, ever (a soak hung). It
 // allocates nothing in its loop, so its heap never grows. sysmon, which
-// takes each thread's scan bit on its passes, runs at the threads'
-// priority, so the thread it is looking at cannot preempt it and report
-// the wait as the machine's (mono.Sysmon).
+// takes each thread's scan bit on its passes, stays ordinary: at 99 it
+// would preempt the flight every 20-40 µs wherever it ran, and with
+// drone-sim's at 60 on the other CPU the two pushed the flight loop back
+// and forth for 11 ms (traced). So the probe can still, rarely, report a
+// wait for its own sysmon as the machine's.
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
 	debug.SetGCPercent(-1)
-	if err := mono.Sysmon(probePriority); err != nil {
-		return fmt.Errorf("latency probe: %w", err)
-	}
 	w := rawWriter(out.Fd())
 	var allowed unix.CPUSet // the CPUs this process may run on
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {

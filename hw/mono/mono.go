@@ -162,8 +162,14 @@ func Helpers(prio int) error {
 // sysmon waited behind it and the other CPU idled, and the flight it
 // served missed its ticks. At the same priority a thread that wakes where
 // sysmon runs cannot preempt it, and one spinning elsewhere waits the
-// microseconds a pass takes. The passes are that short, so at real-time
-// priority they cost the other threads nothing they would notice.
+// microseconds a pass takes.
+//
+// The cost: while threads sit in system calls, sysmon passes every 20-40
+// µs, and each pass preempts any lower real-time thread on its CPU (the
+// kernel moves that one to another CPU). One process on the machine may
+// do this: with the latency probe's sysmon at 99 on one CPU and
+// drone-sim's at 60 on the other, the flight loop was pushed between them
+// for 11 ms (traced).
 //
 // It needs CAP_SYS_NICE, as RealTime does.
 func Sysmon(prio int) error {
