@@ -343,15 +343,9 @@ func TestAgentRealTime(t *testing.T) {
 	r.onlyOneRunning(v2.To)
 	// drone-sim's physics and bus threads at SIM_RT_PRIO, every other
 	// thread ordinary: it has several real-time threads (mono.Helpers
-	// says why that rules real-time helpers out). The runtime's monitor
-	// is at SIM_RT_PRIO too (mono.Sysmon says why).
+	// says why that rules real-time helpers out).
 	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 2 || prios[fifoKey(60)] == 0 || prios["0/0"] == 0 {
 		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60 and the rest ordinary (0/0)", r.sim.Pid(), prios)
-	}
-	if tid, err := mono.SysmonThread(r.sim.Pid()); err != nil {
-		t.Error(err)
-	} else if got := threadPriority(t, r.sim.Pid(), tid); got != fifoKey(60) {
-		t.Errorf("drone-sim's runtime monitor (thread %d) runs at %s, want SCHED_FIFO at 60 (%s)", tid, got, fifoKey(60))
 	}
 	rep, err := r.sim.Report(ctx, hover, mono.Now())
 	if err != nil {
@@ -407,32 +401,18 @@ func threadPriorities(t testing.TB, pid int) map[string]int {
 	}
 	prios := map[string]int{}
 	for _, f := range tasks {
-		if b, err := os.ReadFile(f); err == nil { // else the thread ended
-			prios[statPriority(b)]++
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		// Fields after the command's closing parenthesis start at field 3
+		// (state); the real-time priority is field 40, the policy 41.
+		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(rest) > 38 {
+			prios[rest[38]+"/"+rest[37]]++
 		}
 	}
 	return prios
-}
-
-// threadPriority is thread tid's "policy/priority" (threadPriorities).
-func threadPriority(t testing.TB, pid, tid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
-	if err != nil {
-		t.Fatalf("thread %d of pid %d: %v", tid, pid, err)
-	}
-	return statPriority(b)
-}
-
-// statPriority reads "policy/priority" from a thread's stat file. Fields
-// after the command's closing parenthesis start at field 3 (state); the
-// real-time priority is field 40, the policy 41.
-func statPriority(stat []byte) string {
-	rest := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(rest) <= 38 {
-		return "?"
-	}
-	return rest[38] + "/" + rest[37]
 }
 
 // TestAgentLostStateDir: the drone's state directory is lost (reflashed,

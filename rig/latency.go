@@ -52,12 +52,7 @@ const (
 // nothing else runs until the kernel's real-time throttling lets the
 // ordinary holder go (950 ms: a soak saw the probe and the flight stall
 // 956 ms together), or, with real-time helpers, ever (a soak hung). It
-// allocates nothing in its loop, so its heap never grows. sysmon, which
-// takes each thread's scan bit on its passes, stays ordinary: at 99 it
-// would preempt the flight every 20-40 µs wherever it ran, and with
-// drone-sim's at 60 on the other CPU the two pushed the flight loop back
-// and forth for 11 ms (traced). So the probe can still, rarely, report a
-// wait for its own sysmon as the machine's.
+// allocates nothing in its loop, so its heap never grows.
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
 	debug.SetGCPercent(-1)

@@ -46,14 +46,7 @@ func run(log *slog.Logger) error {
 	// drone-sim's other threads stay ordinary, unlike the flight app's:
 	// it has several real-time threads (physics, a bus thread a client),
 	// and two of them spinning in exitsyscall at once, one on each CPU,
-	// would keep real-time helpers off both for good (mono.Helpers). The
-	// runtime's monitor, which holds each bus thread's scan bit on its
-	// passes, runs at their priority (mono.Sysmon).
-	if s.RTPriority > 0 {
-		if err := mono.Sysmon(s.RTPriority); err != nil {
-			log.Warn("the runtime's monitor keeps ordinary scheduling; a bus reply may stall while it waits", "err", err)
-		}
-	}
+	// would keep real-time helpers off both for good (mono.Helpers).
 	d := sim.New(cfg)
 	if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
 		return fmt.Errorf("socket directory: %w", err)

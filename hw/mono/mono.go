@@ -5,7 +5,6 @@
 package mono
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,9 +111,7 @@ const HelperPriority = 1
 // at once, one on each CPU (drone-sim's bus and physics threads, the
 // latency probe's pinned ones), real-time helpers below them would never
 // run again, and the spinners never stop: an ordinary holder at least
-// gets the kernel's real-time throttling share (50 ms a second). Such a
-// process keeps its helpers ordinary and gives sysmon, the holder on every
-// pass, its real-time priority (Sysmon).
+// gets the kernel's real-time throttling share (50 ms a second).
 func Helpers(prio int) error {
 	seen := map[int]bool{}
 	for {
@@ -142,76 +139,6 @@ func Helpers(prio int) error {
 			return nil
 		}
 	}
-}
-
-// Sysmon puts the Go runtime's monitor thread (sysmon) under SCHED_FIFO at
-// prio, the priority of the process's real-time threads (RealTime's), and
-// the threads it starts under ordinary scheduling. It is for a process
-// whose other threads stay ordinary because it has several real-time ones
-// (Helpers says why); where Helpers made them real-time, sysmon is one of
-// them, and moves to another CPU the moment a real-time thread preempts it.
-//
-// Why: on every pass (every 20 µs to 10 ms) sysmon takes the scan bit of
-// each goroutine that is in a system call while it holds a P, to see
-// whether to take the P back (Go 1.26's retake): a locked real-time
-// thread's bus read or sleep. If that system call returns on the CPU where
-// sysmon runs, the real-time thread preempts sysmon and spins in
-// exitsyscall until sysmon lets the bit go, which an ordinary sysmon does
-// only once the kernel moves it to another CPU. Traced twice in a soak on
-// the quiet 2-vCPU VM: drone-sim's bus thread spun 11 ms and 20 ms while
-// sysmon waited behind it and the other CPU idled, and the flight it
-// served missed its ticks. At the same priority a thread that wakes where
-// sysmon runs cannot preempt it, and one spinning elsewhere waits the
-// microseconds a pass takes.
-//
-// The cost: while threads sit in system calls, sysmon passes every 20-40
-// µs, and each pass preempts any lower real-time thread on its CPU (the
-// kernel moves that one to another CPU). One process on the machine may
-// do this: with the latency probe's sysmon at 99 on one CPU and
-// drone-sim's at 60 on the other, the flight loop was pushed between them
-// for 11 ms (traced).
-//
-// It needs CAP_SYS_NICE, as RealTime does.
-func Sysmon(prio int) error {
-	tid, err := SysmonThread(0)
-	if err != nil {
-		return err
-	}
-	if err := setFIFO(tid, prio, resetOnFork); err != nil {
-		return fmt.Errorf("%w (the runtime's monitor, thread %d)", err, tid)
-	}
-	return nil
-}
-
-// SysmonThread finds the Go runtime's monitor thread in process pid (0:
-// this one): the first thread the process started after its main one
-// (runtime.main starts sysmon before anything else runs). The kernel hands
-// out thread IDs in rising order, wrapping at pid_max: the first is the
-// lowest above the process ID or, if the IDs wrapped before it, the lowest
-// of all.
-func SysmonThread(pid int) (int, error) {
-	if pid == 0 {
-		pid = os.Getpid()
-	}
-	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return 0, fmt.Errorf("mono: list the threads of process %d: %w", pid, err)
-	}
-	above, below := 0, 0
-	for _, e := range es {
-		tid, err := strconv.Atoi(e.Name())
-		switch {
-		case err != nil || tid == pid:
-		case tid > pid && (above == 0 || tid < above):
-			above = tid
-		case tid < pid && (below == 0 || tid < below):
-			below = tid
-		}
-	}
-	if above == 0 && below == 0 {
-		return 0, fmt.Errorf("mono: process %d has no thread besides its main one: no Go runtime monitor to find", pid)
-	}
-	return cmp.Or(above, below), nil
 }
 
 // setFIFO puts thread tid (0: the calling one) under SCHED_FIFO at prio,
