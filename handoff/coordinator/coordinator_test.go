@@ -53,7 +53,7 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 		{To: "a", Control: handoff.Control{Op: "handover", Handover: h}},
 		{To: "a", Control: handoff.Control{Op: "retire"}},
 	}
-	if got := ctl.sent(); !reflect.DeepEqual(got, want) {
+	if got := ctl.sent(len(want)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("control requests %+v; want %+v", got, want)
 	}
 	if s := owner.P.Status(); s.TakenBack {
@@ -544,8 +544,17 @@ func spyControl(t *testing.T, f *fixture) *controlSpy {
 	return s
 }
 
-func (s *controlSpy) sent() []sentControl {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.seen)
+// sent returns the requests seen once there are n, or after 5 s. Call it
+// when every request has been answered: the spy is a subscriber of its
+// own, and NATS hands it a message on its own goroutine, possibly after
+// the instance it was for has answered (ci9 saw the retire missing).
+func (s *controlSpy) sent(n int) []sentControl {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		seen := slices.Clone(s.seen)
+		s.mu.Unlock()
+		if len(seen) >= n || time.Now().After(deadline) {
+			return seen
+		}
+	}
 }
