@@ -98,9 +98,9 @@ func TestHandoverAtTickBoundary(t *testing.T) {
 	// steps it over the ticks since that its own loop ran (one it skipped
 	// has no sample to step on, as the owner's skipped ticks have none).
 	before, after := f.ledger.At(ta[len(ta)-1])[0], f.ledger.At(tb[0])[0]
-	x := before.X + 1
+	x, skipped := before.X+1, cand.Loop.Skipped()
 	for tick := before.Tick + 1; tick < after.Tick; tick++ {
-		if !slices.Contains(cand.Loop.Skipped(), tick) {
+		if !slices.Contains(skipped, tick) {
 			x++
 		}
 	}
