@@ -24,24 +24,44 @@ func (d *Drone) SPI(c simbus.Client, dev uint8, w, r []byte) error {
 		return fmt.Errorf("%w: no SPI device on chip select %d", simbus.ErrNACK, dev)
 	}
 	start := mono.Now()
-	info, err := d.cam.Stream(w, r, nil)
-	if err != nil {
+	if err := d.camRead.record(d, c, start, w, r); err != nil {
 		return nack(err)
 	}
-	if len(info) > 0 {
-		ps := make([]referee.CameraPacket, len(info))
-		for i, p := range info {
-			ps[i] = referee.CameraPacket{Discard: p.Discard, Frame: p.Frame, Number: p.Number, Count: p.Count, Corrupt: p.Fault != chips.LeptonNoFault}
-		}
-		for _, f := range d.ref.RecordCameraRead(referee.CameraRead{T: start, Reader: c.Name, Conn: c.ID, Packets: ps}, nil) {
-			fr := referee.CameraFrame{T: start, Reader: c.Name, Frame: f}
-			if rd, ok := d.CameraRender(f); ok {
-				fr.Image, fr.RenderT, fr.RollDeg, fr.PitchDeg, fr.AltM = rd.Image, rd.T, rd.RollDeg, rd.PitchDeg, rd.AltM
-			}
-			d.ref.RecordCameraFrame(fr)
-		}
-	}
 	mono.SleepUntil(start + int64(max(len(w), len(r)))*int64(SPIByteTime))
+	return nil
+}
+
+// camReads is the camera reads' scratch, reused from read to read: a
+// read allocates nothing, so flying does not grow drone-sim's heap (main
+// says why it must not collect).
+type camReads struct {
+	mu        sync.Mutex
+	info      []chips.LeptonPacket
+	packets   []referee.CameraPacket
+	delivered []uint32
+}
+
+// record clocks one video read of the camera at start and tells the
+// referee which packets and frames it delivered.
+func (s *camReads) record(d *Drone, c simbus.Client, start int64, w, r []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.info, err = d.cam.Stream(w, r, s.info[:0]); err != nil || len(s.info) == 0 {
+		return err
+	}
+	s.packets = s.packets[:0]
+	for _, p := range s.info {
+		s.packets = append(s.packets, referee.CameraPacket{Discard: p.Discard, Frame: p.Frame, Number: p.Number, Count: p.Count, Corrupt: p.Fault != chips.LeptonNoFault})
+	}
+	s.delivered = d.ref.RecordCameraRead(referee.CameraRead{T: start, Reader: c.Name, Conn: c.ID, Packets: s.packets}, s.delivered[:0])
+	for _, f := range s.delivered {
+		fr := referee.CameraFrame{T: start, Reader: c.Name, Frame: f}
+		if rd, ok := d.CameraRender(f); ok {
+			fr.Image, fr.RenderT, fr.RollDeg, fr.PitchDeg, fr.AltM = rd.Image, rd.T, rd.RollDeg, rd.PitchDeg, rd.AltM
+		}
+		d.ref.RecordCameraFrame(fr)
+	}
 	return nil
 }
 

@@ -450,3 +450,37 @@ func serveB(b *testing.B, d *sim.Drone) string {
 	time.Sleep(chips.LeptonBootTime)
 	return path
 }
+
+// TestBusTrafficAllocatesNothing: what a flight instance puts on the bus
+// every tick (a motor write, an IMU read, a lease read) and its camera
+// reads allocate nothing in drone-sim. drone-sim does not collect while
+// it flies (cmd/drone-sim says why), so its heap must not grow with
+// flying.
+func TestBusTrafficAllocatesNothing(t *testing.T) {
+	d := hovering(0, 0)
+	time.Sleep(chips.LeptonBootTime) // the camera streams once booted
+	c := simbus.Client{ID: 1, Name: "flight"}
+	motor := []byte{chips.PCA9685LED0OnL, 0, 0, 0xcc, 0x04}
+	imuReg, imu, video := []byte{0x3b}, make([]byte, 14), make([]byte, 10*chips.LeptonPacketSize)
+	for _, tt := range []struct {
+		name string
+		op   func() error
+	}{
+		{"motor write", func() error { return d.Tx(c, sim.AddrPCA9685, 1, motor, nil) }},
+		{"IMU read", func() error { return d.Tx(c, sim.AddrMPU9250, 0, imuReg, imu) }},
+		{"lease read", func() error { _, err := d.Lease(c, 0); return err }},
+		{"camera read", func() error { return d.SPI(c, sim.SPICamera, nil, video) }},
+	} {
+		var err error
+		allocs := testing.AllocsPerRun(300, func() { err = errors.Join(err, tt.op()) })
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations a call, want 0", tt.name, allocs)
+		}
+	}
+	if rep := d.CameraReport(0, 0); rep.Frames == 0 {
+		t.Errorf("the camera reads delivered no frame, so the test missed that path: %+v", rep)
+	}
+}

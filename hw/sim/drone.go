@@ -56,6 +56,7 @@ type Drone struct {
 	ref  *referee.Referee
 
 	cam     *chips.Lepton // nil without a camera
+	camRead camReads
 	scene   *scene.Scene
 	poses   *history[pose]         // recent truth, one per physics step (0.5 s), for rendering a frame from its start time
 	renders *history[CameraRender] // the attitude each of the last images was rendered from
