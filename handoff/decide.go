@@ -19,6 +19,7 @@ type view struct {
 
 	beat     lease.Beat
 	haveBeat bool
+	blind    blind // when this instance did not run: see silent
 }
 
 // verdict is decide's answer.
@@ -49,8 +50,10 @@ const (
 // Silence is judged at the tick's due time, not at the moment this
 // instance got to run: if the machine stalled (a hypervisor, an
 // interrupt storm), it stalled the owner too, and the owner's silence
-// during this instance's own late wake-up proves nothing. A dead owner is
-// found one on-time tick later.
+// during this instance's own late wake-up proves nothing. Nor does it on
+// the ticks after: the owner's silence counts only while this instance
+// ran (blind), so a dead owner is found a holder timeout of watching
+// after its last write, whatever stalls came between.
 func decide(v view) verdict {
 	due := v.tick * v.period
 	if v.commitTick > 0 && v.tick >= v.commitTick {
@@ -60,7 +63,7 @@ func decide(v view) verdict {
 		switch {
 		case v.beat.Highest > v.from:
 			return dropCommit
-		case v.beat.Released >= v.from, v.beat.Silent(due) >= v.holder:
+		case v.beat.Released >= v.from, v.silent(due) >= v.holder:
 			return takeOver
 		case due-v.commitTick*v.period > v.holder:
 			return dropCommit
@@ -73,8 +76,18 @@ func decide(v view) verdict {
 	if !v.haveBeat {
 		return readLease
 	}
-	if v.beat.Highest <= v.watch && v.beat.Silent(due) >= v.holder {
+	if v.beat.Highest <= v.watch && v.silent(due) >= v.holder {
 		return takeBack
 	}
 	return stay
+}
+
+// silent returns how long before due the owner's last accepted write was,
+// less the time in between that this instance did not run (blind).
+func (v *view) silent(due int64) int64 {
+	s := v.beat.Silent(due)
+	if v.beat.T == 0 {
+		return s // never written
+	}
+	return s - v.blind.within(v.beat.T, due)
 }

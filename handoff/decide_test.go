@@ -25,6 +25,16 @@ func TestDecide(t *testing.T) {
 		}
 		return v
 	}
+	// A standby whose loop stopped for 950 ms: its last tick before the
+	// stall was T-951, its first after it T-1.
+	var stalled blind
+	stalled.tick(at(T-951), p)
+	stalled.tick(at(T-1), p)
+	afterStall := func(tick int64, b lease.Beat) view {
+		v := with(standby, tick, at(tick), &b)
+		v.blind = stalled
+		return v
+	}
 	tests := []struct {
 		name string
 		v    view
@@ -49,6 +59,15 @@ func TestDecide(t *testing.T) {
 		{"standby woke 60 ms late, the owner's last write just before its due time: the machine stalled, stay", with(standby, T, at(T+60), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 1)}), stay},
 		{"standby woke 60 ms late, the owner silent 50 ms by its due time: take back", with(standby, T, at(T+60), &lease.Beat{Highest: 2, Epoch: 2, T: at(T - 50)}), takeBack},
 		{"candidate woke late after a stall: the owner's silence during it is no death", with(cand, T+1, at(T+60), &lease.Beat{Highest: 1, Epoch: 1, T: at(T - 1)}), waitRelease},
+		{"standby after its own 950 ms stall, the owner's write not through yet: its silence in the stall is no death, stay", afterStall(T, lease.Beat{Highest: 2, Epoch: 2, T: at(T - 951)}), stay},
+		{"standby after its own stall: the owner silent 49 ms of its watching", afterStall(T+47, lease.Beat{Highest: 2, Epoch: 2, T: at(T - 951)}), stay},
+		{"standby after its own stall: the owner silent 50 ms of its watching, take back", afterStall(T+48, lease.Beat{Highest: 2, Epoch: 2, T: at(T - 951)}), takeBack},
+		{"standby after its own stall: silent 2 ms before it and 48 after, take back", afterStall(T+47, lease.Beat{Highest: 2, Epoch: 2, T: at(T - 952)}), takeBack},
+		{"candidate after its own stall, committed owner not written since: wait", func() view {
+			v := with(cand, T, at(T), &lease.Beat{Highest: 1, Epoch: 1, T: at(T - 952)})
+			v.blind = stalled
+			return v
+		}(), waitRelease},
 		{"standby: the new owner never wrote after our release", with(standby, T, at(T), &lease.Beat{Highest: 1, Epoch: 1, T: at(T - 60), Released: 1}), takeBack},
 		{"standby: someone newer than the watched owner holds it", with(standby, T, at(T), &lease.Beat{Highest: 4, Epoch: 4, T: at(T - 60)}), stay},
 	}
@@ -86,5 +105,35 @@ func TestRecentCatchUp(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: stepped %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestBlind(t *testing.T) {
+	const p = int64(1_000_000) // 1000 Hz
+	var b blind
+	for _, now := range []int64{10 * p, 11 * p, 12*p + p/2, 14 * p, 30 * p, 31 * p} {
+		b.tick(now, p)
+	}
+	// 12.5 -> 14 is within two ticks; 14 -> 30 is a stall, blind from 15.
+	for _, c := range []struct{ from, to, want int64 }{
+		{0, 100 * p, 15 * p},
+		{10 * p, 15 * p, 0},
+		{20 * p, 25 * p, 5 * p},
+		{29 * p, 40 * p, 1 * p},
+	} {
+		if got := b.within(c.from, c.to); got != c.want {
+			t.Errorf("within(%d, %d) = %d, want %d", c.from, c.to, got, c.want)
+		}
+	}
+	b.stop()
+	b.tick(60*p, p) // the first tick after driving: no span
+	if got := b.within(31*p, 60*p); got != 0 {
+		t.Errorf("after stop: within = %d, want 0 (the instance drove meanwhile)", got)
+	}
+	for i := range int64(20) { // more stalls than it keeps: the oldest go
+		b.tick(100*p+i*10*p, p)
+	}
+	if got, want := b.within(0, 1000*p), int64(len(b.spans))*9*p; got != want {
+		t.Errorf("after 19 stalls: within = %d, want %d (the last %d)", got, want, len(b.spans))
 	}
 }

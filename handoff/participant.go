@@ -198,6 +198,7 @@ type Participant struct {
 	commit   *commitment
 	highest  uint64 // highest epoch seen anywhere
 	latest   *Frame // newest frame from another instance
+	blind    blind  // candidate, standby: when its loop did not run
 	hydrated int64  // tick of the newest frame handed to the loop
 	streak   int    // replayed frames in a row that matched
 	since    int64  // tick time of the first frame of the streak
@@ -371,6 +372,7 @@ func (p *Participant) release(epoch uint64) {
 // shadowTick is a candidate's or standby's tick: take over, take back, or
 // follow the owner.
 func (p *Participant) shadowTick(tick int64) Decision {
+	p.blind.tick(p.now(), int64(p.cfg.Period))
 	v := p.view(tick)
 	for {
 		switch decide(v) {
@@ -424,7 +426,7 @@ func (p *Participant) sleepUnlocked(d time.Duration) {
 // view gathers what decide needs (lock held); the lease is read on demand.
 func (p *Participant) view(tick int64) view {
 	v := view{tick: tick, now: p.now(), period: int64(p.cfg.Period), holder: int64(p.cfg.HolderTimeout),
-		watch: p.watch, fallback: p.fallback}
+		watch: p.watch, fallback: p.fallback, blind: p.blind}
 	if c := p.commit; c != nil {
 		v.commitTick, v.from = c.Tick, c.from
 	}
@@ -512,6 +514,7 @@ func (p *Participant) keepHalfTick(b lease.Beat) {
 func (p *Participant) setRole(r Role, msg string, args ...any) {
 	p.role = r
 	p.streak = 0
+	p.blind.stop()
 	p.note(slog.LevelInfo, "handoff: "+msg, append([]any{"role", string(r)}, args...)...)
 	select {
 	case p.kick <- struct{}{}:

@@ -402,9 +402,9 @@ func TestCoordinatorIgnoresMalformedFrames(t *testing.T) {
 // the update must end reverted with the old owner left running. The take-back
 // is made to fall between the coordinator's last probation check and its
 // retire request: at the start of probation the new owner's loop stalls for
-// longer than the holder timeout (so the lease shows it silent) and the
-// standby's loop is stalled too, between its take-back Tick and the write
-// and frame that would announce it (Probation is a single check).
+// longer than the holder timeout (so the lease shows it silent), and the
+// standby's loop stalls between its take-back Tick and the write and
+// frame that would announce it (Probation is a single check).
 func TestNoCommitAfterTakeBack(t *testing.T) {
 	f := newFixture(t)
 	owner := f.startOwner("a")
@@ -413,9 +413,16 @@ func TestNoCommitAfterTakeBack(t *testing.T) {
 	onEvent := func(e handoff.Event) {
 		if e.Phase == "probation" {
 			f.instance("b").Loop.Pause()
+			// The standby's ticks are the test's now: it watches the
+			// silent owner tick by tick (a standby that did not run
+			// does not count the owner's silence) until it takes back.
 			owner.Loop.Pause()
-			time.Sleep(lease.HolderTimeout + 10*time.Millisecond)
-			if d := owner.P.Tick(currentTick()); !d.Write || d.Epoch != 3 {
+			var d handoff.Decision
+			for end := time.Now().Add(2 * time.Second); !d.Write && time.Now().Before(end); {
+				sleepTicks(1)
+				d = owner.P.Tick(currentTick())
+			}
+			if !d.Write || d.Epoch != 3 {
 				t.Errorf("the standby did not take back: %+v", d)
 			}
 			// Its loop goes on (and announces the take-back) shortly after
