@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/skyswap/skyswap/hw/mono"
 	"golang.org/x/sys/unix"
@@ -89,17 +91,22 @@ func probeCPU(ctx context.Context, w io.Writer, cpu int) error {
 	if err := mono.RealTime(probePriority); err != nil {
 		return fmt.Errorf("latency probe: %w", err)
 	}
-	return probeLoop(ctx, w, mono.Now, mono.SleepUntil)
+	return probeLoop(ctx, w, rawSleep)
 }
 
-// probeLoop wakes on the 1 ms grid (sleep, now) and reports late wake-ups.
-func probeLoop(ctx context.Context, w io.Writer, now func() int64, sleep func(int64)) error {
+// probeLoop wakes on the 1 ms grid (sleep returns the clock before and
+// after it slept) and reports late wake-ups. A wake-up is judged only
+// when the thread was asleep before it was due: if it came to sleep late,
+// what held it was its own process (Go preempts the thread now and then,
+// after it wrote, and gets it back through another thread), not the
+// machine.
+func probeLoop(ctx context.Context, w io.Writer, sleep func(until int64) (before, after int64)) error {
 	buf := make([]byte, 0, 64)
-	next := now() + probePeriod
+	_, t := sleep(0)
+	next := t - t%probePeriod + probePeriod
 	for ctx.Err() == nil {
-		sleep(next)
-		t := now()
-		if late := t - next; late > stallMin {
+		before, t := sleep(next)
+		if late := t - next; before < next && late > stallMin {
 			buf = strconv.AppendInt(buf[:0], next, 10)
 			buf = append(buf, ' ')
 			buf = strconv.AppendInt(buf, late, 10)
@@ -116,19 +123,51 @@ func probeLoop(ctx context.Context, w io.Writer, now func() int64, sleep func(in
 	return nil
 }
 
-// rawWriter writes to a file descriptor with write(2) and nothing else.
-// os.File holds a lock across each write: a CPU stalled while its thread
-// held it would stall the other CPU's thread too, and the probe would
-// report a stall that CPU never had. A line is shorter than PIPE_BUF, so
-// a pipe takes each whole, never interleaved.
+// rawSleep sleeps until CLOCK_MONOTONIC reaches until (ns) and returns the
+// clock just before and just after. Its system calls are raw, unseen by
+// Go's scheduler: a thread in an ordinary one lends its goroutine's scan
+// bit to sysmon on every pass, and one that comes back meanwhile spins in
+// exitsyscall until sysmon lets go. The probe's threads spin at priority
+// 99, so when one preempted sysmon on its own CPU, it spun there for
+// 946 ms (a soak's trace), the flight's loop and drone-sim's bus threads
+// left to the other CPU, until the kernel's real-time throttling ran
+// sysmon. nosplit: no preemption between the clock and the sleep.
+//
+//go:nosplit
+func rawSleep(until int64) (before, after int64) {
+	var ts unix.Timespec
+	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&ts)), 0)
+	before = ts.Sec*1e9 + ts.Nsec
+	req := unix.Timespec{Sec: until / 1e9, Nsec: until % 1e9}
+	for until > before {
+		_, _, e := syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
+			uintptr(unsafe.Pointer(&req)), 0, 0, 0)
+		if e != syscall.EINTR { // a signal (Go's preemption) cuts it short
+			break
+		}
+	}
+	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&ts)), 0)
+	return before, ts.Sec*1e9 + ts.Nsec
+}
+
+// rawWriter writes to a file descriptor with raw write(2) and nothing
+// else. os.File holds a lock across each write: a CPU stalled while its
+// thread held it would stall the other CPU's thread too, and the probe
+// would report a stall that CPU never had. Raw, as rawSleep says why. A
+// line is shorter than PIPE_BUF, so a pipe takes each whole, never
+// interleaved.
 type rawWriter uintptr
 
 func (fd rawWriter) Write(b []byte) (int, error) {
 	for {
-		n, err := unix.Write(int(fd), b)
-		if err != unix.EINTR {
-			return n, err
+		n, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
 		}
+		return int(n), e
 	}
 }
 

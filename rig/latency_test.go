@@ -8,17 +8,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyswap/skyswap/hw/mono"
 )
 
 // TestProbeLoop: one wake-up 30 ms late is reported once, with when it was
-// due, and the grid goes on after it without a report per skipped tick.
+// due, and the grid goes on after it without a report per skipped tick. A
+// thread that came to its sleep late (its own process held it) reports
+// nothing.
 func TestProbeLoop(t *testing.T) {
 	ms := int64(time.Millisecond)
-	clock := 100 * ms
+	clock := 100*ms + ms/3
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
-	sleep := func(until int64) {
+	sleep := func(until int64) (before, after int64) {
 		calls++
+		if calls == 10 {
+			clock += 5 * ms // held before its sleep
+		}
+		before = clock
 		clock = max(clock, until)
 		if calls == 5 {
 			clock += 30 * ms // the machine took the CPU away
@@ -26,16 +34,33 @@ func TestProbeLoop(t *testing.T) {
 		if calls == 20 {
 			cancel()
 		}
+		return before, clock
 	}
 	var out bytes.Buffer
-	if err := probeLoop(ctx, &out, func() int64 { return clock }, sleep); err != nil {
+	if err := probeLoop(ctx, &out, sleep); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := out.String(), "105000000 30000000\n"; got != want {
+	if got, want := out.String(), "104000000 30000000\n"; got != want {
 		t.Errorf("reported %q, want %q", got, want)
 	}
 	if calls != 20 {
 		t.Errorf("%d wake-ups, want 20", calls)
+	}
+}
+
+// TestRawSleep: it sleeps until the time asked for, on CLOCK_MONOTONIC.
+func TestRawSleep(t *testing.T) {
+	now := mono.Now()
+	until := now + 2*int64(time.Millisecond)
+	before, after := rawSleep(until)
+	if before < now || before > until {
+		t.Errorf("before = %d, want in [%d, %d]", before, now, until)
+	}
+	if after < until {
+		t.Errorf("woke at %d, %d ns early", after, until-after)
+	}
+	if b, a := rawSleep(now); a < b || b < until {
+		t.Errorf("a sleep until a past time: %d, %d; want an immediate return after %d", b, a, until)
 	}
 }
 
