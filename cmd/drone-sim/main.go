@@ -38,8 +38,9 @@ func main() {
 
 // heapLimit is the heap at which drone-sim collects after all, unless
 // GOMEMLIMIT says otherwise: 16 times the ~65 MB the referee's logs take,
-// 20 minutes and more of a soak's queries (about 0.8 MB/s, all of it the
-// HTTP handlers': a flight allocates nothing here).
+// 38 minutes of a 1000 Hz soak's growth (0.42 MB/s, all of it the HTTP
+// handlers' answers to the bench: a flight allocates nothing here), and a
+// soak case runs a drone-sim of its own for about 5.
 const heapLimit = 1 << 30
 
 // noCollection turns the collector off, up to heapLimit. A collection
