@@ -44,17 +44,16 @@ const (
 // because a machine stalls a CPU at a time (a hypervisor descheduling one
 // vCPU): a single thread saw nothing of a stall on the other CPU.
 //
-// The threads write with write(2) alone (rawWriter), not through
-// os.File's lock, which one CPU's thread could hold through a stall of
-// that CPU. The process's other threads stay ordinary (mono.Helpers says
-// why), and it never collects: a pinned thread back from its sleep spins
-// in exitsyscall while another thread holds its scan bit (sysmon, or the
-// collector scanning its stack), and the collector could hold both
-// threads' at once. Both then spin at priority 99, one on each CPU, and
-// nothing else runs until the kernel's real-time throttling lets the
-// ordinary holder go (950 ms: a soak saw the probe and the flight stall
-// 956 ms together), or, with real-time helpers, ever (a soak hung). It
-// allocates nothing in its loop, so its heap never grows.
+// The threads sleep, read the clock and write with raw system calls
+// (rawSleep, rawWriter), which Go's scheduler never sees: a thread back
+// from an ordinary one spins in exitsyscall while another thread holds
+// its scan bit (sysmon, or the collector scanning its stack), at priority
+// 99, and nothing below runs on that CPU until the kernel's real-time
+// throttling lets the ordinary holder go (soaks saw 946 and 956 ms), or,
+// with real-time helpers, ever (a soak hung). So the process's other
+// threads stay ordinary (mono.Helpers says why). It never collects (its
+// loop allocates nothing, so its heap never grows), and no collection
+// pauses it.
 func RunLatencyProbe(ctx context.Context, out *os.File) error {
 	mono.ReserveProcs(0) // each pinned thread keeps a P through its sleeps
 	debug.SetGCPercent(-1)
@@ -135,9 +134,7 @@ func probeLoop(ctx context.Context, w io.Writer, sleep func(until int64) (before
 //
 //go:nosplit
 func rawSleep(until int64) (before, after int64) {
-	var ts unix.Timespec
-	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&ts)), 0)
-	before = ts.Sec*1e9 + ts.Nsec
+	before = rawNow()
 	req := unix.Timespec{Sec: until / 1e9, Nsec: until % 1e9}
 	for until > before {
 		_, _, e := syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
@@ -146,8 +143,16 @@ func rawSleep(until int64) (before, after int64) {
 			break
 		}
 	}
+	return before, rawNow()
+}
+
+// rawNow reads CLOCK_MONOTONIC (ns) with a raw clock_gettime(2).
+//
+//go:nosplit
+func rawNow() int64 {
+	var ts unix.Timespec
 	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&ts)), 0)
-	return before, ts.Sec*1e9 + ts.Nsec
+	return ts.Sec*1e9 + ts.Nsec
 }
 
 // rawWriter writes to a file descriptor with raw write(2) and nothing

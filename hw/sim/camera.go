@@ -24,16 +24,16 @@ func (d *Drone) SPI(c simbus.Client, dev uint8, w, r []byte) error {
 		return fmt.Errorf("%w: no SPI device on chip select %d", simbus.ErrNACK, dev)
 	}
 	start := mono.Now()
-	if err := d.camRead.record(d, c, start, w, r); err != nil {
+	if err := d.recordVideo(c, start, w, r); err != nil {
 		return nack(err)
 	}
 	mono.SleepUntil(start + int64(max(len(w), len(r)))*int64(SPIByteTime))
 	return nil
 }
 
-// camReads is the camera reads' scratch, reused from read to read: a
-// read allocates nothing, so flying does not grow drone-sim's heap (main
-// says why it must not collect).
+// camReads is the camera reads' scratch (recordVideo), reused from read
+// to read: a read allocates nothing, so flying does not grow drone-sim's
+// heap (main says why it must not collect).
 type camReads struct {
 	mu        sync.Mutex
 	info      []chips.LeptonPacket
@@ -41,9 +41,10 @@ type camReads struct {
 	delivered []uint32
 }
 
-// record clocks one video read of the camera at start and tells the
+// recordVideo clocks one video read of the camera at start and tells the
 // referee which packets and frames it delivered.
-func (s *camReads) record(d *Drone, c simbus.Client, start int64, w, r []byte) error {
+func (d *Drone) recordVideo(c simbus.Client, start int64, w, r []byte) error {
+	s := &d.camRead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
