@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,10 @@ const rtPeriod = time.Second
 type rtBudget struct {
 	root string // the cpu controller's cgroup v1 hierarchy; "" = no real-time groups
 	ns   string
+	// wait is how long settle lets a period's use of a stopped container
+	// count before it shrinks the namespace's group; 0 = rtPeriod (a whole
+	// period, wherever in it the container stopped).
+	wait time.Duration
 	mu   sync.Mutex
 }
 
@@ -104,11 +109,16 @@ func (b *rtBudget) reserve(d time.Duration) error {
 
 // settle gives the namespace's group back what no container holds any
 // more, once the group of the container id, stopped or removed, is gone.
-// runc removes it just after the task's deletion returns, and the kernel
-// counts a removed group for a moment longer (it is released
-// asynchronously: the parent cannot shrink below it until then). Best
-// effort, for up to a second: the next reserve sizes the group again. A
-// namespace that holds none (no container asked for any) costs one read.
+// It returns at once and shrinks the group later, in the background: the
+// kernel counts a child's real-time use in its parent's until the period
+// ends, so a parent shrunk as soon as the child goes can find itself over
+// its new time and throttle every container in it for the rest of the
+// period (the new owner's loop sat throttled 23 ms after a commit). It
+// waits b.wait, then tries for up to a second: runc removes the group
+// just after the task's deletion returns, and the kernel releases a
+// removed group asynchronously (the parent cannot shrink below it until
+// then). Best effort: the next reserve sizes the group again. A namespace
+// that holds none (no container asked for any) costs one read.
 func (b *rtBudget) settle(id string) {
 	if b == nil || b.root == "" {
 		return
@@ -117,14 +127,16 @@ func (b *rtBudget) settle(id string) {
 	if has, err := readRT(dir); err != nil || has == 0 {
 		return
 	}
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, fs.ErrNotExist) {
-			continue
+	time.AfterFunc(cmp.Or(b.wait, rtPeriod), func() {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if b.shrink(dir) == nil {
+				return
+			}
 		}
-		if b.shrink(dir) == nil {
-			return
-		}
-	}
+	})
 }
 
 // shrink sets dir's real-time time to what its children hold.

@@ -40,7 +40,7 @@ func TestCPUV1Root(t *testing.T) {
 // the one about to start; a stop gives the rest back.
 func TestRTBudget(t *testing.T) {
 	root := t.TempDir()
-	b := &rtBudget{root: root, ns: "skyswap"}
+	b := &rtBudget{root: root, ns: "skyswap", wait: time.Second} // long beside the test's few reads, even on a loaded machine
 	ns := filepath.Join(root, "skyswap")
 	child := func(id, us string) {
 		os.MkdirAll(filepath.Join(ns, id), 0o755)
@@ -73,6 +73,12 @@ func TestRTBudget(t *testing.T) {
 	child("candidate", "200000")
 	os.RemoveAll(filepath.Join(ns, "owner")) // retired: runc removed its group
 	b.settle("owner")
+	if got := parent(); got != "400000" { // the owner's use still counts this period
+		t.Errorf("right after a stop: parent holds %s µs, want 400000 until the wait is over", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); parent() != "200000" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := parent(); got != "200000" {
 		t.Errorf("after a stop: parent holds %s µs, want 200000", got)
 	}
