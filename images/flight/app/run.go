@@ -103,11 +103,6 @@ func openHardware(ctx context.Context, cfg Config, log *slog.Logger) (*hardware,
 // cannot be opened or this instance is fenced out with no hand-over.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("instance", cfg.Instance, "version", Version)
-	if prio := cfg.helperPriority(); prio > 0 {
-		if err := mono.Helpers(prio); err != nil {
-			log.Warn("the app's other threads run under ordinary scheduling", "err", err)
-		}
-	}
 	// Opening and arming must finish even if a stop is requested meanwhile:
 	// a half-initialised chip is worse than a landing.
 	h, err := openHardware(context.WithoutCancel(ctx), cfg, log)
@@ -145,6 +140,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// stop it for under 2 ms, and it came 0.6 s into a candidate's life,
 	// after it had taken over. Now a candidate takes it driving nothing.
 	runtime.GC()
+	// The other threads go real-time only now that the start-up's work is
+	// done: where a cgroup budgets real-time time, a candidate that spent
+	// it starting up took over throttled on one CPU (docs/ARCHITECTURE.md).
+	if prio := cfg.helperPriority(); prio > 0 {
+		if err := mono.Helpers(prio); err != nil {
+			log.Warn("the app's other threads run under ordinary scheduling", "err", err)
+		}
+	}
 	return l.run(ctx)
 }
 
