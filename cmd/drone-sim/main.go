@@ -69,7 +69,13 @@ func run(log *slog.Logger) error {
 	// drone-sim's other threads stay ordinary, unlike the flight app's:
 	// it has several real-time threads (physics, a bus thread a client),
 	// and two of them spinning in exitsyscall at once, one on each CPU,
-	// would keep real-time helpers off both for good (mono.Helpers).
+	// would keep real-time helpers off both for good (mono.Helpers). All
+	// but sysmon, which holds one scan bit at a time (mono.Sysmon).
+	if cfg.RTPriority > 0 {
+		if err := mono.Sysmon(mono.HelperPriority); err != nil {
+			log.Warn("sysmon stays ordinary: a bus thread may spin for it", "err", err)
+		}
+	}
 	d := sim.New(cfg)
 	if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
 		return fmt.Errorf("socket directory: %w", err)

@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,4 +193,100 @@ func helpersChild() {
 		}
 	}
 	fmt.Printf("helpers: ok, %d threads (%d started after)\n", len(es), len(es)-len(before))
+}
+
+// TestSysmon: Sysmon(1) makes exactly one thread real-time, and it is
+// sysmon: seen sleeping in nanosleep(2), as only sysmon's usleep does in
+// a Go process, while a goroutine keeps it from its deep sleep. It runs in
+// a child process, which it leaves with a real-time sysmon.
+func TestSysmon(t *testing.T) {
+	if os.Getenv("MONO_SYSMON_CHILD") == "1" {
+		sysmonChild()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSysmon$", "-test.v")
+	cmd.Env = append(os.Environ(), "MONO_SYSMON_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if bytes.Contains(out, []byte("operation not permitted")) {
+		t.Skipf("no real-time scheduling here (CI runs as root): %s", out)
+	}
+	if err != nil || !bytes.Contains(out, []byte("sysmon: ok")) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	ok := out[bytes.Index(out, []byte("sysmon: ok")):]
+	t.Logf("%s", ok[:bytes.IndexByte(ok, '\n')])
+}
+
+func sysmonChild() {
+	fail := func(f string, a ...any) { fmt.Printf("sysmon: "+f+"\n", a...); os.Exit(1) }
+	if err := Sysmon(1); err != nil {
+		fail("%v", err)
+	}
+	es, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		fail("%v", err)
+	}
+	fifo := 0
+	for _, e := range es {
+		var tid int
+		fmt.Sscan(e.Name(), &tid)
+		if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_FIFO {
+			if fifo != 0 {
+				fail("threads %d and %d are real-time, want one", fifo, tid)
+			}
+			fifo = tid
+		}
+	}
+	if fifo == 0 {
+		fail("no thread is real-time")
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // busy, so sysmon keeps passing instead of sleeping on a futex
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+	}()
+	want := strconv.Itoa(unix.SYS_NANOSLEEP) + " "
+	for i := range 2000 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/syscall", fifo))
+		if err != nil {
+			fail("%v", err)
+		}
+		if strings.HasPrefix(string(b), want) {
+			fmt.Printf("sysmon: ok, thread %d, in nanosleep at sample %d", fifo, i+1)
+			break
+		}
+		if i == 1999 {
+			fail("thread %d never seen in nanosleep(2) in 2000 samples: not sysmon", fifo)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Goroutines blocked in system calls beside runnable ones: sysmon
+	// takes their Ps and starts threads to run the rest, which must not
+	// inherit its policy.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(2)
+		go func() { defer wg.Done(); unix.Nanosleep(&unix.Timespec{Nsec: 30e6}, nil) }()
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(30 * time.Millisecond); time.Now().Before(end); {
+			}
+		}()
+	}
+	wg.Wait()
+	es, _ = os.ReadDir("/proc/self/task")
+	for _, e := range es {
+		var tid int
+		fmt.Sscan(e.Name(), &tid)
+		if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_FIFO && tid != fifo {
+			fail("thread %d, started later, is real-time too: sysmon's threads must start ordinary", tid)
+		}
+	}
+	fmt.Printf(", and the %d other threads ordinary\n", len(es)-1)
 }
