@@ -62,6 +62,11 @@ type rigOpts struct {
 	rateHz int      // the flight loop's and the referee's rate; 0 = 400
 	gustN  float64  // gust force, N; 0 = 0.5
 	simEnv []string // more SIM_* settings
+	// realTime flies as a drone is deployed (deploy/README.md): the
+	// simulator and the flight loop under SCHED_FIFO, and the agent's grant
+	// of real-time time, all as the soak does (rig.RealTimeEnv); false =
+	// ordinary scheduling.
+	realTime bool
 }
 
 func newAgentRig(t *testing.T, opts ...rigOpts) *agentRig {
@@ -92,6 +97,9 @@ func newAgentRig(t *testing.T, opts ...rigOpts) *agentRig {
 	}
 	t.Cleanup(func() { os.RemoveAll(simDir) })
 	os.Chmod(simDir, 0o755) // the containers' user must reach the socket
+	if o.realTime {
+		o.simEnv = append(o.simEnv, rig.RealTimeEnv.Sim...)
+	}
 	if r.sim, err = rig.StartSim(ctx, bins.Sim, simDir, append([]string{fmt.Sprintf("SIM_GUST_N=%g", o.gustN), "SIM_GUST_NM=0.01", "SIM_NOISE=1",
 		fmt.Sprintf("SIM_TICK_HZ=%d", o.rateHz)}, o.simEnv...), nil); err != nil {
 		t.Fatal(err)
@@ -137,11 +145,32 @@ func newAgentRig(t *testing.T, opts ...rigOpts) *agentRig {
 			dumpLogs(t, logDir)
 		}
 	})
+	if o.realTime {
+		r.asDeployed()
+	}
 	r.ground = r.m.Peer(t, "")
 	r.events = r.ground.MustSubscribe(t, "fleet/d1/events", 1)
 	r.states = r.ground.MustSubscribe(t, "fleet/d1/state", 1)
 	r.camera = r.ground.MustSubscribe(t, "fleet/d1/camera", 0)
 	return r
+}
+
+// asDeployed gives the flight and the agent rig.RealTimeEnv's settings
+// (rigOpts.realTime; the simulator's come at its start).
+func (r *agentRig) asDeployed() {
+	r.t.Helper()
+	r.cfg.AppEnv += ";" + strings.Join(rig.RealTimeEnv.App, ";")
+	for _, kv := range rig.RealTimeEnv.Agent {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "AGENT_APP_RT_MS" {
+			r.t.Fatalf("rig.RealTimeEnv.Agent: %s: the rig sets DaemonConfig from AGENT_APP_RT_MS only", kv)
+		}
+		ms, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			r.t.Fatalf("rig.RealTimeEnv.Agent: %s: %v", kv, err)
+		}
+		r.cfg.AppRTMs = ms
+	}
 }
 
 // runDaemon runs drone-agent in this process until the test ends (or
@@ -327,9 +356,7 @@ func TestAgentEndToEnd(t *testing.T) {
 // under SCHED_FIFO, the hand-over commits with the referee content, and
 // the retired instance's real-time time goes back.
 func TestAgentRealTime(t *testing.T) {
-	r := newAgentRig(t, rigOpts{simEnv: []string{"SIM_RT_PRIO=60"}})
-	r.cfg.AppEnv += ";FLIGHT_RT_PRIO=50"
-	r.cfg.AppRTMs = 300
+	r := newAgentRig(t, rigOpts{realTime: true})
 	ctx := context.Background()
 	r.runDaemon()
 	v1 := r.deploy(r.refs["v1"])
@@ -341,11 +368,12 @@ func TestAgentRealTime(t *testing.T) {
 	v2 := r.update(command.KindUpdate, r.refs["v2"])
 	r.checkFIFO(v2.To)
 	r.onlyOneRunning(v2.To)
-	// drone-sim's physics and bus threads at SIM_RT_PRIO, every other
-	// thread ordinary: it has several real-time threads (mono.Helpers
-	// says why that rules real-time helpers out).
-	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 2 || prios[fifoKey(60)] == 0 || prios["0/0"] == 0 {
-		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60 and the rest ordinary (0/0)", r.sim.Pid(), prios)
+	// drone-sim's physics and bus threads at SIM_RT_PRIO, sysmon at the
+	// lowest priority, every other thread ordinary: it has several
+	// real-time threads (mono.Helpers says why that rules real-time
+	// helpers out, mono.Sysmon why sysmon is the exception).
+	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 3 || prios[fifoKey(60)] == 0 || prios[fifoKey(mono.HelperPriority)] != 1 || prios["0/0"] == 0 {
+		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60, one (sysmon) at %d and the rest ordinary (0/0)", r.sim.Pid(), prios, mono.HelperPriority)
 	}
 	rep, err := r.sim.Report(ctx, hover, mono.Now())
 	if err != nil {
@@ -361,9 +389,19 @@ func TestAgentRealTime(t *testing.T) {
 		}
 	}
 	// cgroup v1 with real-time groups: the namespace holds v2's time only.
-	if p, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", testNamespace, "cpu.rt_runtime_us")); err == nil {
-		if got := strings.TrimSpace(string(p)); got != "300000" {
-			t.Errorf("the namespace's group holds %s µs per second after the update, want 300000 (v2's alone)", got)
+	// v1's is given back a period after it stopped (containers' rtBudget).
+	group := filepath.Join("/sys/fs/cgroup/cpu", testNamespace, "cpu.rt_runtime_us")
+	if _, err := os.Stat(group); err == nil {
+		var got string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if p, err := os.ReadFile(group); err == nil {
+				if got = strings.TrimSpace(string(p)); got == "300000" {
+					break
+				}
+			}
+		}
+		if got != "300000" {
+			t.Errorf("10 s after the update the namespace's group holds %s µs per second, want 300000 (v2's alone)", got)
 		}
 	}
 }
