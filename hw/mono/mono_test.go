@@ -121,21 +121,28 @@ func TestPriority(t *testing.T) {
 // TestHelpers: after Helpers(1), every thread of the process is under
 // SCHED_FIFO at 1, those Go starts later too, and a RealTime thread keeps
 // its own priority. It runs in a child process, which it leaves real-time.
-func TestHelpers(t *testing.T) {
-	if os.Getenv("MONO_HELPERS_CHILD") == "1" {
-		helpersChild()
+func TestHelpers(t *testing.T) { inChild(t, "helpers", helpersChild) }
+
+// inChild runs child in a child process running this test alone (the
+// scheduling it sets stays there) and logs its "<name>: ok" line; the
+// child prints "<name>: " and what failed otherwise.
+func inChild(t *testing.T, name string, child func()) {
+	env := "MONO_CHILD_" + t.Name()
+	if os.Getenv(env) == "1" {
+		child()
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelpers$", "-test.v")
-	cmd.Env = append(os.Environ(), "MONO_HELPERS_CHILD=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
 	out, err := cmd.CombinedOutput()
 	if bytes.Contains(out, []byte("operation not permitted")) {
 		t.Skipf("no real-time scheduling here (CI runs as root): %s", out)
 	}
-	if err != nil || !bytes.Contains(out, []byte("helpers: ok")) {
+	marker := []byte(name + ": ok")
+	if err != nil || !bytes.Contains(out, marker) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	ok := out[bytes.Index(out, []byte("helpers: ok")):]
+	ok := out[bytes.Index(out, marker):]
 	t.Logf("%s", ok[:bytes.IndexByte(ok, '\n')])
 }
 
@@ -199,23 +206,7 @@ func helpersChild() {
 // sysmon: seen sleeping in nanosleep(2), as only sysmon's usleep does in
 // a Go process, while a goroutine keeps it from its deep sleep. It runs in
 // a child process, which it leaves with a real-time sysmon.
-func TestSysmon(t *testing.T) {
-	if os.Getenv("MONO_SYSMON_CHILD") == "1" {
-		sysmonChild()
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSysmon$", "-test.v")
-	cmd.Env = append(os.Environ(), "MONO_SYSMON_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if bytes.Contains(out, []byte("operation not permitted")) {
-		t.Skipf("no real-time scheduling here (CI runs as root): %s", out)
-	}
-	if err != nil || !bytes.Contains(out, []byte("sysmon: ok")) {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	ok := out[bytes.Index(out, []byte("sysmon: ok")):]
-	t.Logf("%s", ok[:bytes.IndexByte(ok, '\n')])
-}
+func TestSysmon(t *testing.T) { inChild(t, "sysmon", sysmonChild) }
 
 func sysmonChild() {
 	fail := func(f string, a ...any) { fmt.Printf("sysmon: "+f+"\n", a...); os.Exit(1) }
