@@ -390,17 +390,9 @@ func TestAgentRealTime(t *testing.T) {
 	}
 	// cgroup v1 with real-time groups: the namespace holds v2's time only.
 	// v1's is given back a period after it stopped (containers' rtBudget).
-	group := filepath.Join("/sys/fs/cgroup/cpu", testNamespace, "cpu.rt_runtime_us")
-	if _, err := os.Stat(group); err == nil {
-		var got string
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if p, err := os.ReadFile(group); err == nil {
-				if got = strings.TrimSpace(string(p)); got == "300000" {
-					break
-				}
-			}
-		}
-		if got != "300000" {
+	group := filepath.Join("/sys/fs/cgroup/cpu", testNamespace)
+	if _, err := os.Stat(filepath.Join(group, "cpu.rt_runtime_us")); err == nil {
+		if got := containerstest.AwaitRealTime(t, group, "300000"); got != "300000" {
 			t.Errorf("10 s after the update the namespace's group holds %s µs per second, want 300000 (v2's alone)", got)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
+	"github.com/skyswap/skyswap/agent/containers/containerstest"
 	"github.com/skyswap/skyswap/images/build"
 	"golang.org/x/sys/unix"
 )
@@ -701,13 +702,7 @@ func TestRealTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// It is given back a period after the stop (rtBudget.settle says why).
-	var got string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got = strings.TrimSpace(mustRead(t, filepath.Join(nsGroup, "cpu.rt_runtime_us"))); got == "0" {
-			break
-		}
-	}
-	if got != "0" {
+	if got := containerstest.AwaitRealTime(t, nsGroup, "0"); got != "0" {
 		t.Errorf("10 s after the stop the namespace's group holds %s µs per second, want 0", got)
 	}
 }
