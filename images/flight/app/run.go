@@ -214,11 +214,11 @@ type loop struct {
 	maxBusy  time.Duration
 
 	// The control thread's own state between ticks.
-	in        control.Sensors // the last sample (a failed read keeps it)
-	out       [4]float64      // the outputs the frame carries (a local's slice would escape)
-	epoch     uint64          // the epoch the bus writes with
-	resumed   bool            // a resume start has taken its reference
-	landStart time.Time       // when a stop request began the landing; zero = flying on
+	in      control.Sensors // the last sample (a failed read keeps it)
+	out     [4]float64      // the outputs the frame carries (a local's slice would escape)
+	epoch   uint64          // the epoch the bus writes with
+	resumed bool            // a resume start has taken its reference
+	landing bool            // a stop request began the landing
 	// The frame's state and sample, encoded in buffers reused each tick.
 	stateJSON, sampleJSON handoff.JSONBuffer
 }
@@ -310,14 +310,14 @@ func (l *loop) reprioritise(driving bool) {
 // one told to exit (FLIGHT_ON_TERM=exit), leaves at once; the owner starts
 // landing and keeps flying until it lands.
 func (l *loop) stopRequested(ctx context.Context, writing bool) bool {
-	if ctx.Err() == nil || !l.landStart.IsZero() {
+	if ctx.Err() == nil || l.landing {
 		return false
 	}
 	if !writing || l.cfg.OnTerm == "exit" {
 		l.log.Info("stop requested; not driving the motors, exiting", "writing", writing)
 		return true
 	}
-	l.landStart = time.Now()
+	l.landing = true
 	l.log.Info("stop requested: landing before exit", "alt_m", l.ctl.S.Alt)
 	l.ctl.Land()
 	return false
@@ -381,7 +381,7 @@ func (l *loop) drive(tick int64, epoch uint64, out [4]float64) (done bool, err e
 		l.log.Info("landed; motors idle", "tick", l.ctl.S.Tick)
 		return true, nil
 	}
-	if !l.landStart.IsZero() && time.Since(l.landStart) > l.landingDeadline() {
+	if l.ctl.LandingOverdue() {
 		l.log.Error("landing did not finish in time; idling motors", "alt_m", l.ctl.S.Alt)
 		return true, l.hw.motors.Stop()
 	}
@@ -429,12 +429,6 @@ func (l *loop) status(tick int64, out [4]float64) {
 		"yaw_deg", round(st.Att[2]*180/math.Pi, 1), "out", roundAll(out),
 		"missed", l.missed, "sensor_errors", l.sensorEr, "max_busy_us", l.maxBusy.Microseconds())
 	l.maxBusy = 0
-}
-
-// landingDeadline bounds a landing: the descent at the mission's rate
-// plus a margin.
-func (l *loop) landingDeadline() time.Duration {
-	return time.Duration((math.Max(l.ctl.S.Alt, 0)/control.DefaultMission.DescentM + 6) * float64(time.Second))
 }
 
 func round(v float64, digits int) float64 {

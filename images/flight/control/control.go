@@ -180,6 +180,25 @@ func (c *Controller) Land() {
 // idle.
 func (c *Controller) Landed() bool { return c.S.Mode == ModeLanded }
 
+const (
+	// groundSPM is the altitude setpoint, below the ground, that a landing
+	// descends to before it may judge itself on the ground.
+	groundSPM = -0.5
+	// landingMarginS is how long a landing may go on past that point, in
+	// control time, before it is given up.
+	landingMarginS = 6.0
+)
+
+// LandingOverdue reports a landing that has not ended landingMarginS after
+// its setpoint reached groundSPM: a landing stuck on a bad estimate, which
+// the app ends by idling the motors. It is counted in control time (the
+// setpoint moves one step a tick), not the wall clock: a loaded machine
+// that skips ticks descends more slowly in wall time, and must not have its
+// landing cut short for it.
+func (c *Controller) LandingOverdue() bool {
+	return c.S.Mode == ModeLanding && c.S.AltSP < groundSPM-landingMarginS*c.m.DescentM
+}
+
 func (c *Controller) setMode(m Mode) {
 	c.S.Mode = m
 	c.S.ModeTick = c.S.Tick
@@ -276,7 +295,7 @@ func (c *Controller) mission() {
 		s.AltSP -= m.DescentM * c.dt
 		// On the ground when the setpoint is well below it and the
 		// estimate has stopped falling.
-		if s.AltSP < -0.5 && s.Alt < 0.3 && math.Abs(s.VZ) < 0.3 {
+		if s.AltSP < groundSPM && s.Alt < 0.3 && math.Abs(s.VZ) < 0.3 {
 			c.setMode(ModeLanded)
 		}
 	}

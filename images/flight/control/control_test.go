@@ -130,12 +130,41 @@ func TestLandingEndsLanded(t *testing.T) {
 		if c.Landed() && c.S.Out != [4]float64{} {
 			t.Fatalf("landed but outputs %v", c.S.Out)
 		}
+		if c.LandingOverdue() {
+			t.Fatalf("a landing in still air overdue at tick %d (z=%.2f)", tick, s.Pos[2])
+		}
 	})
 	if landedAt < 0 {
 		t.Fatal("never landed within 10 s of the landing command")
 	}
 }
 
+// TestLandingOverdue: a landing whose estimate never reaches the ground
+// (the IMU says it holds still at 2 m; no barometer) is given up 6 s of
+// control time after its setpoint went below the ground, and not before:
+// the count is in steps, which a loaded machine that skips ticks cannot
+// shorten.
+func TestLandingOverdue(t *testing.T) {
+	const rate = 400
+	m := DefaultMission
+	m.Pattern = "hover"
+	c := New(rate, DefaultAirframe, DefaultGains, m, 0)
+	still := [3]float64{0, 0, gravity}
+	c.Resume(still, 101325)
+	c.Land()
+	// From the hover setpoint to groundSPM at the descent rate, then the
+	// margin; the setpoint's float steps decide the tick at the boundary.
+	want := int(((m.AltM-groundSPM)/m.DescentM + landingMarginS) * rate)
+	for tick := 1; tick <= want+1; tick++ {
+		c.Step(Sensors{Accel: still})
+		if c.Landed() {
+			t.Fatalf("landed at tick %d on sensors that say %.1f m", tick, m.AltM)
+		}
+		if got := c.LandingOverdue(); got && tick < want || !got && tick > want {
+			t.Fatalf("tick %d of %d: overdue %v", tick, want, got)
+		}
+	}
+}
 // TestStateCopyContinues: a controller built from another's State produces
 // the same outputs from the same sensors. The hand-over depends on it.
 func TestStateCopyContinues(t *testing.T) {
