@@ -282,6 +282,9 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 		}
 	}
 	fmt.Fprintf(sr.logs, "skyswap-soak: update %d to %s: %s (%d retries)%s\n", i, target, u.outcome, u.retries, reasonOf(evs))
+	if u.outcome != report.OutcomeCommitted {
+		sr.logInstances(evs)
+	}
 	if u.outcome == report.OutcomeCommitted {
 		sr.owner = target
 		if len(evs) == 0 {
@@ -296,6 +299,21 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 	u.window, rerr = sr.s.Sim.Report(ctx, sr.since, mono.Now())
 	sr.since = mono.Now()
 	return u, rerr
+}
+
+// logInstances copies the log tails of the instances of an update that
+// did not commit into the process log: their status lines (ticks missed,
+// the longest tick) say what the new owner's loop saw.
+func (sr *soakRun) logInstances(evs []report.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	e := evs[len(evs)-1]
+	for _, id := range []string{e.From, e.To} {
+		if id != "" {
+			fmt.Fprintf(sr.logs, "skyswap-soak: %s's log, its end:\n%s\n", id, sr.s.AppLogTail(id, 6000))
+		}
+	}
 }
 
 // measure fills in the motor gaps around the cut-over to owner and the

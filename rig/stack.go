@@ -251,6 +251,24 @@ func (s *Stack) DronectlEnv() []string {
 		"DRONECTL_REGISTRY=" + s.RegistryHost}
 }
 
+// AppLogTail is the last n bytes of app instance id's log (stdout and
+// stderr, as containerd's shim wrote them), or why it cannot be read.
+func (s *Stack) AppLogTail(id string, n int64) string {
+	f, err := os.Open(containers.LogFile(s.logDir, id))
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
 // Land stops the agent (the app keeps flying without it) and sends
 // SIGTERM to the running app instances: the owner lands when its
 // FLIGHT_ON_TERM is land (StackConfig.AppEnv), then exits. It waits up to
