@@ -165,6 +165,7 @@ func TestLandingOverdue(t *testing.T) {
 		}
 	}
 }
+
 // TestStateCopyContinues: a controller built from another's State produces
 // the same outputs from the same sensors. The hand-over depends on it.
 func TestStateCopyContinues(t *testing.T) {
