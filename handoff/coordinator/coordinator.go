@@ -101,8 +101,12 @@ const (
 	// MinWriteRate is the share of the loop's rate that the lease must see
 	// the new owner write over probation: a loop that skips ticks now and
 	// then on a loaded machine passes, one that writes at half rate does
-	// not. It is judged over probations of at least RateWindow: a rate over
-	// less says nothing.
+	// not. Where the old owner wrote less than the loop's rate while the
+	// candidate started, the share is of what it wrote: on a machine so
+	// loaded that a 1000 Hz loop ran half its ticks (a CI run), the new
+	// owner did the same and a healthy update was reverted. It is judged
+	// over probations (and starts) of at least RateWindow: a rate over less
+	// says nothing.
 	MinWriteRate = 0.5
 	RateWindow   = 100 * time.Millisecond
 )
@@ -436,6 +440,8 @@ type update struct {
 	ev      handoff.Event
 	epoch   uint64           // the owner's epoch at the start
 	started int64            // when the candidate's start was asked for
+	before  lease.Beat       // the lease then, for the old owner's write rate
+	ownerHz float64          // the old owner's writes/s from then to the cut-over; 0 = unknown
 	h       handoff.Handover // the cut-over, once asked for
 	cutAt   int64            // when the candidate was seen driving
 }
@@ -485,7 +491,7 @@ func (u *update) prepare(ctx context.Context) error {
 	// A release run before under the same instance name (a rollback) left
 	// its last status and frame here: they must not pass for the new one's.
 	u.c.forget(u.plan.Candidate)
-	u.started = mono.Now()
+	u.started, u.before = mono.Now(), u.c.beat()
 	if err := u.c.rt.Start(ctx, Spec{Instance: u.plan.Candidate, Image: u.plan.Image, Mode: ModeCandidate}); err != nil {
 		return fmt.Errorf("start candidate: %v", err)
 	}
@@ -536,6 +542,7 @@ func (u *update) synced() (bool, error) {
 // lease shows the candidate driving.
 func (u *update) cutover(ctx context.Context) error {
 	period := u.c.periodNs()
+	u.ownerHz, _ = rateSince(u.before, u.started, u.c.beat())
 	e := u.epoch
 	u.h = handoff.Handover{Tick: u.c.tickIn(u.plan.Lead), To: u.plan.Candidate, Epoch: e + 1, Fallback: e + 2}
 	if err := u.c.handOver(ctx, u.plan.Owner, e, u.h); err != nil {
@@ -616,16 +623,36 @@ func (u *update) unhealthy(s0 handoff.Status) string {
 
 // writeRate checks the motor-update rate the lease saw since b0 at t0.
 func (u *update) writeRate(b0 lease.Beat, t0 int64) string {
-	period := u.c.periodNs()
-	b, secs := u.c.beat(), float64(mono.Now()-t0)/1e9
-	if period <= 0 || secs < RateWindow.Seconds() {
+	rate, ok := rateSince(b0, t0, u.c.beat())
+	want := minWriteRate(u.c.periodNs(), u.ownerHz)
+	if !ok || rate >= want {
 		return ""
 	}
-	rate, want := float64(b.Writes-b0.Writes)/secs, MinWriteRate*1e9/float64(period)
-	if rate < want {
-		return fmt.Sprintf("the lease saw %.0f motor writes/s, want at least %.0f", rate, want)
+	return fmt.Sprintf("the lease saw %.0f motor writes/s, want at least %.0f (the old owner wrote %.0f/s as the candidate started)", rate, want, u.ownerHz)
+}
+
+// rateSince is the motor writes per second from b0, read at t0, to b,
+// read now; not ok over less than RateWindow.
+func rateSince(b0 lease.Beat, t0 int64, b lease.Beat) (rate float64, ok bool) {
+	secs := float64(mono.Now()-t0) / 1e9
+	if secs < RateWindow.Seconds() {
+		return 0, false
 	}
-	return ""
+	return float64(b.Writes-b0.Writes) / secs, true
+}
+
+// minWriteRate is the write rate a new owner must reach: MinWriteRate of
+// the loop's rate (period ns), or of the old owner's measured rate
+// (writes/s; 0 = unknown) where that was lower.
+func minWriteRate(period int64, ownerHz float64) float64 {
+	if period <= 0 {
+		return 0
+	}
+	hz := 1e9 / float64(period)
+	if ownerHz > 0 {
+		hz = min(hz, ownerHz)
+	}
+	return MinWriteRate * hz
 }
 
 // commit retires the standby and stops it.
