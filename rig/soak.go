@@ -282,9 +282,6 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 		}
 	}
 	fmt.Fprintf(sr.logs, "skyswap-soak: update %d to %s: %s (%d retries)%s\n", i, target, u.outcome, u.retries, reasonOf(evs))
-	if u.outcome != report.OutcomeCommitted {
-		sr.logInstances(evs)
-	}
 	if u.outcome == report.OutcomeCommitted {
 		sr.owner = target
 		if len(evs) == 0 {
@@ -293,6 +290,8 @@ func (sr *soakRun) update(ctx context.Context, i int) (soakUpdate, error) {
 		if err := sr.measure(ctx, &u, evs[len(evs)-1].To, sent, end); err != nil {
 			return u, err
 		}
+	} else {
+		sr.logInstances(evs)
 	}
 	time.Sleep(time.Second) // the old owner is gone; steady again before the next
 	var rerr error
