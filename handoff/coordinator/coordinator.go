@@ -628,7 +628,11 @@ func (u *update) writeRate(b0 lease.Beat, t0 int64) string {
 	if !ok || rate >= want {
 		return ""
 	}
-	return fmt.Sprintf("the lease saw %.0f motor writes/s, want at least %.0f (the old owner wrote %.0f/s as the candidate started)", rate, want, u.ownerHz)
+	msg := fmt.Sprintf("the lease saw %.0f motor writes/s, want at least %.0f", rate, want)
+	if u.ownerHz > 0 {
+		msg += fmt.Sprintf(" (the old owner wrote %.0f/s from the candidate's start to the cut-over)", u.ownerHz)
+	}
+	return msg
 }
 
 // rateSince is the motor writes per second from b0, read at t0, to b,
