@@ -368,12 +368,10 @@ func TestAgentRealTime(t *testing.T) {
 	v2 := r.update(command.KindUpdate, r.refs["v2"])
 	r.checkFIFO(v2.To)
 	r.onlyOneRunning(v2.To)
-	// drone-sim's physics and bus threads at SIM_RT_PRIO, sysmon at the
-	// lowest priority, every other thread ordinary: it has several
-	// real-time threads (mono.Helpers says why that rules real-time
-	// helpers out, mono.Sysmon why sysmon is the exception).
-	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 3 || prios[fifoKey(60)] == 0 || prios[fifoKey(mono.HelperPriority)] != 1 || prios["0/0"] == 0 {
-		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want SCHED_FIFO (1) at 60, one (sysmon) at %d and the rest ordinary (0/0)", r.sim.Pid(), prios, mono.HelperPriority)
+	// Every drone-sim thread at SIM_RT_PRIO, not only the physics and
+	// bus threads: the others run Go's scheduler for them (mono.Helpers).
+	if prios := threadPriorities(t, r.sim.Pid()); len(prios) != 1 || prios[fifoKey(60)] == 0 {
+		t.Errorf("drone-sim (pid %d): threads by policy/priority %v, want all SCHED_FIFO (1) at 60", r.sim.Pid(), prios)
 	}
 	rep, err := r.sim.Report(ctx, hover, mono.Now())
 	if err != nil {

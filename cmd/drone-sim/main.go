@@ -44,12 +44,12 @@ func main() {
 const heapLimit = 1 << 30
 
 // noCollection turns the collector off, up to heapLimit. A collection
-// freezes the machine: it takes the scan bits of the bus threads sitting
-// in read(2), a bus thread whose read returns meanwhile spins in
-// exitsyscall (SCHED_FIFO, above the flight) until the ordinary collector
-// lets go, and with one such spinner on each CPU the collector never runs
-// until the kernel's real-time throttling steps in. A soak saw both flight
-// loops stop for 950 ms that way, and the standby took back.
+// would stop the flight: its mark work runs on drone-sim's threads, all of
+// them real-time above the flight loop, and it takes the scan bits of the
+// bus threads sitting in read(2), so a bus reply waits for it. (With the
+// collector ordinary, a bus thread whose read returned spun in exitsyscall
+// until it let go, one on each CPU: a soak saw both flight loops stop for
+// 950 ms that way, and the standby took back.)
 func noCollection() {
 	debug.SetGCPercent(-1)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -66,14 +66,16 @@ func run(log *slog.Logger) error {
 	defer stop()
 	cfg := s.Config()
 	cfg.Log = log
-	// drone-sim's other threads stay ordinary, unlike the flight app's:
-	// it has several real-time threads (physics, a bus thread a client),
-	// and two of them spinning in exitsyscall at once, one on each CPU,
-	// would keep real-time helpers off both for good (mono.Helpers). All
-	// but sysmon, which holds one scan bit at a time (mono.Sysmon).
+	// All of drone-sim's threads run at the simulator's priority, not only
+	// the physics and bus threads: a bus thread that Go preempts (sysmon's
+	// 10 ms rule), whose read returns with no P free, or that parks on a
+	// lock runs again only when another thread runs Go's scheduler for it.
+	// An ordinary one waited 5-18 ms so behind a container's `runc init`
+	// beside the CPU hog, the flight's reply with it. At one priority no
+	// spinner is above its holder (mono.Helpers).
 	if cfg.RTPriority > 0 {
-		if err := mono.Sysmon(mono.HelperPriority); err != nil {
-			log.Warn("sysmon stays ordinary: a bus thread may spin for it", "err", err)
+		if err := mono.Helpers(cfg.RTPriority); err != nil {
+			log.Warn("drone-sim's other threads stay ordinary: a bus reply may wait for one", "err", err)
 		}
 	}
 	d := sim.New(cfg)

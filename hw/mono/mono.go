@@ -85,19 +85,20 @@ const HelperPriority = 1
 // Helpers puts every thread of the process under SCHED_FIFO at prio, and
 // with them every thread Go starts later (a thread inherits its creator's
 // policy; RealTime's threads do not pass theirs on). Threads already
-// real-time (RealTime's) keep their priority; prio should be below theirs
-// (HelperPriority). It needs CAP_SYS_NICE, as RealTime does; where a
-// cgroup budgets real-time time, the helpers spend the container's budget
-// too.
+// real-time (RealTime's) keep their priority; prio is at most theirs
+// (see the end for which). It needs CAP_SYS_NICE, as RealTime does; where
+// a cgroup budgets real-time time, the helpers spend the container's
+// budget too.
 //
 // Why: a locked real-time goroutine waits on the process's other threads
 // in two ways, and under ordinary scheduling those wait behind any busy
 // process on the machine (a dronectl, a container starting, a CPU hog):
 //   - It goes back to Go's scheduler whenever Go preempts it (sysmon does
 //     every 10 ms it has not passed through, the collector to scan its
-//     stack) or a system call returns without a P, and runs again only
-//     when another thread runs the scheduler. The flight loop waited up to
-//     10 ms for one on the 2-vCPU VM, most often as a candidate started.
+//     stack), a system call returns without a P, or it blocks on a lock,
+//     and runs again only when another thread runs the scheduler. The
+//     flight loop waited up to 10 ms for one on the 2-vCPU VM, most often
+//     as a candidate started; drone-sim's bus threads up to 18 ms.
 //   - A system call that returns while sysmon or the collector holds the
 //     goroutine's scan bit (sysmon takes it on every pass to look at a P
 //     in a system call) spins in exitsyscall until the holder lets go. A
@@ -106,12 +107,16 @@ const HelperPriority = 1
 //     it served missed 21 ticks. A real-time holder moves to the other
 //     CPU at once.
 //
-// Only for a process with one real-time thread (RealTime's): the spinner
-// holds one CPU and the holder runs on another. Where several could spin
-// at once, one on each CPU (drone-sim's bus and physics threads, the
-// latency probe's pinned ones), real-time helpers below them would never
-// run again, and the spinners never stop: an ordinary holder at least
-// gets the kernel's real-time throttling share (50 ms a second).
+// Helpers below the real-time threads suit a process with one of those
+// (the flight app's loop): the spinner holds one CPU and the holder runs
+// on another. Where several could spin at once, one on each CPU (the
+// latency probe's pinned threads), helpers below them would never run
+// again, and the spinners never stop. A process with several real-time
+// threads (drone-sim: physics and a bus thread a client) gives its helpers
+// the same priority as those: at one priority no thread preempts another
+// (a spinner cannot have pushed its holder off the CPU), and each of Go's
+// spin loops ends in sched_yield, which under SCHED_FIFO hands the CPU to
+// a waiting thread of the same priority.
 func Helpers(prio int) error {
 	seen := map[int]bool{}
 	for {
@@ -139,47 +144,6 @@ func Helpers(prio int) error {
 			return nil
 		}
 	}
-}
-
-// Sysmon puts Go's system monitor, sysmon, under SCHED_FIFO at prio: for
-// a process whose real-time threads sleep in system calls but whose other
-// threads stay ordinary (drone-sim: physics and a bus thread a client,
-// mono.Helpers says why the rest stay ordinary). Sysmon takes a
-// goroutine's scan bit on every pass over a P in a system call, and a
-// real-time thread whose call returns meanwhile spins in exitsyscall until
-// sysmon lets go. When that thread wakes on sysmon's own CPU it preempts
-// sysmon, and an ordinary sysmon waits there for the kernel's load
-// balancer: drone-sim's bus threads spun 36-137 ms so beside the CPU hog,
-// the flight's reply waiting on them. A real-time sysmon is pushed to the
-// other CPU at once and lets go in microseconds. Below the flight (prio
-// should be HelperPriority) it delays no real-time thread; it takes the
-// CPU it takes anyway (~11,500 passes a second, 110-170 ms, in a 1000 Hz
-// flight), only ahead of ordinary work.
-//
-// Go starts sysmon as a process's second thread, before any package's
-// init: Sysmon takes the lowest thread id above the main thread's (ids
-// grow as threads are made, unless they wrap around as the process
-// starts). It needs CAP_SYS_NICE, as RealTime does.
-func Sysmon(prio int) error {
-	es, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("mono: list the process's threads: %w", err)
-	}
-	pid, sysmon := os.Getpid(), 0
-	for _, e := range es {
-		if tid, err := strconv.Atoi(e.Name()); err == nil && tid > pid && (sysmon == 0 || tid < sysmon) {
-			sysmon = tid
-		}
-	}
-	if sysmon == 0 {
-		return errors.New("mono: sysmon: the process has no thread but its main one")
-	}
-	// Sysmon starts threads (to run what a P it took back had queued):
-	// they start ordinary.
-	if err := setFIFO(sysmon, prio, resetOnFork); err != nil {
-		return fmt.Errorf("%w (sysmon, thread %d; grant CAP_SYS_NICE for real-time scheduling)", err, sysmon)
-	}
-	return nil
 }
 
 // setFIFO puts thread tid (0: the calling one) under SCHED_FIFO at prio,

@@ -8,9 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -200,80 +197,4 @@ func helpersChild() {
 		}
 	}
 	fmt.Printf("helpers: ok, %d threads (%d started after)\n", len(es), len(es)-len(before))
-}
-
-// TestSysmon: Sysmon(1) makes exactly one thread real-time, and it is
-// sysmon: seen sleeping in nanosleep(2), as only sysmon's usleep does in
-// a Go process, while a goroutine keeps it from its deep sleep. It runs in
-// a child process, which it leaves with a real-time sysmon.
-func TestSysmon(t *testing.T) { inChild(t, "sysmon", sysmonChild) }
-
-func sysmonChild() {
-	fail := func(f string, a ...any) { fmt.Printf("sysmon: "+f+"\n", a...); os.Exit(1) }
-	if err := Sysmon(1); err != nil {
-		fail("%v", err)
-	}
-	rt, n := fifoThreads()
-	if len(rt) != 1 {
-		fail("real-time threads %v, want one", rt)
-	}
-	fifo := rt[0]
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // busy, so sysmon keeps passing instead of sleeping on a futex
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-		}
-	}()
-	want := strconv.Itoa(unix.SYS_NANOSLEEP) + " "
-	for i := range 2000 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/syscall", fifo))
-		if err != nil {
-			fail("%v", err)
-		}
-		if strings.HasPrefix(string(b), want) {
-			fmt.Printf("sysmon: ok, thread %d, in nanosleep at sample %d", fifo, i+1)
-			break
-		}
-		if i == 1999 {
-			fail("thread %d never seen in nanosleep(2) in 2000 samples: not sysmon", fifo)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	// Goroutines blocked in system calls beside runnable ones: sysmon
-	// takes their Ps and starts threads to run the rest, which must not
-	// inherit its policy.
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(2)
-		go func() { defer wg.Done(); unix.Nanosleep(&unix.Timespec{Nsec: 30e6}, nil) }()
-		go func() {
-			defer wg.Done()
-			for end := time.Now().Add(30 * time.Millisecond); time.Now().Before(end); {
-			}
-		}()
-	}
-	wg.Wait()
-	if rt, n = fifoThreads(); len(rt) != 1 {
-		fail("real-time threads %v after sysmon started threads, want only sysmon (%d): its threads must start ordinary", rt, fifo)
-	}
-	fmt.Printf(", and the %d other threads ordinary\n", n-1)
-}
-
-// fifoThreads lists this process's threads under SCHED_FIFO, and counts
-// all of them.
-func fifoThreads() (fifo []int, n int) {
-	es, _ := os.ReadDir("/proc/self/task")
-	for _, e := range es {
-		var tid int
-		fmt.Sscan(e.Name(), &tid)
-		if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_FIFO {
-			fifo = append(fifo, tid)
-		}
-	}
-	return fifo, len(es)
 }
