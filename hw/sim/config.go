@@ -20,10 +20,11 @@ type Settings struct {
 	TickHz  float64 // SIM_TICK_HZ: the flight loop's rate for the referee; 0 = 400
 	RefAltM float64 // SIM_REF_ALT_M: reference altitude for the referee; 0 = 2
 	// RTPriority is SIM_RT_PRIO: SCHED_FIFO priority of the physics and bus
-	// threads when permitted; 0 = ordinary scheduling, the default. With the
-	// flight loop under SCHED_FIFO (FLIGHT_RT_PRIO) set it above the loop's
-	// (the soak: 60 over 50): the simulator stands in for hardware, which
-	// answers at once, and below the loop its replies stalled.
+	// threads, and in drone-sim of all its threads, when permitted; 0 =
+	// ordinary scheduling, the default. With the flight loop under
+	// SCHED_FIFO (FLIGHT_RT_PRIO) set it above the loop's (the soak: 60
+	// over 50): the simulator stands in for hardware, which answers at
+	// once, and below the loop its replies stalled.
 	RTPriority int
 	// NoCamera is SIM_CAMERA=0: no thermal camera; "" or "1" = a Lepton 2.5
 	// on I2C 0x2A and SPI chip select 0.
