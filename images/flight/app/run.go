@@ -327,6 +327,7 @@ func (l *loop) stopRequested(ctx context.Context, writing bool) bool {
 // one lost read is less harmful than a skipped output.
 func (l *loop) sense(tick int64) control.Sensors {
 	in := &l.in
+	in.TimeNs = tick * l.period // the step integrates from the last sample's
 	if s, err := l.hw.imu.Read(); err != nil {
 		l.sensorEr++
 		if l.sensorEr%100 == 1 {

@@ -3,8 +3,8 @@
 // attitude/rate controller, an altitude controller, a mission (take-off,
 // hover, a gentle pattern, landing) and the X-quad mixer.
 //
-// It is pure computation on a fixed tick: no I/O, no clock, no goroutines.
-// Everything it remembers between ticks is in State, an exported plain value,
+// It is pure computation, a step a tick: no I/O, no clock (a sample
+// carries its time), no goroutines. Everything it remembers between ticks is in State, an exported plain value,
 // so that a hand-over can copy a running controller into a new process and
 // continue on the next tick as if nothing happened.
 //
@@ -16,6 +16,7 @@ package control
 
 import (
 	"math"
+	"time"
 
 	"github.com/skyswap/skyswap/hw/baro"
 )
@@ -105,14 +106,19 @@ type Sensors struct {
 	// barometer is read at a lower rate).
 	BaroPa    float64 `json:"baro_pa"`
 	BaroValid bool    `json:"baro_valid"`
+	// TimeNs is when the sample was taken (the loop's grid, CLOCK_MONOTONIC
+	// ns); 0 = unknown, one tick after the state's last sample.
+	TimeNs int64 `json:"time_ns,omitempty"`
 }
 
 // State is everything the controller carries from one tick to the next.
 // Copying it into another Controller with the same configuration makes that
 // controller produce the same outputs from the same sensors.
 type State struct {
-	Tick uint64 `json:"tick"` // ticks since take-off
+	Tick uint64 `json:"tick"` // ticks since take-off (steps: control time)
 	Mode Mode   `json:"mode"`
+	// LastNs is the TimeNs of the last step's sample; 0 = unknown.
+	LastNs int64 `json:"last_ns,omitempty"`
 	// ModeTick is the Tick at which Mode was entered.
 	ModeTick uint64 `json:"mode_tick"`
 
@@ -206,20 +212,40 @@ func (c *Controller) setMode(m Mode) {
 
 func (c *Controller) modeSeconds() float64 { return float64(c.S.Tick-c.S.ModeTick) * c.dt }
 
-// Step advances one tick and returns the motor throttles to write.
+// Step advances one tick and returns the motor throttles to write. The
+// estimate and the integrators cover the time since the last step's
+// sample (elapsed); the mission moves one tick (control time).
 func (c *Controller) Step(in Sensors) [4]float64 {
-	c.estimate(in)
+	dt := c.elapsed(in)
+	c.estimate(in, dt)
 	c.mission()
-	out := c.control(in)
+	out := c.control(in, dt)
 	c.S.Out = out
 	c.S.Tick++
+	c.S.LastNs = in.TimeNs
 	return out
 }
 
-// estimate runs the complementary filters.
-func (c *Controller) estimate(in Sensors) {
+// MaxElapsed bounds the time one step integrates. A loop that overran
+// skips ticks, and its next sample covers them all; a longer gap is a
+// stopped process (SIGSTOP, a frozen machine), and one gyro sample says
+// nothing of what the aircraft did meanwhile.
+const MaxElapsed = 50 * time.Millisecond
+
+// elapsed is the time from the last step's sample to in, in seconds: one
+// tick when either time is unknown or they are not in order, at most
+// MaxElapsed.
+func (c *Controller) elapsed(in Sensors) float64 {
+	last := c.S.LastNs
+	if in.TimeNs == 0 || last == 0 || in.TimeNs <= last {
+		return c.dt
+	}
+	return min(time.Duration(in.TimeNs-last), MaxElapsed).Seconds()
+}
+
+// estimate runs the complementary filters over dt seconds.
+func (c *Controller) estimate(in Sensors, dt float64) {
 	s := &c.S
-	dt := c.dt
 	roll, pitch := s.Att[0], s.Att[1]
 	p, q, r := in.Gyro[0], in.Gyro[1], in.Gyro[2]
 	sr, cr := math.Sincos(roll)
@@ -314,15 +340,15 @@ func boxAttitude(t float64) [3]float64 {
 	return [3]float64{d[0], d[1], 0}
 }
 
-// control computes throttles from the estimate and setpoints.
-func (c *Controller) control(in Sensors) [4]float64 {
+// control computes throttles from the estimate and setpoints; the
+// integrators take in dt seconds of error.
+func (c *Controller) control(in Sensors, dt float64) [4]float64 {
 	s := &c.S
 	if s.Mode == ModeLanded {
 		s.RateI = [3]float64{}
 		s.AltI = 0
 		return [4]float64{}
 	}
-	dt := c.dt
 	g := c.g
 	air := c.air
 
