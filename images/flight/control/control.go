@@ -4,9 +4,10 @@
 // hover, a gentle pattern, landing) and the X-quad mixer.
 //
 // It is pure computation, a step a tick: no I/O, no clock (a sample
-// carries its time), no goroutines. Everything it remembers between ticks is in State, an exported plain value,
-// so that a hand-over can copy a running controller into a new process and
-// continue on the next tick as if nothing happened.
+// carries its time), no goroutines. Everything it remembers between ticks
+// is in State, an exported plain value, so that a hand-over can copy a
+// running controller into a new process and continue on the next tick as
+// if nothing happened.
 //
 // Frames and signs: body FLU (x forward, y left, z up), world z up. Roll is
 // positive left side up, pitch positive nose down, yaw positive nose left
